@@ -1,0 +1,34 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Everything is installed into .venv
+# by the project's own pyproject extras, so a fresh machine needs only Python 3 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench clean deep
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[regtest]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,regtest]'
+	touch $@ $(VENV)/.demo-installed
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/msigvault demo
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+deep: $(VENV)/.dev-installed
+	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/addresses.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

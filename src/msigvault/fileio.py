@@ -1,0 +1,60 @@
+"""Atomic file writes: temp file in the same directory, fsync, rename. Nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import MsigvaultError
+
+
+class FileExists(MsigvaultError):
+    """An output file already exists and overwriting was not requested."""
+
+
+def write_atomic(path: "str | os.PathLike", data: bytes, *, secret: bool = False,
+                 overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a mix.
+
+    ``secret=True`` creates the file with mode 0600. ``overwrite=False`` refuses to replace an
+    existing file (raises :class:`FileExists`).
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not overwrite and path.exists():
+        raise FileExists(f"{path} already exists: choose another name or remove it first")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        if secret:
+            os.fchmod(fd, 0o600)
+        else:
+            os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if not overwrite:
+            # link() fails if the target appeared meanwhile; rename() would replace it silently
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileExists(f"{path} already exists: choose another name or remove it first")
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path

@@ -1,0 +1,172 @@
+"""Cosigner: the public record a keyholder hands over (master fingerprint, derivation path, xpub).
+
+Rendered and parsed as a descriptor key origin: ``[f00dbabe/48h/1h/0h/2h]tpubD6Nz...``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..errors import InvalidKey, NetworkMismatch
+from ..network import Network
+from .bip32 import ExtendedKey, PublicDeriver
+from .paths import HARDENED, format_path, parse_path
+
+_ORIGIN_RE = re.compile(r"^\[([0-9a-fA-F]{8})((?:/[0-9]+[hH']?)*)\](.+)$")
+
+
+@dataclass(frozen=True)
+class Cosigner:
+    """One keyholder's public key record.
+
+    ``fingerprint`` is the master key fingerprint (4 bytes), ``path`` the account derivation path
+    from the master key, ``xpub`` the account-level extended public key, normalised to the plain
+    ``xpub``/``tpub`` version. Invariants checked at construction: the key is public, its depth is
+    the path length, and a depth-1 key's parent fingerprint is the master fingerprint.
+    """
+
+    fingerprint: bytes
+    path: "tuple[int, ...]"
+    xpub: str
+    _key: ExtendedKey = field(repr=False, compare=False, hash=False, default=None)
+
+    def __post_init__(self):
+        fp = self.fingerprint
+        if isinstance(fp, str):
+            fp = _parse_fingerprint(fp)
+            object.__setattr__(self, "fingerprint", fp)
+        if not isinstance(fp, bytes) or len(fp) != 4:
+            raise InvalidKey("a master fingerprint is 4 bytes (8 hex digits)")
+        path = self.path
+        if isinstance(path, str):
+            path = parse_path(path)
+        path = tuple(path)
+        object.__setattr__(self, "path", path)
+        key = self._key or ExtendedKey.parse(self.xpub)
+        if key.is_private:
+            raise InvalidKey(
+                f"the key for cosigner {fp.hex()} is a private extended key ({key.prefix}...): "
+                "a cosigner record must hold only the public key; never share the private one"
+            )
+        if key.depth != len(path):
+            raise InvalidKey(
+                f"cosigner {fp.hex()}: the xpub has depth {key.depth} but the key origin path "
+                f"{format_path(path)} has {len(path)} steps; the path or the xpub is wrong"
+            )
+        if key.depth == 0 and key.fingerprint != fp:
+            raise InvalidKey(
+                f"cosigner {fp.hex()}: this is a master key whose own fingerprint is "
+                f"{key.fingerprint.hex()}; the record's fingerprint is wrong"
+            )
+        if key.depth == 1 and key.parent_fingerprint != fp:
+            raise InvalidKey(
+                f"cosigner {fp.hex()}: the xpub's parent fingerprint is {key.parent_fingerprint.hex()}, "
+                "not the master fingerprint given; the record mixes keys from different seeds"
+            )
+        if path and key.child_number != path[-1]:
+            raise InvalidKey(
+                f"cosigner {fp.hex()}: the xpub is child {_step(key.child_number)} but the path "
+                f"ends in {_step(path[-1])}; the path or the xpub is wrong"
+            )
+        normal = key.neuter()  # plain xpub/tpub version, even if given as SLIP-132 Zpub etc.
+        object.__setattr__(self, "_key", normal)
+        object.__setattr__(self, "xpub", normal.to_base58())
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, text: str, *, network: "Network | None" = None) -> "Cosigner":
+        """Parse ``[fingerprint/path]xpub``. A bare master xpub (depth 0) needs no origin.
+
+        With ``network``, the key's version must belong to that network.
+        """
+        if not isinstance(text, str):
+            raise InvalidKey("a cosigner record is a string like [f00dbabe/48h/1h/0h/2h]tpub...")
+        s = text.strip()
+        m = _ORIGIN_RE.match(s)
+        if m:
+            fp = bytes.fromhex(m.group(1))
+            path = parse_path("m" + m.group(2))
+            key = ExtendedKey.parse(m.group(3))
+        elif s.startswith("["):
+            raise InvalidKey(
+                f"bad key origin in {s[:30]!r}...: write it as [8-hex-digit fingerprint/path]xpub, "
+                "e.g. [f00dbabe/48h/1h/0h/2h]tpub..."
+            )
+        else:
+            key = ExtendedKey.parse(s)
+            if key.depth != 0:
+                raise InvalidKey(
+                    f"the key {s[:12]}... has depth {key.depth} but no key origin: add "
+                    "[master fingerprint/derivation path] in front so signers can find their keys"
+                )
+            fp, path = key.fingerprint, ()
+        c = cls(fp, path, key.to_base58(), key)
+        if network is not None:
+            c.check_network(network)
+        return c
+
+    @classmethod
+    def from_root(cls, root: ExtendedKey, path, network: Network) -> "Cosigner":
+        """The cosigner record of ``root`` (a master private key) at account ``path``."""
+        path = parse_path(path) if isinstance(path, str) else tuple(path)
+        account = root.derive(path).neuter(network)
+        return cls(root.fingerprint, path, account.to_base58(), account)
+
+    # -- views -----------------------------------------------------------------------------------
+
+    @property
+    def key(self) -> ExtendedKey:
+        return self._key
+
+    @property
+    def is_mainnet(self) -> bool:
+        return self._key.is_mainnet
+
+    @property
+    def public_key(self) -> bytes:
+        """The account-level public key; cosigners are compared by it."""
+        return self._key.public_key
+
+    def origin(self, hardened_marker: str = "h") -> str:
+        """``[f00dbabe/48h/1h/0h/2h]``"""
+        steps = format_path(self.path, prefix="", hardened_marker=hardened_marker)
+        return f"[{self.fingerprint.hex()}{'/' + steps if steps else ''}]"
+
+    def __str__(self) -> str:
+        return self.origin() + self.xpub
+
+    def check_network(self, network: Network) -> None:
+        if self.is_mainnet != network.is_mainnet:
+            kind = "mainnet (xpub)" if self.is_mainnet else "test-network (tpub)"
+            raise NetworkMismatch(
+                f"cosigner {self.fingerprint.hex()} has a {kind} key, but the vault is on {network.name}"
+            )
+
+    @cached_property
+    def _branch_derivers(self) -> "dict[int, PublicDeriver]":
+        return {}
+
+    def branch(self, branch: int) -> PublicDeriver:
+        """A fast deriver for ``xpub/branch`` (cached)."""
+        d = self._branch_derivers.get(branch)
+        if d is None:
+            d = PublicDeriver(self._key).child(branch)
+            self._branch_derivers[branch] = d
+        return d
+
+    def pubkey_at(self, branch: int, index: int) -> bytes:
+        return self.branch(branch).child_pubkey(index)
+
+
+def _parse_fingerprint(text: str) -> bytes:
+    t = text.strip().lower()
+    if len(t) != 8 or any(c not in "0123456789abcdef" for c in t):
+        raise InvalidKey(f"a master fingerprint is 8 hex digits, got {text!r}")
+    return bytes.fromhex(t)
+
+
+def _step(i: int) -> str:
+    return f"{i - HARDENED}h" if i >= HARDENED else str(i)

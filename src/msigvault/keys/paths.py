@@ -1,0 +1,108 @@
+"""BIP32 derivation paths: parse, format, and the BIP48 / BIP87 multisig account paths."""
+
+from __future__ import annotations
+
+from ..errors import InvalidKey
+from ..network import Network
+
+HARDENED = 0x80000000
+
+# BIP48 script type component (the 4th level): m/48'/coin'/account'/script'
+BIP48_SCRIPT_TYPES = {"sh-wsh": 1, "wsh": 2}
+
+
+def parse_path(text: str) -> "tuple[int, ...]":
+    """Parse ``m/48h/1'/0H/2h`` (the leading ``m/`` is optional) into child numbers.
+
+    Hardened steps may be written ``h``, ``H`` or ``'``. ``m`` alone is the empty path.
+    """
+    if not isinstance(text, str):
+        raise InvalidKey(f"a derivation path must be a string like m/48h/0h/0h/2h, got {type(text).__name__}")
+    s = text.strip()
+    if s in ("", "m", "M"):
+        return ()
+    parts = s.split("/")
+    if parts[0] in ("m", "M"):
+        parts = parts[1:]
+    out = []
+    for part in parts:
+        out.append(_parse_step(part, text))
+    return tuple(out)
+
+
+def _parse_step(part: str, whole: str) -> int:
+    hardened = part.endswith(("h", "H", "'"))
+    digits = part[:-1] if hardened else part
+    if not digits.isdigit() or not digits.isascii() or (len(digits) > 1 and digits[0] == "0"):
+        raise InvalidKey(
+            f"bad derivation step {part!r} in path {whole!r}: each step is a decimal number, "
+            "optionally followed by h or ' for hardened"
+        )
+    n = int(digits)
+    if n >= HARDENED:
+        raise InvalidKey(
+            f"derivation step {part!r} in path {whole!r} is out of range: write indexes below 2^31 "
+            "and mark hardened steps with h"
+        )
+    return n + HARDENED if hardened else n
+
+
+def format_path(path: "tuple[int, ...] | list[int]", *, prefix: str = "m", hardened_marker: str = "h") -> str:
+    """Format child numbers as ``m/48h/1h/0h/2h`` (``prefix=""`` omits the ``m``)."""
+    steps = [
+        f"{i - HARDENED}{hardened_marker}" if i >= HARDENED else str(i) for i in path
+    ]
+    return "/".join(([prefix] if prefix else []) + steps)
+
+
+def is_hardened(index: int) -> bool:
+    return index >= HARDENED
+
+
+def bip48_path(network: Network, script: str, account: int = 0) -> "tuple[int, ...]":
+    """BIP48 multisig account path ``m/48'/coin'/account'/script'`` (script: ``sh-wsh`` or ``wsh``)."""
+    if script not in BIP48_SCRIPT_TYPES:
+        raise InvalidKey(f"BIP48 defines paths for sh-wsh (1') and wsh (2'), not {script!r}")
+    _check_account(account)
+    return (48 + HARDENED, network.coin_type + HARDENED, account + HARDENED,
+            BIP48_SCRIPT_TYPES[script] + HARDENED)
+
+
+def bip87_path(network: Network, account: int = 0) -> "tuple[int, ...]":
+    """BIP87 multisig account path ``m/87'/coin'/account'``."""
+    _check_account(account)
+    return (87 + HARDENED, network.coin_type + HARDENED, account + HARDENED)
+
+
+def bip45_path() -> "tuple[int, ...]":
+    """BIP45 legacy P2SH multisig purpose path ``m/45'``."""
+    return (45 + HARDENED,)
+
+
+def default_account_path(network: Network, script: str, account: int = 0) -> "tuple[int, ...]":
+    """The path wallets use by default for a vault of ``script`` type.
+
+    sh-wsh and wsh: BIP48; tr: BIP87 (as Sparrow and Bitcoin Core do for taproot multisig);
+    sh: BIP48 is not defined for it, so BIP87 is used as well.
+    """
+    if script in BIP48_SCRIPT_TYPES:
+        return bip48_path(network, script, account)
+    return bip87_path(network, account)
+
+
+def check_coin_type(path: "tuple[int, ...]", network: Network, who: str) -> None:
+    """For BIP44-family paths (purpose 44/45/48/49/84/86/87) the coin type must match the network."""
+    from ..errors import NetworkMismatch
+
+    if len(path) >= 2 and path[0] - HARDENED in (44, 48, 49, 84, 86, 87) and path[0] >= HARDENED:
+        coin = path[1] - HARDENED if path[1] >= HARDENED else path[1]
+        if coin != network.coin_type:
+            raise NetworkMismatch(
+                f"{who} has derivation path {format_path(path)} with coin type {coin}, "
+                f"but {network.name} uses coin type {network.coin_type}: export the key for {network.name}"
+            )
+
+
+def _check_account(account: int) -> None:
+    if not isinstance(account, int) or not 0 <= account < HARDENED:
+        raise InvalidKey(f"account must be an integer from 0 to 2^31-1, got {account!r}")

@@ -1,0 +1,295 @@
+"""Vault: an m-of-n multisig policy over cosigners -> descriptors, scripts and addresses.
+
+Script types: ``sh`` (P2SH), ``sh-wsh`` (P2SH-P2WSH), ``wsh`` (P2WSH) and ``tr`` (taproot with an
+unspendable internal key and one ``multi_a``/``sortedmulti_a`` leaf). Receive addresses derive from
+branch 0 of every cosigner's account key, change addresses from branch 1 (``/<0;1>/*``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from embit.hashes import tagged_hash
+from embit.util import secp256k1 as _secp
+
+from ..address import address_from_script
+from ..errors import InvalidDescriptor, InvalidKey, NetworkMismatch, PolicyError
+from ..keys.cosigner import Cosigner
+from ..keys.paths import HARDENED, check_coin_type
+from ..network import Network
+from ..script import (
+    multi_a_script,
+    multisig_script,
+    p2sh_script_pubkey,
+    p2tr_script_pubkey,
+    p2wsh_script_pubkey,
+    tapleaf_hash,
+)
+from .checksum import add_checksum, split_checksum
+
+SCRIPT_TYPES = ("sh", "sh-wsh", "wsh", "tr")
+MAX_KEYS = {"sh": 15, "sh-wsh": 20, "wsh": 20, "tr": 999}
+RECEIVE, CHANGE = 0, 1
+
+# BIP341's provably unspendable point H = lift_x(sha256(G uncompressed)): no one knows its
+# discrete log, so the vault can only be spent through its multisig leaf.
+NUMS_H = bytes.fromhex("50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0")
+
+
+@dataclass(frozen=True)
+class DerivedScript:
+    """Everything about the vault's script at one (branch, index).
+
+    ``pubkeys`` are the derived 33-byte keys in script order; ``signers[i]`` is the position in
+    ``Vault.cosigners`` of the cosigner owning ``pubkeys[i]``.
+    """
+
+    script_type: str
+    branch: int
+    index: int
+    pubkeys: "tuple[bytes, ...]"
+    signers: "tuple[int, ...]"
+    script_pubkey: bytes
+    address: str
+    redeem_script: Optional[bytes] = None  # sh, sh-wsh
+    witness_script: Optional[bytes] = None  # wsh, sh-wsh
+    leaf_script: Optional[bytes] = None  # tr
+    leaf_hash: Optional[bytes] = None  # tr
+    output_key_parity: Optional[int] = None  # tr: 0 even, 1 odd (for the control block)
+
+    @property
+    def control_block(self) -> Optional[bytes]:
+        """tr: the BIP341 control block for the single leaf (leaf version | parity, internal key)."""
+        if self.leaf_script is None:
+            return None
+        return bytes([0xC0 | self.output_key_parity]) + NUMS_H
+
+    @property
+    def xonly_pubkeys(self) -> "tuple[bytes, ...]":
+        return tuple(pk[1:] for pk in self.pubkeys)
+
+
+@dataclass(frozen=True)
+class Vault:
+    """An m-of-n multisig vault. Build one with :meth:`Vault.multisig` or :meth:`from_descriptor`.
+
+    Invariants are checked at construction: 1 <= m <= n <= the script type's limit, no cosigner
+    appears twice (compared by public key, and by fingerprint + path), every key belongs to
+    ``network``.
+    """
+
+    m: int
+    cosigners: "tuple[Cosigner, ...]"
+    script: str
+    sorted: bool
+    network: Network
+
+    def __post_init__(self):
+        object.__setattr__(self, "cosigners", tuple(self.cosigners))
+        _check_policy(self.m, self.cosigners, self.script, self.network)
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def multisig(cls, m: int, cosigners: "Iterable[Cosigner | str]", *, script: str = "wsh",
+                 sorted: bool = True, network: "Network | str | None" = None) -> "Vault":
+        """An m-of-n vault. ``cosigners`` are Cosigner records or ``[fp/path]xpub`` strings.
+
+        ``network`` is required for test networks (tpub keys serve testnet, signet and regtest).
+        """
+        parsed = tuple(c if isinstance(c, Cosigner) else Cosigner.parse(c) for c in cosigners)
+        net = _resolve_network(network, parsed)
+        return cls(m, parsed, script, sorted, net)
+
+    @classmethod
+    def from_descriptor(cls, text: str, *, network: "Network | str | None" = None,
+                        require_checksum: bool = True) -> "Vault":
+        """Parse a vault descriptor (multipath ``/<0;1>/*``, or a single ``/0/*`` or ``/1/*`` one).
+
+        The checksum is verified; a descriptor without one is accepted only with
+        ``require_checksum=False``.
+        """
+        from .descriptor import parse_vault_descriptor
+
+        if not isinstance(text, str):
+            raise InvalidDescriptor("a descriptor is a string")
+        desc, _ = split_checksum(text.strip(), require=require_checksum)
+        m, keys, script, is_sorted = parse_vault_descriptor(desc)
+        net = _resolve_network(network, keys)
+        return cls(m, keys, script, is_sorted, net)
+
+    # -- descriptors -----------------------------------------------------------------------------
+
+    @property
+    def n(self) -> int:
+        return len(self.cosigners)
+
+    def descriptor(self, branch: "int | None" = None, *, checksum: bool = True) -> str:
+        """The output descriptor: multipath ``/<0;1>/*`` by default, or one branch (0 or 1)."""
+        if branch is None:
+            suffix = "/<0;1>/*"
+        elif branch in (RECEIVE, CHANGE):
+            suffix = f"/{branch}/*"
+        else:
+            raise PolicyError("branch must be 0 (receive), 1 (change) or None (both, multipath)")
+        keys = ",".join(f"{c}{suffix}" for c in self.cosigners)
+        if self.script == "tr":
+            inner = f"{'sortedmulti_a' if self.sorted else 'multi_a'}({self.m},{keys})"
+            desc = f"tr({NUMS_H.hex()},{inner})"
+        else:
+            inner = f"{'sortedmulti' if self.sorted else 'multi'}({self.m},{keys})"
+            desc = {"sh": "sh({})", "sh-wsh": "sh(wsh({}))", "wsh": "wsh({})"}[self.script].format(inner)
+        return add_checksum(desc) if checksum else desc
+
+    def descriptors(self) -> "tuple[str, str]":
+        """The receive and change single-path descriptors (BIP389 expansion of the multipath one)."""
+        return self.descriptor(RECEIVE), self.descriptor(CHANGE)
+
+    @property
+    def policy_id(self) -> str:
+        """A 256-bit identity of the spending policy, independent of cosigner order when sorted.
+
+        Use it (not the 40-bit descriptor checksum) to check two parties hold the same vault.
+        """
+        keys = [c.origin() + c.xpub for c in self.cosigners]
+        if self.sorted:
+            keys.sort()
+        text = f"msigvault-policy-v1|{self.script}|{self.m}|{int(self.sorted)}|{self.network.coin_type}|" + "|".join(keys)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def same_policy(self, other: "Vault") -> bool:
+        """True if ``other`` spends with the same keys under the same rule (order-insensitive when sorted)."""
+        return self.network == other.network and self.policy_id == other.policy_id
+
+    # -- derivation ------------------------------------------------------------------------------
+
+    def derive(self, index: int, *, change: bool = False) -> DerivedScript:
+        """Scripts and address at ``index`` on the receive (or change) branch."""
+        branch = CHANGE if change else RECEIVE
+        return self._derive(branch, index)
+
+    def derive_branch(self, branch: int, index: int) -> DerivedScript:
+        if branch not in (RECEIVE, CHANGE):
+            raise PolicyError(f"vault branch must be 0 (receive) or 1 (change), not {branch}")
+        return self._derive(branch, index)
+
+    def _derive(self, branch: int, index: int) -> DerivedScript:
+        if not isinstance(index, int) or not 0 <= index < HARDENED:
+            raise PolicyError(f"address index must be an integer from 0 to 2^31-1, got {index!r}")
+        keys = [c.pubkey_at(branch, index) for c in self.cosigners]
+        order = list(range(len(keys)))
+        if self.script == "tr":
+            if self.sorted:
+                order.sort(key=lambda i: keys[i][1:])
+            pubkeys = tuple(keys[i] for i in order)
+            leaf = multi_a_script(self.m, [pk[1:] for pk in pubkeys])
+            lh = tapleaf_hash(leaf)
+            tweak = tagged_hash("TapTweak", NUMS_H + lh)
+            q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tweak))
+            spk = p2tr_script_pubkey(q[1:])
+            return DerivedScript("tr", branch, index, pubkeys, tuple(order), spk,
+                                 address_from_script(spk, self.network),
+                                 leaf_script=leaf, leaf_hash=lh, output_key_parity=q[0] - 2)
+        if self.sorted:
+            order.sort(key=keys.__getitem__)
+        pubkeys = tuple(keys[i] for i in order)
+        ms = multisig_script(self.m, list(pubkeys))
+        if self.script == "wsh":
+            spk = p2wsh_script_pubkey(ms)
+            return DerivedScript("wsh", branch, index, pubkeys, tuple(order), spk,
+                                 address_from_script(spk, self.network), witness_script=ms)
+        if self.script == "sh-wsh":
+            redeem = p2wsh_script_pubkey(ms)
+            spk = p2sh_script_pubkey(redeem)
+            return DerivedScript("sh-wsh", branch, index, pubkeys, tuple(order), spk,
+                                 address_from_script(spk, self.network),
+                                 redeem_script=redeem, witness_script=ms)
+        spk = p2sh_script_pubkey(ms)
+        return DerivedScript("sh", branch, index, pubkeys, tuple(order), spk,
+                             address_from_script(spk, self.network), redeem_script=ms)
+
+    def address(self, index: int, *, change: bool = False) -> str:
+        return self.derive(index, change=change).address
+
+    def change_address(self, index: int) -> str:
+        return self.derive(index, change=True).address
+
+    def addresses(self, start: int = 0, count: int = 20, *, change: bool = False) -> "list[str]":
+        return [self.derive(i, change=change).address for i in range(start, start + count)]
+
+    def script_pubkey(self, index: int, *, change: bool = False) -> bytes:
+        return self.derive(index, change=change).script_pubkey
+
+    def key_path(self, cosigner: int, branch: int, index: int) -> "tuple[int, ...]":
+        """Full derivation path from cosigner ``cosigner``'s master key to its key at (branch, index)."""
+        return self.cosigners[cosigner].path + (branch, index)
+
+    def index_of(self, cosigner: "Cosigner | bytes") -> int:
+        """Position of a cosigner (a record, or a master fingerprint) in ``cosigners``."""
+        for i, c in enumerate(self.cosigners):
+            if c == cosigner or c.fingerprint == cosigner:
+                return i
+        raise PolicyError("that cosigner is not part of this vault")
+
+    def __str__(self) -> str:
+        return f"{self.m}-of-{self.n} {self.script} vault on {self.network.name}"
+
+
+_NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
+
+
+def _resolve_network(network, cosigners) -> Network:
+    if network is not None:
+        return Network.from_name(network)
+    if cosigners and all(c.is_mainnet for c in cosigners):
+        return Network.MAINNET
+    raise NetworkMismatch(
+        "tpub keys serve testnet, signet and regtest alike: pass network='testnet', 'signet' or 'regtest'"
+    )
+
+
+def _check_policy(m, cosigners, script, network) -> None:
+    if script not in SCRIPT_TYPES:
+        raise PolicyError(f"unknown script type {script!r}: use one of {', '.join(SCRIPT_TYPES)}")
+    if not isinstance(network, Network):
+        raise PolicyError("network must be a msigvault Network (e.g. Network.REGTEST)")
+    if not all(isinstance(c, Cosigner) for c in cosigners):
+        raise PolicyError("cosigners must be Cosigner records")
+    n = len(cosigners)
+    if n == 0:
+        raise PolicyError("a vault needs at least one cosigner")
+    if n > MAX_KEYS[script]:
+        raise PolicyError(
+            f"a {script} vault can have at most {MAX_KEYS[script]} cosigners, not {n}"
+            + ("; use wsh (up to 20) or tr (up to 999)" if script == "sh" else "")
+            + ("; use tr (up to 999)" if script in ("wsh", "sh-wsh") else "")
+        )
+    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= n:
+        raise PolicyError(f"the threshold m must be a whole number from 1 to n={n}, got {m!r}")
+    mainnet = {c.is_mainnet for c in cosigners}
+    if len(mainnet) > 1:
+        raise NetworkMismatch("the cosigners mix mainnet (xpub) and test-network (tpub) keys")
+    for c in cosigners:
+        c.check_network(network)
+        check_coin_type(c.path, network, f"cosigner {c.fingerprint.hex()}")
+    seen_keys: dict = {}
+    seen_origins: dict = {}
+    for i, c in enumerate(cosigners):
+        pk = c.public_key
+        if pk in seen_keys:
+            j = seen_keys[pk]
+            raise PolicyError(
+                f"cosigners {j + 1} and {i + 1} ({cosigners[j].fingerprint.hex()}, {c.fingerprint.hex()}) "
+                "are the same public key: one keyholder would count twice; remove the duplicate"
+            )
+        seen_keys[pk] = i
+        origin = (c.fingerprint, c.path)
+        if origin in seen_origins:
+            j = seen_origins[origin]
+            raise PolicyError(
+                f"cosigners {j + 1} and {i + 1} share fingerprint and path {c.origin()}: the same seed "
+                "and account cannot hold two different keys; one record is wrong"
+            )
+        seen_origins[origin] = i
