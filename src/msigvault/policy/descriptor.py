@@ -100,6 +100,8 @@ def _parse_multi(text: str, script: str):
 
 
 def _split_suffix(key: str, i: int) -> "tuple[str, str]":
+    if key.startswith("[") != ("]" in key):
+        raise InvalidDescriptor(f"key {i} has an unbalanced key origin: write it as [fingerprint/path]xpub")
     start = key.find("]") + 1 if key.startswith("[") else 0
     slash = key.find("/", start)
     if slash < 0:
@@ -114,5 +116,6 @@ def _split_suffix(key: str, i: int) -> "tuple[str, str]":
             why = "the only multipath msigvault accepts is <0;1> (receive 0, change 1)"
         else:
             why = "vault keys derive /<0;1>/* (or /0/* and /1/*) below the account xpub"
-        raise InvalidDescriptor(f"key {i} ends in {suffix!r}: {why}")
+        shown = suffix if len(suffix) <= 24 else suffix[:21] + "..."
+        raise InvalidDescriptor(f"key {i} ends in {shown!r}: {why}")
     return key[:slash], suffix

@@ -1,0 +1,1 @@
+"""Helpers for test suites (ours and yours): deterministic keyholders and hypothesis strategies."""
