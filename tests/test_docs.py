@@ -1,4 +1,5 @@
-"""Every ```python block in README.md and docs/*.md runs (blocks of one file share a namespace)."""
+"""Every ```python block in README.md and docs/*.md runs (blocks of one file share a namespace),
+in a fresh temporary working directory."""
 
 import re
 from pathlib import Path
@@ -11,7 +12,8 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_examples_run(page, capsys):
+def test_examples_run(page, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     blocks = BLOCK.findall(page.read_text())
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for i, code in enumerate(blocks):

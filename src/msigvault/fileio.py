@@ -40,7 +40,13 @@ def write_atomic(path: "str | os.PathLike", data: bytes, *, secret: bool = False
                 os.link(tmp, path)
             except FileExistsError:
                 raise FileExists(f"{path} already exists: choose another name or remove it first")
-            os.unlink(tmp)
+            except OSError:
+                # filesystems without hard links (FAT/exFAT USB sticks): check, then rename
+                if path.exists():
+                    raise FileExists(f"{path} already exists: choose another name or remove it first")
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
         else:
             os.replace(tmp, path)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from embit import bip39
 
@@ -45,7 +46,7 @@ def normalize_mnemonic(mnemonic: str) -> str:
 
 def mnemonic_to_seed(mnemonic: str, passphrase: str = "") -> bytes:
     """BIP39 seed (64 bytes) from a checked mnemonic and an optional BIP39 passphrase."""
-    return bip39.mnemonic_to_seed(normalize_mnemonic(mnemonic), passphrase)
+    return bip39.mnemonic_to_seed(normalize_mnemonic(mnemonic), unicodedata.normalize("NFKD", passphrase))
 
 
 def mnemonic_to_root(mnemonic: str, network: Network, passphrase: str = "") -> ExtendedKey:
