@@ -233,6 +233,58 @@ class Vault:
                 return i
         raise PolicyError("that cosigner is not part of this vault")
 
+    def find(self, script_pubkey: bytes, *, gap: int = 1_000) -> "Optional[tuple[int, int]]":
+        """(branch, index) of ``script_pubkey`` among the first ``gap`` indexes of both branches.
+
+        Scripts are derived once per vault object and remembered.
+        """
+        index = self.__dict__.setdefault("_spk_index", {})
+        done = self.__dict__.get("_spk_index_upto", 0)
+        for i in range(done, gap):
+            for branch in (RECEIVE, CHANGE):
+                index.setdefault(self._derive(branch, i).script_pubkey, (branch, i))
+        self.__dict__["_spk_index_upto"] = max(done, gap)
+        hit = index.get(script_pubkey)
+        return hit if hit is not None and hit[1] < gap else None
+
+    # -- PSBT roles (see msigvault.psbt) ---------------------------------------------------------
+
+    def create_psbt(self, utxos, outputs, *, fee_rate: float, change_index: int, **kwargs):
+        """Creator + Updater: a PSBT paying ``outputs`` [(address, sats)] from ``utxos``."""
+        from ..psbt.creator import create_psbt
+
+        return create_psbt(self, utxos, outputs, fee_rate=fee_rate, change_index=change_index, **kwargs)
+
+    def sign(self, psbt, root, **kwargs):
+        """Signer: (signed PSBT, SigningSummary); refuses anything this vault did not authorise."""
+        from ..psbt.signer import sign
+
+        return sign(psbt, self, root, **kwargs)
+
+    def combine(self, psbts):
+        """Combiner: merge partial PSBTs, verifying every signature first."""
+        from ..psbt.combiner import combine
+
+        return combine(psbts, self)
+
+    def finalize(self, psbt):
+        """Finalizer: final scriptSig/witness from exactly m signatures."""
+        from ..psbt.finalizer import finalize
+
+        return finalize(psbt, self)
+
+    def extract(self, psbt, **kwargs):
+        """Extractor: the checked network transaction (a FinalTx)."""
+        from ..psbt.extractor import extract
+
+        return extract(psbt, **kwargs)
+
+    def analyze(self, psbt) -> dict:
+        """Who signed, who is missing, fee, change, next role (JSON-serialisable)."""
+        from ..psbt.analyzer import analyze
+
+        return analyze(psbt, self)
+
     def __str__(self) -> str:
         return f"{self.m}-of-{self.n} {self.script} vault on {self.network.name}"
 

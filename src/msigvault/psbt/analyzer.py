@@ -1,0 +1,103 @@
+"""Analyzer: where a PSBT stands in the ceremony. Never refuses; reports problems instead.
+
+Per input: which cosigners have signed (valid signatures only) and who is missing; fee, fee rate,
+estimated final vsize; each output labelled as vault change or external payment; the next role.
+The result is JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ..errors import MsigvaultError
+from ..policy.vault import Vault
+from . import fields as F
+from .common import classify_output, resolve_input, signature_state, unsigned_tx
+from .psbt import Psbt
+from .sighash import SighashCache
+from .weight import input_weight, tx_weight, vsize
+
+
+class _Problem(MsigvaultError):
+    pass
+
+
+def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
+    tx = unsigned_tx(psbt)
+    problems = []
+    resolved = []
+    for i in range(psbt.input_count):
+        try:
+            resolved.append(resolve_input(psbt, i, vault, _Problem, require_full_tx=False))
+        except _Problem as e:
+            resolved.append(None)
+            problems.append(str(e))
+    spent_all = [r[1] for r in resolved] if all(resolved) else None
+    cache = SighashCache(tx, spent_all if vault.script == "tr" else None)
+    inputs = []
+    signer_sets = []
+    for i, r in enumerate(resolved):
+        m = psbt.inputs[i]
+        final = m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
+        entry = {"index": i, "outpoint": f"{tx.inputs[i].txid[::-1].hex()}:{tx.inputs[i].vout}", "finalized": final}
+        if r is None:
+            entry.update(amount=None, vault_index=None, signed_by=[], missing=[], signatures_needed=None)
+            inputs.append(entry)
+            continue
+        d, spent = r
+        signed, invalid = [], []
+        for pos, pk in enumerate(d.pubkeys):
+            fp = vault.cosigners[d.signers[pos]].fingerprint.hex()
+            if vault.script == "tr" and spent_all is None:
+                state = "absent" if m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash) is None else "invalid"
+            else:
+                state = signature_state(m, d, pk, i, cache, spent.amount)
+            if state == "valid":
+                signed.append(fp)
+            elif state != "absent":
+                invalid.append(fp)
+        if invalid:
+            problems.append(f"input {i}: invalid signature(s) from {', '.join(invalid)}")
+        missing = [c.fingerprint.hex() for c in vault.cosigners if c.fingerprint.hex() not in signed]
+        needed = 0 if final else max(0, vault.m - len(signed))
+        signer_sets.append(set(signed))
+        entry.update(amount=spent.amount, vault_index=[d.branch, d.index], signed_by=signed,
+                     missing=missing, signatures_needed=needed)
+        inputs.append(entry)
+    max_index = max((r[0].index for r in resolved if r), default=0)
+    outputs = []
+    for o in range(psbt.output_count):
+        line, problem = classify_output(psbt, o, vault, max_index=max_index + change_gap)
+        if problem:
+            problems.append(problem)
+        outputs.append({**asdict(line), "suspicious": bool(problem)})
+    size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * psbt.input_count,
+                           [len(o.script_pubkey) for o in tx.outputs]))
+    fee = None
+    if all(resolved):
+        fee = sum(r[1].amount for r in resolved) - sum(o.amount for o in tx.outputs)
+    all_final = all(x["finalized"] for x in inputs)
+    if problems and not all(resolved):
+        next_role = "updater"
+    elif all_final:
+        next_role = "extractor"
+    elif all(x["signatures_needed"] == 0 for x in inputs):
+        next_role = "finalizer"
+    else:
+        next_role = "signer"
+    complete_signers = set.intersection(*signer_sets) if signer_sets else set()
+    return {
+        "txid": tx.txid()[::-1].hex(),
+        "vault": str(vault),
+        "threshold": vault.m,
+        "inputs": inputs,
+        "outputs": outputs,
+        "fee": fee,
+        "estimated_vsize": size,
+        "fee_rate": round(fee / size, 3) if fee is not None else None,
+        "signed_by": sorted(complete_signers),
+        "can_still_sign": sorted(c.fingerprint.hex() for c in vault.cosigners
+                                 if c.fingerprint.hex() not in complete_signers),
+        "next_role": next_role,
+        "problems": problems,
+    }

@@ -1,0 +1,337 @@
+"""Shared helpers of the PSBT roles: the transaction view, spent outputs, key origins, vault
+membership of inputs and outputs, and signature primitives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from embit.util import secp256k1 as _secp
+
+from ..address import address_from_script
+from ..errors import InvalidAddress, InvalidPSBT
+from ..policy.vault import CHANGE, RECEIVE, DerivedScript, Vault
+from . import fields as F
+from .psbt import Psbt
+from .sighash import TxIn, TxOut, UnsignedTx
+
+HARDENED = 0x80000000
+
+
+def unsigned_tx(psbt: Psbt) -> UnsignedTx:
+    """The unsigned transaction of a v0 or v2 PSBT."""
+    inputs = []
+    for i in range(psbt.input_count):
+        txid, vout = psbt.prevout(i)
+        inputs.append(TxIn(bytes(txid), vout, psbt.sequence(i)))
+    outputs = tuple(TxOut(psbt.amount(i), bytes(psbt.script(i))) for i in range(psbt.output_count))
+    return UnsignedTx(psbt.tx_version, psbt.locktime, tuple(inputs), outputs)
+
+
+def legacy_txid(raw: "F.RawTx") -> bytes:
+    """txid (internal byte order) of a parsed transaction: hash of the serialization without witness."""
+    parts = [raw.version.to_bytes(4, "little", signed=True), F.compact_size(len(raw.vin))]
+    for txid, n, script_sig, seq in raw.vin:
+        parts += [txid, n.to_bytes(4, "little"), F.compact_size(len(script_sig)), script_sig,
+                  seq.to_bytes(4, "little")]
+    parts.append(F.compact_size(len(raw.vout)))
+    for amount, spk in raw.vout:
+        parts += [amount.to_bytes(8, "little", signed=True), F.compact_size(len(spk)), spk]
+    parts.append(raw.locktime.to_bytes(4, "little"))
+    data = b"".join(parts)
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def spent_output(psbt: Psbt, i: int, error, *, require_full_tx: bool) -> TxOut:
+    """The output input ``i`` spends, from its UTXO fields, cross-checked.
+
+    A non_witness_utxo must hash to the outpoint's txid and agree with a witness_utxo given
+    alongside. With ``require_full_tx`` a non_witness_utxo is mandatory (segwit v0 fee attack,
+    CVE-2020-14199, and legacy inputs).
+    """
+    m = psbt.inputs[i]
+    txid, vout = psbt.prevout(i)
+    full = m.get(F.PSBT_IN_NON_WITNESS_UTXO)
+    wit = m.get(F.PSBT_IN_WITNESS_UTXO)
+    from_full = None
+    if full is not None:
+        raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
+        if legacy_txid(raw) != bytes(txid):
+            raise error(
+                f"input {i}: the previous transaction given (non_witness_utxo) does not hash to the "
+                "txid the input spends: the PSBT was tampered with or built wrongly"
+            )
+        if vout >= len(raw.vout):
+            raise error(f"input {i}: spends output {vout}, but the previous transaction has only {len(raw.vout)}")
+        from_full = TxOut(raw.vout[vout][0], bytes(raw.vout[vout][1]))
+    from_wit = None
+    if wit is not None:
+        amount, spk = F.parse_txout(wit, f"input {i}: PSBT_IN_WITNESS_UTXO")
+        from_wit = TxOut(amount, bytes(spk))
+    if from_full is not None and from_wit is not None and from_full != from_wit:
+        raise error(
+            f"input {i}: witness_utxo claims {from_wit.amount} sats but the previous transaction "
+            f"says {from_full.amount} sats: refusing a PSBT that lies about amounts"
+        )
+    if require_full_tx and from_full is None:
+        raise error(
+            f"input {i}: the previous transaction (non_witness_utxo) is missing; segwit v0 and "
+            "legacy signatures do not commit to other inputs' amounts, so a hostile coordinator "
+            "could make you overpay (CVE-2020-14199). Ask the coordinator to include it, or "
+            "explicitly accept witness-only inputs"
+        )
+    out = from_full or from_wit
+    if out is None:
+        raise error(f"input {i}: has neither witness_utxo nor non_witness_utxo: the Updater must add them")
+    return out
+
+
+def encode_origin(fingerprint: bytes, path) -> bytes:
+    return fingerprint + b"".join(p.to_bytes(4, "little") for p in path)
+
+
+def _branch_index_from_path(vault: Vault, fingerprint: bytes, path) -> "Optional[tuple[int, int, int]]":
+    """(cosigner position, branch, index) if (fingerprint, path) is a vault key path."""
+    path = tuple(path)
+    for pos, c in enumerate(vault.cosigners):
+        if c.fingerprint == fingerprint and len(path) == len(c.path) + 2 and path[:-2] == c.path:
+            branch, index = path[-2], path[-1]
+            if branch in (RECEIVE, CHANGE) and index < HARDENED:
+                return pos, branch, index
+    return None
+
+
+def claimed_derivations(m, *, is_input: bool) -> "list[tuple[bytes, bytes, tuple]]":
+    """(pubkey, fingerprint, path) of every BIP32 derivation in an input or output map
+    (taproot derivations give 32-byte x-only keys)."""
+    out = []
+    bip32 = F.PSBT_IN_BIP32_DERIVATION if is_input else F.PSBT_OUT_BIP32_DERIVATION
+    tap = F.PSBT_IN_TAP_BIP32_DERIVATION if is_input else F.PSBT_OUT_TAP_BIP32_DERIVATION
+    for pk, value in m.items_of_type(bip32):
+        fp, path = F.parse_key_origin(value, "BIP32 derivation")
+        out.append((bytes(pk), fp, tuple(path)))
+    for xonly, value in m.items_of_type(tap):
+        _, fp, path = F.parse_tap_bip32(value, "taproot BIP32 derivation")
+        out.append((bytes(xonly), fp, tuple(path)))
+    return out
+
+
+def vault_position(vault: Vault, derivations) -> "Optional[tuple[int, int]]":
+    """The single (branch, index) that the derivations claim within ``vault``, or None if none do.
+
+    Raises ValueError if they claim several different positions.
+    """
+    found = set()
+    for _, fp, path in derivations:
+        hit = _branch_index_from_path(vault, fp, path)
+        if hit is not None:
+            found.add(hit[1:])
+    if len(found) > 1:
+        raise ValueError("derivations point at different vault indexes")
+    return found.pop() if found else None
+
+
+def rebuilds(vault: Vault, derived: DerivedScript, derivations) -> Optional[str]:
+    """None if every claimed derivation is exactly a vault key of ``derived``; else the reason."""
+    want = {}
+    for pos, ci in enumerate(derived.signers):
+        c = vault.cosigners[ci]
+        pk = derived.pubkeys[pos]
+        key = pk[1:] if derived.script_type == "tr" else pk
+        want[key] = (c.fingerprint, c.path + (derived.branch, derived.index))
+    seen = set()
+    for pk, fp, path in derivations:
+        if pk not in want:
+            return f"it lists key {pk.hex()[:16]}... which is not a vault key at that index"
+        if want[pk] != (fp, tuple(path)):
+            return f"key {pk.hex()[:16]}... is listed with a derivation path that is not the vault's"
+        seen.add(pk)
+    if derivations and len(seen) != len(want):
+        return f"it lists {len(seen)} of the vault's {len(want)} keys"
+    return None
+
+
+# -- signatures --------------------------------------------------------------------------------
+
+def ecdsa_sign(secret: bytes, msg: bytes) -> bytes:
+    """DER signature with low R (grinds like Bitcoin Core) and low S."""
+    sig = _secp.ecdsa_sign(msg, secret)
+    counter = 1
+    der = _secp.ecdsa_signature_serialize_der(sig)
+    while len(der) > 70 and counter < 256:
+        sig = _secp.ecdsa_sign(msg, secret, None, counter.to_bytes(32, "little"))
+        der = _secp.ecdsa_signature_serialize_der(sig)
+        counter += 1
+    return der
+
+
+def ecdsa_verify(pubkey: bytes, der: bytes, msg: bytes) -> bool:
+    """Strict-DER, low-S ECDSA verification (what standardness and BIP66 demand)."""
+    try:
+        sig = _secp.ecdsa_signature_parse_der(der)
+        if _secp.ecdsa_signature_serialize_der(sig) != der:
+            return False
+        if _secp.ecdsa_signature_normalize(sig) != sig:
+            return False  # high S
+        return _secp.ecdsa_verify(sig, msg, _secp.ec_pubkey_parse(pubkey))
+    except (ValueError, RuntimeError):
+        return False
+
+
+def schnorr_sign(secret: bytes, msg: bytes) -> bytes:
+    return _secp.schnorrsig_sign(msg, _secp.keypair_create(secret), None, os.urandom(32))
+
+
+def schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
+    try:
+        point = _secp.ec_pubkey_parse(b"\x02" + xonly)
+        xpub, _ = _secp.xonly_pubkey_from_pubkey(point)
+        return len(sig) == 64 and _secp.schnorrsig_verify(sig, msg, xpub)
+    except (ValueError, RuntimeError):
+        return False
+
+
+def pubkey_of(secret: bytes) -> bytes:
+    return _secp.ec_pubkey_serialize(_secp.ec_pubkey_create(secret))
+
+
+def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: bool):
+    """(DerivedScript, spent TxOut) of input ``i``, proven to be a vault coin; else ``error``.
+
+    The input's BIP32 derivations must name one vault (branch, index); the script rebuilt there
+    from the registered cosigners must be byte for byte the script of the coin spent, and any
+    redeem/witness script in the PSBT must be the vault's.
+    """
+    m = psbt.inputs[i]
+    spent = spent_output(psbt, i, error, require_full_tx=require_full_tx)
+    try:
+        derivations = claimed_derivations(m, is_input=True)
+        position = vault_position(vault, derivations)
+    except (ValueError, InvalidPSBT) as e:
+        raise error(f"input {i}: its key derivations are inconsistent ({e})") from None
+    if position is None:
+        raise error(
+            f"input {i} does not spend from this vault (none of its key derivations is a vault key): "
+            "refusing a PSBT with foreign inputs"
+        )
+    d = vault.derive_branch(*position)
+    if d.script_pubkey != spent.script_pubkey:
+        raise error(
+            f"input {i} claims vault branch {position[0]} index {position[1]} but the coin it spends "
+            "pays a different script: it is not a vault coin"
+        )
+    reason = rebuilds(vault, d, derivations)
+    if reason:
+        raise error(f"input {i}: {reason}")
+    for t, want in ((F.PSBT_IN_REDEEM_SCRIPT, d.redeem_script), (F.PSBT_IN_WITNESS_SCRIPT, d.witness_script)):
+        given = m.get(t)
+        if given is not None and bytes(given) != want:
+            raise error(f"input {i}: its redeem/witness script is not the vault's script")
+    return d, spent
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    index: int
+    address: str
+    amount: int
+    kind: str  # "payment", "change" (vault branch 1) or "vault-receive" (vault branch 0)
+    vault_index: Optional[int] = None
+
+
+def classify_output(psbt: Psbt, o: int, vault: Vault, *, max_index: int) -> "tuple[OutputLine, Optional[str]]":
+    """Label output ``o`` and say what is wrong with it, if anything.
+
+    An output is the vault's own only if its derivations name one vault (branch, index) not above
+    ``max_index`` and the script rebuilt there from the registered cosigners is byte for byte its
+    script. One that carries vault fingerprints but does not rebuild is a problem (change fraud or
+    derivation-path ransom); one without vault derivations is a payment.
+    """
+    m = psbt.outputs[o]
+    script = bytes(psbt.script(o))
+    amount = psbt.amount(o)
+    try:
+        address = address_from_script(script, vault.network)
+    except InvalidAddress:
+        address = f"script:{script.hex()}"
+    payment = OutputLine(o, address, amount, "payment")
+    try:
+        derivations = claimed_derivations(m, is_input=False)
+        position = vault_position(vault, derivations)
+    except (ValueError, InvalidPSBT) as e:
+        return payment, f"output {o}: its key derivations are inconsistent ({e})"
+    if position is None:
+        vault_fps = {c.fingerprint for c in vault.cosigners}
+        if any(fp in vault_fps for _, fp, _ in derivations):
+            return payment, (
+                f"output {o} carries vault key fingerprints but not at a vault change path "
+                "(hardened step, other branch or other account): it may be a ransom or a fraud"
+            )
+        return payment, None
+    branch, index = position
+    if index > max_index:
+        return payment, (
+            f"output {o} sends change to vault index {index}, far beyond the indexes in use (up to "
+            f"{max_index} allowed); wallets scanning the vault would not find it (derivation-path ransom)"
+        )
+    d = vault.derive_branch(branch, index)
+    if d.script_pubkey != script:
+        return payment, (
+            f"output {o} claims to be vault {'change' if branch == CHANGE else 'receive'} index {index} "
+            "but its script is not the vault's script there: change fraud"
+        )
+    reason = rebuilds(vault, d, derivations)
+    if reason:
+        return payment, f"output {o} (claimed vault change): {reason}"
+    return OutputLine(o, address, amount, "change" if branch == CHANGE else "vault-receive", index), None
+
+
+def signature_state(m, d: DerivedScript, pk: bytes, i: int, cache, amount: int) -> str:
+    """State of the signature by vault key ``pk`` in input map ``m``.
+
+    "absent", "valid", "sighash" (a sighash type other than ALL, or DEFAULT for taproot) or
+    "invalid" (does not verify for this input: wrong key, wrong data, or high S).
+    """
+    from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT
+
+    if d.script_type == "tr":
+        value = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash)
+        if value is None:
+            return "absent"
+        if len(value) == 64:
+            hashtype = SIGHASH_DEFAULT
+        elif len(value) == 65 and value[64] == SIGHASH_ALL:
+            hashtype = SIGHASH_ALL
+        else:
+            return "sighash" if len(value) == 65 else "invalid"
+        msg = cache.taproot(i, hashtype, leaf_hash=d.leaf_hash)
+        return "valid" if schnorr_verify(pk[1:], bytes(value[:64]), msg) else "invalid"
+    value = m.get(F.PSBT_IN_PARTIAL_SIG, pk)
+    if value is None:
+        return "absent"
+    if len(value) < 9:
+        return "invalid"
+    if value[-1] != SIGHASH_ALL:
+        return "sighash"
+    if d.script_type == "sh":
+        msg = cache.legacy(i, d.redeem_script, SIGHASH_ALL)
+    else:
+        msg = cache.segwit_v0(i, d.witness_script, amount, SIGHASH_ALL)
+    return "valid" if ecdsa_verify(pk, bytes(value[:-1]), msg) else "invalid"
+
+
+def foreign_signature_keys(m, d: DerivedScript) -> "list[bytes]":
+    """Keys of signatures in input map ``m`` that are not vault keys (for taproot: or not the vault leaf)."""
+    vault_keys = set(d.pubkeys)
+    vault_xonly = {pk[1:] for pk in d.pubkeys}
+    bad = []
+    for keydata, _ in m.items_of_type(F.PSBT_IN_PARTIAL_SIG):
+        if bytes(keydata) not in vault_keys or d.script_type == "tr":
+            bad.append(bytes(keydata))
+    for keydata, _ in m.items_of_type(F.PSBT_IN_TAP_SCRIPT_SIG):
+        if d.script_type != "tr" or bytes(keydata[:32]) not in vault_xonly or bytes(keydata[32:]) != d.leaf_hash:
+            bad.append(bytes(keydata))
+    return bad

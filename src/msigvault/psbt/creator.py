@@ -1,0 +1,141 @@
+"""Creator (BIP174): choose coins, build the unsigned transaction, then run the Updater.
+
+``create_psbt`` is what ``Vault.create_psbt`` calls. Change goes to the vault's change branch at
+the index the caller gives (the coordinator tracks which indexes it has used).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Sequence, Union
+
+from ..address import script_from_address
+from ..errors import CoinSelectionError, PolicyError
+from ..policy.vault import CHANGE, Vault
+from ..standardness import MIN_RELAY_FEE_RATE, is_dust, is_standard_output
+from ..types import Utxo
+from . import fields as F
+from .coinselect import fee_for, select_coins
+from .psbt import Psbt
+from .updater import add_global_xpubs, update_input, update_output
+from .weight import input_weight, output_weight, tx_weight
+
+SEQUENCE_RBF = 0xFFFFFFFD
+SEQUENCE_LOCKTIME_NO_RBF = 0xFFFFFFFE
+
+Destination = Union[str, bytes]
+
+
+def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[Destination, int]]", *,
+                fee_rate: float, change_index: int, rbf: bool = True, locktime: "int | None" = None,
+                current_height: "int | None" = None, version: int = 0, sweep: bool = False) -> Psbt:
+    """A new PSBT paying ``outputs`` ([(address or scriptPubKey, sats)]) from ``utxos``.
+
+    ``locktime`` defaults to ``current_height`` when given (anti-fee-sniping, as Bitcoin Core
+    does), else 0. ``sweep=True`` spends every UTXO and sends everything after the fee to the
+    single output whose amount is given as 0... use :func:`create_sweep` for that instead.
+    """
+    if version not in (0, 2):
+        raise PolicyError("PSBT version must be 0 (BIP174) or 2 (BIP370)")
+    if not fee_rate or fee_rate < MIN_RELAY_FEE_RATE:
+        raise PolicyError(f"fee rate must be at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum relay fee)")
+    payments = _payments(vault, outputs)
+    _check_utxos(vault, utxos)
+    in_nonwit, in_wit = input_weight(vault.script, vault.m, vault.n)
+    change_script = vault.derive_branch(CHANGE, change_index).script_pubkey
+    one_input = tx_weight([(in_nonwit, in_wit)], [len(s) for s, _ in payments])
+    base_weight = one_input - 4 * in_nonwit - in_wit
+    per_input = 4 * in_nonwit + in_wit
+    target = sum(a for _, a in payments)
+    selection = select_coins(
+        utxos, target=target, fee_rate=fee_rate, base_weight=base_weight, input_weight=per_input,
+        change_output_weight=output_weight(len(change_script)), change_spend_weight=per_input,
+        min_change=_min_change(change_script),
+    )
+    chosen = sorted(selection.utxos, key=lambda u: (u.txid, u.vout))
+    total_in = sum(u.amount for u in chosen)
+    out_list = list(payments)
+    change_pos = None
+    if selection.change:
+        weight = tx_weight([(in_nonwit, in_wit)] * len(chosen), [len(s) for s, _ in payments] + [len(change_script)])
+        change_amount = total_in - target - fee_for(weight, fee_rate)
+        if not is_dust(change_amount, change_script):
+            change_pos = secrets.randbelow(len(out_list) + 1)
+            out_list.insert(change_pos, (change_script, change_amount))
+    weight = tx_weight([(in_nonwit, in_wit)] * len(chosen), [len(s) for s, _ in out_list])
+    if total_in - sum(a for _, a in out_list) < fee_for(weight, fee_rate):
+        raise CoinSelectionError("internal: the selected coins do not cover the fee")  # pragma: no cover
+    return _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version)
+
+
+def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, *, fee_rate: float,
+                 rbf: bool = True, locktime: "int | None" = None, current_height: "int | None" = None,
+                 version: int = 0) -> Psbt:
+    """Spend every UTXO to one destination, everything but the fee."""
+    if not fee_rate or fee_rate < MIN_RELAY_FEE_RATE:
+        raise PolicyError(f"fee rate must be at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum relay fee)")
+    if not utxos:
+        raise CoinSelectionError("there is nothing to sweep: no UTXOs given")
+    _check_utxos(vault, utxos)
+    script = _destination_script(vault, destination)
+    weight = tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(utxos), [len(script)])
+    amount = sum(u.amount for u in utxos) - fee_for(weight, fee_rate)
+    if amount <= 0 or is_dust(amount, script):
+        raise CoinSelectionError(f"after a fee of {fee_for(weight, fee_rate)} sats nothing worth sending is left")
+    chosen = sorted(utxos, key=lambda u: (u.txid, u.vout))
+    return _build(vault, chosen, [(script, amount)], None, None, rbf, locktime, current_height, version)
+
+
+def _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version) -> Psbt:
+    if locktime is None:
+        locktime = current_height if current_height is not None else 0
+    sequence = SEQUENCE_RBF if rbf else SEQUENCE_LOCKTIME_NO_RBF
+    vin = [(bytes.fromhex(u.txid)[::-1], u.vout, sequence) for u in chosen]
+    vout = [(amount, script) for script, amount in out_list]
+    psbt = Psbt.from_unsigned_tx(F.serialize_tx(2, vin, vout, locktime))
+    add_global_xpubs(psbt, vault)
+    for i, u in enumerate(chosen):
+        update_input(psbt, i, vault, u)
+    if change_pos is not None:
+        update_output(psbt, change_pos, vault, CHANGE, change_index)
+    psbt.canonicalize()
+    return psbt.to_v2() if version == 2 else psbt
+
+
+def _payments(vault: Vault, outputs) -> "list[tuple[bytes, int]]":
+    if not outputs:
+        raise PolicyError("a payment needs at least one output")
+    result = []
+    for dest, amount in outputs:
+        script = _destination_script(vault, dest)
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise PolicyError(f"output amount must be a positive whole number of sats, got {amount!r}")
+        if is_dust(amount, script):
+            raise PolicyError(f"output of {amount} sats is below the dust limit for its script type")
+        result.append((script, amount))
+    return result
+
+
+def _destination_script(vault: Vault, dest: Destination) -> bytes:
+    script = script_from_address(dest, vault.network) if isinstance(dest, str) else bytes(dest)
+    if not is_standard_output(script):
+        raise PolicyError(f"output script {script.hex()[:40]} is not a standard output type")
+    return script
+
+
+def _check_utxos(vault: Vault, utxos: Sequence[Utxo]) -> None:
+    seen = set()
+    for u in utxos:
+        if not isinstance(u, Utxo):
+            raise PolicyError("utxos must be msigvault.Utxo records")
+        if u.outpoint in seen:
+            raise PolicyError(f"UTXO {u.outpoint} is listed twice")
+        seen.add(u.outpoint)
+        if u.amount <= 0:
+            raise PolicyError(f"UTXO {u.outpoint} has a non-positive amount")
+
+
+def _min_change(change_script: bytes) -> int:
+    from ..standardness import dust_threshold
+
+    return dust_threshold(change_script)

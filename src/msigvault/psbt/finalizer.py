@@ -1,0 +1,96 @@
+"""Finalizer (BIP174): build each input's final scriptSig / witness from exactly m signatures.
+
+Descriptor-driven: the script comes from the registered vault (rebuilt at the input's
+derivation), never from the PSBT, and every signature is verified again before it is used.
+With fewer than m valid signatures it refuses and names the cosigners still missing.
+"""
+
+from __future__ import annotations
+
+from ..errors import FinalizeError
+from ..policy.vault import Vault
+from ..script import compact_size, push_data
+from . import fields as F
+from .common import resolve_input, signature_state, unsigned_tx
+from .psbt import Psbt
+from .sighash import SighashCache
+
+# BIP174 / BIP370: what a finalized input keeps (UTXOs, finals, the v2 transaction fields);
+# unknown and proprietary keys are kept as well.
+_KEEP = {
+    F.PSBT_IN_NON_WITNESS_UTXO, F.PSBT_IN_WITNESS_UTXO, F.PSBT_IN_FINAL_SCRIPTSIG,
+    F.PSBT_IN_FINAL_SCRIPTWITNESS, F.PSBT_IN_PREVIOUS_TXID, F.PSBT_IN_OUTPUT_INDEX,
+    F.PSBT_IN_SEQUENCE, F.PSBT_IN_REQUIRED_TIME_LOCKTIME, F.PSBT_IN_REQUIRED_HEIGHT_LOCKTIME,
+    F.PSBT_IN_PROPRIETARY,
+}
+
+
+def witness_bytes(items: "list[bytes]") -> bytes:
+    return compact_size(len(items)) + b"".join(compact_size(len(x)) + x for x in items)
+
+
+def finalize(psbt: Psbt, vault: Vault) -> Psbt:
+    """A copy of ``psbt`` with every input finalized; FinalizeError if any lacks signatures."""
+    out = psbt.copy()
+    tx = unsigned_tx(out)
+    resolved = [resolve_input(out, i, vault, FinalizeError, require_full_tx=False) for i in range(out.input_count)]
+    cache = SighashCache(tx, [s for _, s in resolved] if vault.script == "tr" else None)
+    missing = []
+    for i, (d, spent) in enumerate(resolved):
+        m = out.inputs[i]
+        if m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None:
+            continue
+        chosen = []  # (script position, signature) for valid signatures, in script order
+        for pos, pk in enumerate(d.pubkeys):
+            state = signature_state(m, d, pk, i, cache, spent.amount)
+            if state == "valid":
+                chosen.append((pos, _signature(m, d, pk)))
+            elif state != "absent":
+                raise FinalizeError(
+                    f"input {i}: the signature of cosigner {vault.cosigners[d.signers[pos]].fingerprint.hex()} "
+                    f"is {'of a sighash type other than ALL' if state == 'sighash' else 'invalid'}; "
+                    "combine only verified copies"
+                )
+        if len(chosen) < vault.m:
+            have = {pos for pos, _ in chosen}
+            absent = [vault.cosigners[ci].fingerprint.hex() for pos, ci in enumerate(d.signers) if pos not in have]
+            missing.append((i, vault.m - len(chosen), absent))
+            continue
+        chosen = chosen[: vault.m]
+        _set_final(m, d, chosen)
+    if missing:
+        i, need, absent = missing[0]
+        more = f" (and {len(missing) - 1} more input(s))" if len(missing) > 1 else ""
+        raise FinalizeError(
+            f"input {i} needs {need} more signature(s) of {vault.m}: still missing from cosigner(s) "
+            f"{', '.join(absent)}{more}; send the PSBT to one of them"
+        )
+    out.canonicalize()
+    return out
+
+
+def _signature(m, d, pk) -> bytes:
+    if d.script_type == "tr":
+        return bytes(m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash))
+    return bytes(m.get(F.PSBT_IN_PARTIAL_SIG, pk))
+
+
+def _set_final(m, d, chosen) -> None:
+    for key in list(m.keys()):
+        t = F.keytype_of(key)
+        if t not in _KEEP and t in F.INPUT_NAMES:
+            m.raw_delete(key)
+    sigs = [sig for _, sig in chosen]
+    if d.script_type == "tr":
+        by_pos = dict(chosen)
+        # multi_a checks key 1 first, which consumes the top of the stack: reverse script order
+        items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
+        items += [d.leaf_script, d.control_block]
+        m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes(items))
+    elif d.script_type == "sh":
+        script_sig = b"\x00" + b"".join(push_data(s) for s in sigs) + push_data(d.redeem_script)
+        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", script_sig)
+    else:
+        m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes([b""] + sigs + [d.witness_script]))
+        if d.script_type == "sh-wsh":
+            m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", push_data(d.redeem_script))

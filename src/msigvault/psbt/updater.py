@@ -1,0 +1,106 @@
+"""Updater (BIP174): add to each input and change output what signers and finalizers need.
+
+Inputs get witness_utxo and, whenever the previous transaction is known, non_witness_utxo;
+BIP32 derivations for all n cosigners; redeem/witness scripts; for ``tr`` the taproot fields.
+Change outputs get the same derivation data so signers can rebuild them from the vault.
+Global xpubs name every cosigner's account key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import PolicyError
+from ..policy.vault import NUMS_H, DerivedScript, Vault
+from ..script import compact_size
+from ..types import Utxo
+from . import fields as F
+from .common import encode_origin, legacy_txid
+from .psbt import Psbt
+
+
+def add_global_xpubs(psbt: Psbt, vault: Vault) -> None:
+    for c in vault.cosigners:
+        psbt.globals.set(F.PSBT_GLOBAL_XPUB, c.key.serialize(), encode_origin(c.fingerprint, c.path))
+
+
+def _derivations(vault: Vault, d: DerivedScript):
+    """(pubkey, cosigner) in script order."""
+    return [(d.pubkeys[pos], vault.cosigners[ci]) for pos, ci in enumerate(d.signers)]
+
+
+def update_input(psbt: Psbt, i: int, vault: Vault, utxo: Utxo) -> None:
+    """Fill input ``i`` (which spends ``utxo``) from the vault."""
+    if utxo.branch is None or utxo.index is None:
+        found = vault.find(utxo.script_pubkey)
+        if found is None:
+            raise PolicyError(
+                f"UTXO {utxo.outpoint} pays a script that is not among the vault's first 1,000 receive "
+                "or change addresses: give its branch and index, or it is not a vault coin"
+            )
+        utxo = replace(utxo, branch=found[0], index=found[1])
+    d = vault.derive_branch(utxo.branch, utxo.index)
+    if d.script_pubkey != utxo.script_pubkey:
+        raise PolicyError(
+            f"UTXO {utxo.outpoint} pays {utxo.script_pubkey.hex()[:20]}..., which is not the vault's "
+            f"script at branch {utxo.branch} index {utxo.index}: it is not a coin of this vault"
+        )
+    m = psbt.inputs[i]
+    txout = utxo.amount.to_bytes(8, "little") + compact_size(len(utxo.script_pubkey)) + utxo.script_pubkey
+    if utxo.prev_tx is not None:
+        raw = F.parse_tx(utxo.prev_tx, f"UTXO {utxo.outpoint} previous transaction")
+        if legacy_txid(raw)[::-1].hex() != utxo.txid or utxo.vout >= len(raw.vout) \
+                or (raw.vout[utxo.vout][0], bytes(raw.vout[utxo.vout][1])) != (utxo.amount, utxo.script_pubkey):
+            raise PolicyError(f"UTXO {utxo.outpoint}: the previous transaction given does not match it")
+    if d.script_type == "sh":
+        if utxo.prev_tx is None:
+            raise PolicyError(
+                f"UTXO {utxo.outpoint}: legacy sh inputs need the full previous transaction (prev_tx)"
+            )
+        m.set(F.PSBT_IN_NON_WITNESS_UTXO, b"", utxo.prev_tx)
+    else:
+        if utxo.prev_tx is not None and d.script_type != "tr":
+            m.set(F.PSBT_IN_NON_WITNESS_UTXO, b"", utxo.prev_tx)
+        m.set(F.PSBT_IN_WITNESS_UTXO, b"", txout)
+    _add_script_data(m, vault, d, is_input=True)
+
+
+def update_output(psbt: Psbt, o: int, vault: Vault, branch: int, index: int) -> None:
+    """Mark output ``o`` as the vault's own (change) output at (branch, index)."""
+    d = vault.derive_branch(branch, index)
+    if bytes(psbt.script(o)) != d.script_pubkey:
+        raise PolicyError(f"output {o} does not pay the vault's script at branch {branch} index {index}")
+    _add_script_data(psbt.outputs[o], vault, d, is_input=False)
+
+
+def _add_script_data(m, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+    if is_input:
+        t_redeem, t_witness, t_bip32 = F.PSBT_IN_REDEEM_SCRIPT, F.PSBT_IN_WITNESS_SCRIPT, F.PSBT_IN_BIP32_DERIVATION
+    else:
+        t_redeem, t_witness, t_bip32 = F.PSBT_OUT_REDEEM_SCRIPT, F.PSBT_OUT_WITNESS_SCRIPT, F.PSBT_OUT_BIP32_DERIVATION
+    if d.script_type == "tr":
+        _add_taproot_data(m, vault, d, is_input=is_input)
+        return
+    if d.redeem_script is not None:
+        m.set(t_redeem, b"", d.redeem_script)
+    if d.witness_script is not None:
+        m.set(t_witness, b"", d.witness_script)
+    for pk, c in sorted(_derivations(vault, d)):
+        m.set(t_bip32, pk, encode_origin(c.fingerprint, c.path + (d.branch, d.index)))
+
+
+def _add_taproot_data(m, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+    origins = {}
+    for pk, c in _derivations(vault, d):
+        origins[pk[1:]] = compact_size(1) + d.leaf_hash + encode_origin(c.fingerprint, c.path + (d.branch, d.index))
+    if is_input:
+        m.set(F.PSBT_IN_TAP_LEAF_SCRIPT, d.control_block, d.leaf_script + bytes([0xC0]))
+        for xonly in sorted(origins):
+            m.set(F.PSBT_IN_TAP_BIP32_DERIVATION, xonly, origins[xonly])
+        m.set(F.PSBT_IN_TAP_INTERNAL_KEY, b"", NUMS_H)
+        m.set(F.PSBT_IN_TAP_MERKLE_ROOT, b"", d.leaf_hash)
+    else:
+        m.set(F.PSBT_OUT_TAP_INTERNAL_KEY, b"", NUMS_H)
+        m.set(F.PSBT_OUT_TAP_TREE, b"", bytes([0, 0xC0]) + compact_size(len(d.leaf_script)) + d.leaf_script)
+        for xonly in sorted(origins):
+            m.set(F.PSBT_OUT_TAP_BIP32_DERIVATION, xonly, origins[xonly])
