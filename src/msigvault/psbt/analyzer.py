@@ -12,7 +12,7 @@ from dataclasses import asdict
 from ..errors import MsigvaultError
 from ..policy.vault import Vault
 from . import fields as F
-from .common import classify_output, resolve_input, signature_state, unsigned_tx
+from .common import classify_output, resolve_input, signature_state, spent_output, unsigned_tx
 from .psbt import Psbt
 from .sighash import SighashCache
 from .weight import input_weight, tx_weight, vsize
@@ -27,8 +27,12 @@ def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
     problems = []
     resolved = []
     for i in range(psbt.input_count):
+        m = psbt.inputs[i]
         try:
-            resolved.append(resolve_input(psbt, i, vault, _Problem, require_full_tx=False))
+            if m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None:
+                resolved.append((None, spent_output(psbt, i, _Problem, require_full_tx=False)))
+            else:
+                resolved.append(resolve_input(psbt, i, vault, _Problem, require_full_tx=False))
         except _Problem as e:
             resolved.append(None)
             problems.append(str(e))
@@ -40,8 +44,9 @@ def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
         m = psbt.inputs[i]
         final = m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
         entry = {"index": i, "outpoint": f"{tx.inputs[i].txid[::-1].hex()}:{tx.inputs[i].vout}", "finalized": final}
-        if r is None:
-            entry.update(amount=None, vault_index=None, signed_by=[], missing=[], signatures_needed=None)
+        if r is None or r[0] is None:
+            entry.update(amount=r[1].amount if r else None, vault_index=None, signed_by=[], missing=[],
+                         signatures_needed=0 if final else None)
             inputs.append(entry)
             continue
         d, spent = r
@@ -64,7 +69,7 @@ def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
         entry.update(amount=spent.amount, vault_index=[d.branch, d.index], signed_by=signed,
                      missing=missing, signatures_needed=needed)
         inputs.append(entry)
-    max_index = max((r[0].index for r in resolved if r), default=0)
+    max_index = max((r[0].index for r in resolved if r and r[0]), default=0)
     outputs = []
     for o in range(psbt.output_count):
         line, problem = classify_output(psbt, o, vault, max_index=max_index + change_gap)

@@ -41,11 +41,11 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
         for t in _SIG_TYPES:
             m.delete_type(t)
     for k, p in enumerate(psbts, 1):
-        _merge(result.globals, p.globals, "global map", k)
+        _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
         for i, m in enumerate(p.inputs):
-            _merge(result.inputs[i], m, f"input {i}", k, skip_signatures=True)
+            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip_signatures=True)
         for o, m in enumerate(p.outputs):
-            _merge(result.outputs[o], m, f"output {o}", k)
+            _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
     # 2. every signature of every copy is verified against the merged input data, then merged
     verifier = _Verifier(result, vault, tx)
     for k, p in enumerate(psbts, 1):
@@ -60,7 +60,7 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
     return result
 
 
-def _merge(into, other, where: str, k: int, skip_signatures: bool = False) -> None:
+def _merge(into, other, where: str, k: int, names: dict, skip_signatures: bool = False) -> None:
     for key, value in other.items():
         if skip_signatures and F.keytype_of(key) in _SIG_TYPES:
             continue
@@ -69,7 +69,7 @@ def _merge(into, other, where: str, k: int, skip_signatures: bool = False) -> No
             into.raw_set(key, value)
         elif have != value:
             t = F.keytype_of(key)
-            name = {**F.GLOBAL_NAMES, **F.INPUT_NAMES, **F.OUTPUT_NAMES}.get(t, f"type {t:#x}")
+            name = names.get(t, f"unknown type {t:#x}")
             raise CombineError(
                 f"PSBT {k} has a different value for {name} in the {where} than the PSBTs before it: "
                 "they disagree about the transaction's data; find out which copy was altered"
