@@ -52,12 +52,16 @@ class DerivedScript:
     pubkeys: "tuple[bytes, ...]"
     signers: "tuple[int, ...]"
     script_pubkey: bytes
-    address: str
+    network: Network
     redeem_script: Optional[bytes] = None  # sh, sh-wsh
     witness_script: Optional[bytes] = None  # wsh, sh-wsh
     leaf_script: Optional[bytes] = None  # tr
     leaf_hash: Optional[bytes] = None  # tr
     output_key_parity: Optional[int] = None  # tr: 0 even, 1 odd (for the control block)
+
+    @property
+    def address(self) -> str:
+        return address_from_script(self.script_pubkey, self.network)
 
     @property
     def control_block(self) -> Optional[bytes]:
@@ -176,7 +180,16 @@ class Vault:
         return self._derive(branch, index)
 
     def _derive(self, branch: int, index: int) -> DerivedScript:
-        if not isinstance(index, int) or not 0 <= index < HARDENED:
+        cache = self.__dict__.setdefault("_derived", {})
+        d = cache.get((branch, index))
+        if d is None:
+            if len(cache) >= _DERIVE_CACHE_SIZE:
+                cache.clear()
+            d = cache[(branch, index)] = self._derive_uncached(branch, index)
+        return d
+
+    def _derive_uncached(self, branch: int, index: int) -> DerivedScript:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < HARDENED:
             raise PolicyError(f"address index must be an integer from 0 to 2^31-1, got {index!r}")
         keys = [c.pubkey_at(branch, index) for c in self.cosigners]
         order = list(range(len(keys)))
@@ -190,7 +203,7 @@ class Vault:
             q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tweak))
             spk = p2tr_script_pubkey(q[1:])
             return DerivedScript("tr", branch, index, pubkeys, tuple(order), spk,
-                                 address_from_script(spk, self.network),
+                                 self.network,
                                  leaf_script=leaf, leaf_hash=lh, output_key_parity=q[0] - 2)
         if self.sorted:
             order.sort(key=keys.__getitem__)
@@ -199,16 +212,16 @@ class Vault:
         if self.script == "wsh":
             spk = p2wsh_script_pubkey(ms)
             return DerivedScript("wsh", branch, index, pubkeys, tuple(order), spk,
-                                 address_from_script(spk, self.network), witness_script=ms)
+                                 self.network, witness_script=ms)
         if self.script == "sh-wsh":
             redeem = p2wsh_script_pubkey(ms)
             spk = p2sh_script_pubkey(redeem)
             return DerivedScript("sh-wsh", branch, index, pubkeys, tuple(order), spk,
-                                 address_from_script(spk, self.network),
+                                 self.network,
                                  redeem_script=redeem, witness_script=ms)
         spk = p2sh_script_pubkey(ms)
         return DerivedScript("sh", branch, index, pubkeys, tuple(order), spk,
-                             address_from_script(spk, self.network), redeem_script=ms)
+                             self.network, redeem_script=ms)
 
     def address(self, index: int, *, change: bool = False) -> str:
         return self.derive(index, change=change).address
@@ -290,6 +303,7 @@ class Vault:
 
 
 _NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
+_DERIVE_CACHE_SIZE = 20_000  # derived scripts remembered per vault object
 
 
 def _resolve_network(network, cosigners) -> Network:

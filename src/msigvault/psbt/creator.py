@@ -12,7 +12,7 @@ from typing import Sequence, Union
 from ..address import script_from_address
 from ..errors import CoinSelectionError, PolicyError
 from ..policy.vault import CHANGE, Vault
-from ..standardness import MIN_RELAY_FEE_RATE, is_dust, is_standard_output
+from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, is_dust, is_standard_output
 from ..types import Utxo
 from . import fields as F
 from .coinselect import fee_for, select_coins
@@ -28,12 +28,13 @@ Destination = Union[str, bytes]
 
 def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[Destination, int]]", *,
                 fee_rate: float, change_index: int, rbf: bool = True, locktime: "int | None" = None,
-                current_height: "int | None" = None, version: int = 0, sweep: bool = False) -> Psbt:
+                current_height: "int | None" = None, version: int = 0,
+                max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT) -> Psbt:
     """A new PSBT paying ``outputs`` ([(address or scriptPubKey, sats)]) from ``utxos``.
 
     ``locktime`` defaults to ``current_height`` when given (anti-fee-sniping, as Bitcoin Core
-    does), else 0. ``sweep=True`` spends every UTXO and sends everything after the fee to the
-    single output whose amount is given as 0... use :func:`create_sweep` for that instead.
+    does), else 0. The final transaction's weight may not exceed ``max_weight`` (the standard
+    400,000 WU; ``None`` lifts it). To spend everything, use :func:`create_sweep`.
     """
     if version not in (0, 2):
         raise PolicyError("PSBT version must be 0 (BIP174) or 2 (BIP370)")
@@ -65,12 +66,13 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
     weight = tx_weight([(in_nonwit, in_wit)] * len(chosen), [len(s) for s, _ in out_list])
     if total_in - sum(a for _, a in out_list) < fee_for(weight, fee_rate):
         raise CoinSelectionError("internal: the selected coins do not cover the fee")  # pragma: no cover
+    _check_weight(weight, max_weight, len(chosen))
     return _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version)
 
 
 def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, *, fee_rate: float,
                  rbf: bool = True, locktime: "int | None" = None, current_height: "int | None" = None,
-                 version: int = 0) -> Psbt:
+                 version: int = 0, max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT) -> Psbt:
     """Spend every UTXO to one destination, everything but the fee."""
     if not fee_rate or fee_rate < MIN_RELAY_FEE_RATE:
         raise PolicyError(f"fee rate must be at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum relay fee)")
@@ -79,6 +81,7 @@ def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, 
     _check_utxos(vault, utxos)
     script = _destination_script(vault, destination)
     weight = tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(utxos), [len(script)])
+    _check_weight(weight, max_weight, len(utxos))
     amount = sum(u.amount for u in utxos) - fee_for(weight, fee_rate)
     if amount <= 0 or is_dust(amount, script):
         raise CoinSelectionError(f"after a fee of {fee_for(weight, fee_rate)} sats nothing worth sending is left")
@@ -100,6 +103,14 @@ def _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, cur
         update_output(psbt, change_pos, vault, CHANGE, change_index)
     psbt.canonicalize()
     return psbt.to_v2() if version == 2 else psbt
+
+
+def _check_weight(weight: int, max_weight: "int | None", inputs: int) -> None:
+    if max_weight is not None and weight > max_weight:
+        raise CoinSelectionError(
+            f"the transaction would weigh {weight} WU with {inputs} inputs, above {max_weight}: nodes "
+            "would not relay it; pay in several transactions or consolidate coins first"
+        )
 
 
 def _payments(vault: Vault, outputs) -> "list[tuple[bytes, int]]":

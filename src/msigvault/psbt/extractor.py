@@ -38,8 +38,10 @@ class FinalTx:
         return self.raw.hex()
 
 
-def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool = True) -> FinalTx:
-    """The final transaction. ``max_fee_sats=None`` disables the fee ceiling."""
+def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool = True,
+            max_weight: Optional[int] = MAX_STANDARD_TX_WEIGHT) -> FinalTx:
+    """The final transaction. ``max_fee_sats=None`` disables the fee ceiling; ``max_weight=None``
+    allows a transaction above the standard weight (valid in a block, but nodes will not relay it)."""
     tx = unsigned_tx(psbt)
     spent = []
     script_sigs, witnesses = [], []
@@ -63,8 +65,11 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
     base = _serialize(tx, script_sigs, None)
     full = _serialize(tx, script_sigs, witnesses) if has_witness else base
     weight = 3 * len(base) + len(full)
-    if weight > MAX_STANDARD_TX_WEIGHT:
-        raise ExtractError(f"transaction weight {weight} exceeds the standard limit {MAX_STANDARD_TX_WEIGHT}")
+    if max_weight is not None and weight > max_weight:
+        raise ExtractError(
+            f"transaction weight {weight} exceeds the limit {max_weight} (standard: {MAX_STANDARD_TX_WEIGHT}): "
+            "nodes will not relay it; spend fewer inputs per transaction"
+        )
     verified = False
     if verify:
         verified = verify_scripts(full, spent)
