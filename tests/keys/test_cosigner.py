@@ -125,3 +125,13 @@ def test_extended_key_repr_hides_private_material(alice):
     assert alice.root.key[1:].hex() not in text
     assert alice.root.to_base58()[4:] not in text
     assert "private" in text
+
+
+def test_extended_key_is_opaque_to_pretty_printers(alice):
+    import pprint
+
+    from hypothesis.vendor.pretty import pretty
+
+    secret_hex = alice.root.key[1:].hex()
+    for text in (pprint.pformat(alice.root), pretty(alice.root), pretty(alice), repr(alice)):
+        assert secret_hex not in text and str(alice.root.key[1:]) not in text

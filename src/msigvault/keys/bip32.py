@@ -7,8 +7,6 @@ outside (cosigner records, descriptors, files) and the fast public derivation us
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
-
 from embit import base58
 from embit.util import secp256k1 as _secp
 
@@ -22,20 +20,32 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 from embit.hashes import hash160  # noqa: E402  (falls back to pure Python where OpenSSL lacks RIPEMD160)
 
 
-@dataclass(frozen=True, repr=False)
 class ExtendedKey:
-    """A parsed, validated BIP32 extended key (public or private).
+    """A parsed, validated BIP32 extended key (public or private). Immutable.
 
     ``key`` is the 33-byte key data: a compressed public key, or 0x00 + 32-byte secret.
-    ``repr`` never shows private material.
+    Deliberately not a dataclass: ``repr``, pretty-printers and test reporters that walk
+    dataclass fields must never reach private material.
     """
 
-    version: bytes
-    depth: int
-    parent_fingerprint: bytes
-    child_number: int
-    chain_code: bytes
-    key: bytes
+    __slots__ = ("version", "depth", "parent_fingerprint", "child_number", "chain_code", "key")
+
+    def __init__(self, version: bytes, depth: int, parent_fingerprint: bytes, child_number: int,
+                 chain_code: bytes, key: bytes):
+        for name, value in (("version", version), ("depth", depth), ("parent_fingerprint", parent_fingerprint),
+                            ("child_number", child_number), ("chain_code", chain_code), ("key", key)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("ExtendedKey is immutable")
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ExtendedKey):
+            return NotImplemented
+        return self.serialize() == other.serialize()
+
+    def __hash__(self) -> int:
+        return hash(self.serialize())
 
     @property
     def is_private(self) -> bool:

@@ -21,6 +21,9 @@ class TestKeyholder:
     network: Network
     root: ExtendedKey = field(repr=False)
 
+    def __repr__(self) -> str:
+        return f"TestKeyholder({self.label!r}, fingerprint={self.fingerprint.hex()})"
+
     @classmethod
     def from_label(cls, label: str, network: Network = Network.REGTEST) -> "TestKeyholder":
         seed = hashlib.sha256(b"msigvault-test-keyholder|" + label.encode()).digest()

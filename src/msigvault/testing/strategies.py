@@ -39,3 +39,33 @@ def vault_keyholders(draw, *, script_types=SCRIPT_TYPES, min_n: int = 1, max_n: 
 def vaults(**kwargs) -> "st.SearchStrategy[Vault]":
     """Any vault (see :func:`vault_keyholders` for the options)."""
     return vault_keyholders(**kwargs).map(lambda vh: vh[0])
+
+
+def utxo_amounts(*, min_count: int = 1, max_count: int = 5, min_sats: int = 20_000,
+                 max_sats: int = 5_000_000) -> "st.SearchStrategy[list[int]]":
+    """Amounts (sats) for the coins a test funds a vault with."""
+    return st.lists(st.integers(min_sats, max_sats), min_size=min_count, max_size=max_count)
+
+
+@st.composite
+def payment_requests(draw, total_available: int, *, max_outputs: int = 3, min_sats: int = 1_000):
+    """[(fraction-derived amount)] payments that leave room for fees: at most half of ``total_available``."""
+    budget = total_available // 2
+    k = draw(st.integers(1, max_outputs))
+    amounts = [draw(st.integers(min_sats, max(min_sats, budget // k))) for _ in range(k)]
+    return amounts
+
+
+@st.composite
+def signer_orders(draw, holders, m: int, *, exact: bool = True):
+    """A subset of ``holders`` of size m (or m..n when ``exact=False``) in a random order."""
+    size = m if exact else draw(st.integers(m, len(holders)))
+    chosen = draw(st.permutations(range(len(holders))))[:size]
+    return [holders[i] for i in chosen]
+
+
+def combine_orders(parts: list) -> "st.SearchStrategy[list]":
+    """Any permutation of partial PSBTs, each possibly repeated once (a copy that arrived twice)."""
+    return st.permutations(parts).flatmap(
+        lambda order: st.lists(st.sampled_from(order), max_size=2).map(lambda extra: list(order) + extra)
+    )
