@@ -126,7 +126,7 @@ def test_checksum_required_unless_waived():
     (lambda d: d.replace("/<0;1>/*", "", 1), InvalidDescriptor),
     (lambda d: d.replace("wsh(", "wpkh(", 1), InvalidDescriptor),
     (lambda d: d.replace("sortedmulti(", "thresh(", 1), InvalidDescriptor),
-    (lambda d: d.replace("[", "", 1), InvalidDescriptor),  # origin damaged
+    (lambda d: d.replace("[", "", 1), InvalidKey),  # origin damaged
     (lambda d: d.replace("]", "/]", 1), InvalidKey),  # empty path step
 ])
 def test_malformed_descriptors(mutate, error):

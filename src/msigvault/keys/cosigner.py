@@ -5,16 +5,14 @@ Rendered and parsed as a descriptor key origin: ``[f00dbabe/48h/1h/0h/2h]tpubD6N
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..errors import InvalidKey, NetworkMismatch
 from ..network import Network
 from .bip32 import ExtendedKey, PublicDeriver
+from .keyexpr import KeyExpression, parse_key_expression
 from .paths import HARDENED, format_path, parse_path
-
-_ORIGIN_RE = re.compile(r"^\[([0-9a-fA-F]{8})((?:/[0-9]+[hH']?)*)\](.+)$")
 
 
 @dataclass(frozen=True)
@@ -78,35 +76,40 @@ class Cosigner:
 
     @classmethod
     def parse(cls, text: str, *, network: "Network | None" = None) -> "Cosigner":
-        """Parse ``[fingerprint/path]xpub``. A bare master xpub (depth 0) needs no origin.
+        """Parse ``[fingerprint/path]xpub`` (BIP380 key origin syntax; hardened steps ``h`` or ``'``).
 
-        With ``network``, the key's version must belong to that network.
+        A bare master xpub (depth 0) needs no origin. With ``network``, the key's version must
+        belong to that network.
         """
         if not isinstance(text, str):
             raise InvalidKey("a cosigner record is a string like [f00dbabe/48h/1h/0h/2h]tpub...")
-        s = text.strip()
-        m = _ORIGIN_RE.match(s)
-        if m:
-            fp = bytes.fromhex(m.group(1))
-            path = parse_path("m" + m.group(2))
-            key = ExtendedKey.parse(m.group(3))
-        elif s.startswith("["):
+        expr = parse_key_expression(text.strip())
+        if expr.steps or expr.wildcard:
             raise InvalidKey(
-                f"bad key origin in {s[:30]!r}...: write it as [8-hex-digit fingerprint/path]xpub, "
-                "e.g. [f00dbabe/48h/1h/0h/2h]tpub..."
+                "a cosigner record ends at the account xpub: remove the derivation steps after it"
             )
-        else:
-            key = ExtendedKey.parse(s)
-            if key.depth != 0:
-                raise InvalidKey(
-                    f"the key {s[:12]}... has depth {key.depth} but no key origin: add "
-                    "[master fingerprint/derivation path] in front so signers can find their keys"
-                )
-            fp, path = key.fingerprint, ()
-        c = cls(fp, path, key.to_base58(), key)
+        c = cls.from_key_expression(expr)
         if network is not None:
             c.check_network(network)
         return c
+
+    @classmethod
+    def from_key_expression(cls, expr: KeyExpression) -> "Cosigner":
+        """The cosigner of a parsed key expression (its derivation steps are ignored)."""
+        if expr.kind not in ("xpub", "xprv"):
+            raise InvalidKey(
+                "a vault cosigner is an extended public key (xpub/tpub) with its key origin, not a "
+                + ("raw public key" if expr.kind == "pubkey" else "private key")
+            )
+        key = ExtendedKey.parse(expr.key)
+        if expr.fingerprint is None:
+            if key.depth != 0:
+                raise InvalidKey(
+                    f"the key {expr.key[:12]}... has depth {key.depth} but no key origin: add "
+                    "[master fingerprint/derivation path] in front so signers can find their keys"
+                )
+            return cls(key.fingerprint, (), key.to_base58(), key)
+        return cls(expr.fingerprint, expr.origin_path, key.to_base58(), key)
 
     @classmethod
     def from_root(cls, root: ExtendedKey, path, network: Network) -> "Cosigner":

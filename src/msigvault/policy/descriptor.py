@@ -3,7 +3,7 @@
 Accepted: ``sh(multi|sortedmulti)``, ``sh(wsh(...))``, ``wsh(...)`` and
 ``tr(NUMS_H, multi_a|sortedmulti_a)``, each key ``[fingerprint/path]xpub`` followed by ``/<0;1>/*``
 (or all keys ``/0/*``, or all ``/1/*``). Anything else is a different policy and is refused with a
-message that says what was found.
+message that says what was found. ``expand_multipath`` implements BIP389 for any descriptor.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import re
 
 from ..errors import InvalidDescriptor, InvalidKey
 from ..keys.cosigner import Cosigner
+from ..keys.keyexpr import parse_key_expression, parse_step
 from .checksum import descriptor_checksum
 
 _THRESHOLD = re.compile(r"^(0|[1-9][0-9]{0,3})$")
-_SUFFIXES = ("/<0;1>/*", "/0/*", "/1/*")
 
 
 def _unwrap(text: str, name: str) -> "str | None":
@@ -25,11 +25,44 @@ def _unwrap(text: str, name: str) -> "str | None":
 
 
 def parse_vault_descriptor(desc: str):
-    """Return (m, cosigners, script type, sorted) for a checksum-free vault descriptor."""
+    """Return (m, cosigners, script type, sorted) for a checksum-free vault descriptor.
+
+    The multipath form must be ``/<0;1>/*`` on every key; single-path forms must use ``/0/*``
+    on every key or ``/1/*`` on every key.
+    """
     descriptor_checksum(desc)  # rejects characters outside the descriptor character set
-    if desc != desc.strip() or " " in desc:
+    if " " in desc:
         raise InvalidDescriptor("descriptor contains spaces: remove them")
-    for outer, script in (("sh", None), ("wsh", "wsh"), ("tr", "tr")):
+    expansions = expand_multipath(desc)
+    if len(expansions) > 1 and (len(expansions) != 2 or set(_MULTIPATH.findall(desc)) != {"0;1"}):
+        raise InvalidDescriptor(
+            "the only multipath msigvault accepts is /<0;1>/* (receive branch 0, change branch 1)"
+        )
+    m, keys, script, is_sorted = _parse_structure(expansions[0])
+    branches = {k.steps for k in keys}
+    if len(expansions) == 2:
+        branches |= {(k.steps[0] - 1,) if k.steps else () for k in _parse_structure(expansions[1])[1]}
+    if branches not in ({(0,)}, {(1,)}) or (len(expansions) == 2 and branches != {(0,)}):
+        raise InvalidDescriptor(
+            "every key of a vault must end in /<0;1>/* (or all in /0/*, or all in /1/*); found "
+            + ", ".join(sorted("/" + "/".join(map(str, s)) + "/*" if s else "(no derivation)" for s in branches))
+        )
+    cosigners = []
+    for i, k in enumerate(keys, 1):
+        if k.wildcard != "*":
+            raise InvalidDescriptor(
+                f"key {i} must end in /* (unhardened wildcard): "
+                + ("hardened wildcards cannot be derived from an xpub" if k.wildcard else "a vault needs ranged keys")
+            )
+        try:
+            cosigners.append(Cosigner.from_key_expression(k))
+        except InvalidKey as e:
+            raise InvalidKey(f"key {i} of the descriptor: {e}") from None
+    return m, tuple(cosigners), script, is_sorted
+
+
+def _parse_structure(desc: str):
+    for outer in ("sh", "wsh", "tr"):
         inner = _unwrap(desc, outer)
         if inner is None:
             continue
@@ -66,56 +99,80 @@ def _parse_tr(inner: str):
     return _parse_multi(tree, "tr")
 
 
-def _parse_multi(text: str, script: str):
-    names = ("sortedmulti_a", "multi_a") if script == "tr" else ("sortedmulti", "multi")
+def parse_multi_args(text: str, names: "tuple[str, ...]"):
+    """(function name, threshold, [key expression text]) of ``multi(...)``-like text."""
     for name in names:
         args = _unwrap(text, name)
         if args is not None:
             break
     else:
         head = text.split("(", 1)[0]
-        allowed = " or ".join(names)
-        raise InvalidDescriptor(f"expected {allowed}(...) inside {script}, found {head}(...)")
+        raise InvalidDescriptor(f"expected {' or '.join(names)}(...), found {head}(...)")
     parts = args.split(",")
     if len(parts) < 2:
         raise InvalidDescriptor(f"{name}() needs a threshold and at least one key")
     if not _THRESHOLD.match(parts[0]):
         raise InvalidDescriptor(f"{name}() threshold {parts[0]!r} is not a whole number")
-    m = int(parts[0])
-    suffixes = set()
-    cosigners = []
-    for i, key in enumerate(parts[1:], 1):
-        key_text, suffix = _split_suffix(key, i)
-        suffixes.add(suffix)
+    return name, int(parts[0]), parts[1:]
+
+
+def _parse_multi(text: str, script: str):
+    names = ("sortedmulti_a", "multi_a") if script == "tr" else ("sortedmulti", "multi")
+    name, m, key_texts = parse_multi_args(text, names)
+    keys = []
+    for i, key in enumerate(key_texts, 1):
         try:
-            cosigners.append(Cosigner.parse(key_text))
+            keys.append(parse_key_expression(key))
         except InvalidKey as e:
             raise InvalidKey(f"key {i} of the descriptor: {e}") from None
-    if len(suffixes) > 1:
-        raise InvalidDescriptor(
-            "keys use different derivation suffixes (" + ", ".join(sorted(suffixes))
-            + "): every key of a vault must end in /<0;1>/*"
-        )
-    return m, tuple(cosigners), script, name.startswith("sorted")
+    return m, keys, script, name.startswith("sorted")
 
 
-def _split_suffix(key: str, i: int) -> "tuple[str, str]":
-    if key.startswith("[") != ("]" in key):
-        raise InvalidDescriptor(f"key {i} has an unbalanced key origin: write it as [fingerprint/path]xpub")
-    start = key.find("]") + 1 if key.startswith("[") else 0
-    slash = key.find("/", start)
-    if slash < 0:
-        raise InvalidDescriptor(
-            f"key {i} has no /<0;1>/* suffix: a vault needs ranged keys so every address is fresh"
-        )
-    suffix = key[slash:]
-    if suffix not in _SUFFIXES:
-        if suffix.endswith(("*h", "*'", "*H")):
-            why = "hardened wildcards cannot be derived from an xpub"
-        elif "<" in suffix:
-            why = "the only multipath msigvault accepts is <0;1> (receive 0, change 1)"
-        else:
-            why = "vault keys derive /<0;1>/* (or /0/* and /1/*) below the account xpub"
-        shown = suffix if len(suffix) <= 24 else suffix[:21] + "..."
-        raise InvalidDescriptor(f"key {i} ends in {shown!r}: {why}")
-    return key[:slash], suffix
+_MULTIPATH = re.compile(r"<([^<>]*)>")
+
+
+def expand_multipath(desc: str) -> "list[str]":
+    """BIP389: one descriptor per multipath position (a descriptor without ``<...>`` gives itself)."""
+    groups = list(_MULTIPATH.finditer(desc))
+    if not groups:
+        if "<" in desc or ">" in desc:
+            raise InvalidDescriptor("unbalanced '<' or '>' in a multipath specifier")
+        return [desc]
+    stripped = _MULTIPATH.sub("", desc)
+    if "<" in stripped or ">" in stripped:
+        raise InvalidDescriptor("unbalanced '<' or '>' in a multipath specifier")
+    lengths = set()
+    for g in groups:
+        items = g.group(1).split(";")
+        if len(items) < 2 or any(not i for i in items):
+            raise InvalidDescriptor(f"multipath specifier <{g.group(1)}> needs two or more indexes separated by ';'")
+        values = [_parse_multipath_index(i) for i in items]
+        if len(set(values)) != len(values):
+            raise InvalidDescriptor(f"multipath specifier <{g.group(1)}> repeats an index")
+        lengths.add(len(items))
+        before = desc[: g.start()]
+        if before.rfind("[") > before.rfind("]"):
+            raise InvalidDescriptor("a multipath specifier cannot be inside a key origin")
+        key_start = max(before.rfind(c) for c in ",(")
+        if "<" in desc[key_start + 1: g.start()]:
+            raise InvalidDescriptor("a key can have only one multipath specifier")
+    if len(lengths) != 1:
+        raise InvalidDescriptor("all multipath specifiers in a descriptor must have the same number of indexes")
+    n = lengths.pop()
+    out = []
+    for k in range(n):
+        pos, parts = 0, []
+        for g in groups:
+            parts.append(desc[pos: g.start()])
+            parts.append(g.group(1).split(";")[k])
+            pos = g.end()
+        parts.append(desc[pos:])
+        out.append("".join(parts))
+    return out
+
+
+def _parse_multipath_index(text: str) -> int:
+    try:
+        return parse_step(text, "multipath specifier")
+    except InvalidKey as e:
+        raise InvalidDescriptor(str(e)) from None

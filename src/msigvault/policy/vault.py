@@ -316,14 +316,10 @@ def _resolve_network(network, cosigners) -> Network:
     )
 
 
-def _check_policy(m, cosigners, script, network) -> None:
+def check_limits(m, n: int, script: str) -> None:
+    """The m-of-n rules of each script type (BIP383/BIP387 and consensus limits)."""
     if script not in SCRIPT_TYPES:
         raise PolicyError(f"unknown script type {script!r}: use one of {', '.join(SCRIPT_TYPES)}")
-    if not isinstance(network, Network):
-        raise PolicyError("network must be a msigvault Network (e.g. Network.REGTEST)")
-    if not all(isinstance(c, Cosigner) for c in cosigners):
-        raise PolicyError("cosigners must be Cosigner records")
-    n = len(cosigners)
     if n == 0:
         raise PolicyError("a vault needs at least one cosigner")
     if n > MAX_KEYS[script]:
@@ -334,6 +330,14 @@ def _check_policy(m, cosigners, script, network) -> None:
         )
     if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= n:
         raise PolicyError(f"the threshold m must be a whole number from 1 to n={n}, got {m!r}")
+
+
+def _check_policy(m, cosigners, script, network) -> None:
+    if not isinstance(network, Network):
+        raise PolicyError("network must be a msigvault Network (e.g. Network.REGTEST)")
+    if not all(isinstance(c, Cosigner) for c in cosigners):
+        raise PolicyError("cosigners must be Cosigner records")
+    check_limits(m, len(cosigners), script)
     mainnet = {c.is_mainnet for c in cosigners}
     if len(mainnet) > 1:
         raise NetworkMismatch("the cosigners mix mainnet (xpub) and test-network (tpub) keys")
