@@ -60,6 +60,28 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
     return result
 
 
+def merge(psbts: "Iterable[Psbt]") -> Psbt:
+    """Merge copies of one PSBT without verifying signatures (hazmat: BIP174's plain Combiner).
+
+    Vault ceremonies use :func:`combine`, which verifies every signature first.
+    """
+    psbts = list(psbts)
+    if not psbts:
+        raise CombineError("nothing to merge: give at least one PSBT")
+    tx = unsigned_tx(psbts[0])
+    result = psbts[0].copy()
+    for k, p in enumerate(psbts[1:], 2):
+        if unsigned_tx(p) != tx:
+            raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, unsigned_tx(p))}")
+        _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
+        for i, m in enumerate(p.inputs):
+            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES)
+        for o, m in enumerate(p.outputs):
+            _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+    result.canonicalize()
+    return result
+
+
 def _merge(into, other, where: str, k: int, names: dict, skip_signatures: bool = False) -> None:
     for key, value in other.items():
         if skip_signatures and F.keytype_of(key) in _SIG_TYPES:

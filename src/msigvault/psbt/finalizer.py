@@ -57,7 +57,15 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
             missing.append((i, vault.m - len(chosen), absent))
             continue
         chosen = chosen[: vault.m]
-        _set_final(m, d, chosen)
+        if d.script_type == "tr":
+            by_pos = dict(chosen)
+            # multi_a checks key 1 first, which consumes the top of the stack: reverse script order
+            items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
+            _clear_for_final(m)
+            m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes(items + [d.leaf_script, d.control_block]))
+        else:
+            set_final_multisig(m, d.script_type, [sig for _, sig in chosen],
+                               redeem_script=d.redeem_script, witness_script=d.witness_script)
     if missing:
         i, need, absent = missing[0]
         more = f" (and {len(missing) - 1} more input(s))" if len(missing) > 1 else ""
@@ -75,22 +83,20 @@ def _signature(m, d, pk) -> bytes:
     return bytes(m.get(F.PSBT_IN_PARTIAL_SIG, pk))
 
 
-def _set_final(m, d, chosen) -> None:
+def _clear_for_final(m) -> None:
     for key in list(m.keys()):
         t = F.keytype_of(key)
         if t not in _KEEP and t in F.INPUT_NAMES:
             m.raw_delete(key)
-    sigs = [sig for _, sig in chosen]
-    if d.script_type == "tr":
-        by_pos = dict(chosen)
-        # multi_a checks key 1 first, which consumes the top of the stack: reverse script order
-        items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
-        items += [d.leaf_script, d.control_block]
-        m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes(items))
-    elif d.script_type == "sh":
-        script_sig = b"\x00" + b"".join(push_data(s) for s in sigs) + push_data(d.redeem_script)
-        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", script_sig)
-    else:
-        m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes([b""] + sigs + [d.witness_script]))
-        if d.script_type == "sh-wsh":
-            m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", push_data(d.redeem_script))
+
+
+def set_final_multisig(m, script_type: str, sigs: "list[bytes]", *, redeem_script=None, witness_script=None) -> None:
+    """Write the final scriptSig/witness of an ``OP_CHECKMULTISIG`` input (sh, sh-wsh, wsh) from
+    signatures in script key order, and clear what BIP174 says a finalized input drops."""
+    _clear_for_final(m)
+    if script_type == "sh":
+        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", b"\x00" + b"".join(push_data(s) for s in sigs) + push_data(redeem_script))
+        return
+    m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes([b""] + list(sigs) + [witness_script]))
+    if script_type == "sh-wsh":
+        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", push_data(redeem_script))
