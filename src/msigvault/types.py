@@ -27,3 +27,28 @@ class Utxo:
     @property
     def outpoint(self) -> str:
         return f"{self.txid}:{self.vout}"
+
+    def to_dict(self) -> dict:
+        return {"txid": self.txid, "vout": self.vout, "amount": self.amount,
+                "script_pubkey": self.script_pubkey.hex(), "branch": self.branch, "index": self.index,
+                "prev_tx": self.prev_tx.hex() if self.prev_tx is not None else None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Utxo":
+        """Parse a UTXO record (as written by :meth:`to_dict`); raise MsigvaultError if malformed."""
+        from .errors import MsigvaultError
+
+        try:
+            txid = str(d["txid"]).lower()
+            if len(txid) != 64:
+                raise ValueError("txid must be 64 hex digits")
+            bytes.fromhex(txid)
+            vout, amount = d["vout"], d["amount"]
+            if not isinstance(vout, int) or not isinstance(amount, int) or vout < 0 or amount <= 0:
+                raise ValueError("vout and amount must be positive integers")
+            branch, index = d.get("branch"), d.get("index")
+            prev = d.get("prev_tx")
+            return cls(txid, vout, amount, bytes.fromhex(d["script_pubkey"]), branch, index,
+                       bytes.fromhex(prev) if prev else None)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise MsigvaultError(f"bad UTXO record {str(d)[:80]}: {e}") from None

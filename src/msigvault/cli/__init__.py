@@ -1,54 +1,52 @@
 """The ``msigvault`` command: thin; parses, calls the API, prints text for people or --json.
 
-Errors a user can cause exit with code 2 and one line on stderr, never a traceback.
-Heavy modules are imported inside the commands so that start-up stays fast.
+Errors a user can cause exit with code 2 and one line on stderr, never a traceback. Heavy
+modules are imported inside the commands, so ``msigvault --help`` starts fast.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from ..errors import MsigvaultError
+from .common import MsigvaultGroup
 
 
-class _Group(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except MsigvaultError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=MsigvaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="msigvault")
 def cli():
-    """Multi-signature cold-storage bitcoin vaults."""
-
-
-@cli.command()
-@click.option("--script", type=click.Choice(["sh", "sh-wsh", "wsh", "tr"]), default="wsh", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
-def demo(script, as_json):
-    """Run the demo: three keyholders build a 2-of-3 vault on regtest.
+    """Multi-signature cold-storage bitcoin vaults.
 
     \b
-    Example:
-      msigvault demo
-      msigvault demo --script tr --json
+    A ceremony, in short:
+      msigvault key new alice.key                      # each keyholder, offline
+      msigvault key cosigner alice.key -n regtest -o alice.cosigner
+      msigvault vault create -m 2 alice.cosigner bob.cosigner carol.cosigner -n regtest -o vault.json
+      msigvault psbt create vault.json --utxos utxos.json --to ADDRESS:SATS --fee-rate 2 -o spend.psbt
+      msigvault psbt sign vault.json spend.psbt --key alice.key -o alice.psbt   # offline
+      msigvault psbt combine vault.json alice.psbt carol.psbt -o full.psbt
+      msigvault psbt finalize vault.json full.psbt -o final.psbt
+      msigvault broadcast vault.json final.psbt --chain chain/
     """
-    from ..demo import run_demo
 
-    result = run_demo((lambda s: None) if as_json else click.echo, script=script)
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
+
+def _register() -> None:
+    from . import chain, demo, keys, psbts, vaults  # noqa: F401  (each adds its commands to cli)
+
+    for module in (keys, vaults, psbts, chain, demo):
+        module.register(cli)
+
+
+_register()
 
 
 def main(argv=None):
-    return cli.main(args=argv, prog_name="msigvault")
+    try:
+        return cli.main(args=argv, prog_name="msigvault")
+    except KeyboardInterrupt:  # pragma: no cover
+        click.echo("\ninterrupted: nothing was written", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -107,6 +107,9 @@ def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy 
         raise SignerRefusal("expected a parsed PSBT")
     if psbt.input_count == 0:
         raise SignerRefusal("the PSBT has no inputs")
+    if all(m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
+           for m in psbt.inputs):
+        raise SignerRefusal("this PSBT is already finalized: there is nothing left to sign; broadcast it")
     _check_global_xpubs(psbt, vault)
     inputs = [_check_input(psbt, i, vault, policy) for i in range(psbt.input_count)]
     outpoints = {psbt.prevout(i) for i in range(psbt.input_count)}
@@ -141,7 +144,7 @@ def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy 
 
 def sign(psbt: Psbt, vault: Vault, root: ExtendedKey, *, policy: SignerPolicy = SignerPolicy()):
     """Check ``psbt`` and sign every vault input with ``root``; return (new PSBT, SigningSummary)."""
-    me, account = _find_cosigner(vault, root)
+    me, account = find_cosigner(vault, root)
     summary, inputs = check(psbt, vault, fingerprint=me.fingerprint, policy=policy)
     out = psbt.copy()
     tx = unsigned_tx(out)
@@ -206,7 +209,7 @@ class _LeafSigner:
         return _secp.ec_privkey_add(self._secret, digest[:32])
 
 
-def _find_cosigner(vault: Vault, root: ExtendedKey) -> "tuple[Cosigner, ExtendedKey]":
+def find_cosigner(vault: Vault, root: ExtendedKey) -> "tuple[Cosigner, ExtendedKey]":
     if not isinstance(root, ExtendedKey) or not root.is_private:
         raise SignerRefusal("signing needs this keyholder's private master key")
     fp = root.fingerprint

@@ -593,6 +593,18 @@ class RegtestChain:
         return [self._utxo(txid, vout, coin) for (txid, vout), coin in self._coins.items()
                 if coin.script_pubkey == script_pubkey]
 
+    def utxos_for_scripts(self, script_pubkeys) -> list[Utxo]:
+        """Unspent outputs paying any of ``script_pubkeys`` (a set of bytes), in one pass."""
+        wanted = set(script_pubkeys)
+        self._kernel()
+        return [self._utxo(txid, vout, coin) for (txid, vout), coin in self._coins.items()
+                if coin.script_pubkey in wanted]
+
+    def script_pubkeys(self) -> set:
+        """Every scriptPubKey that currently has an unspent output."""
+        self._kernel()
+        return {coin.script_pubkey for coin in self._coins.values()}
+
     def balance(self, script_or_address: ScriptLike) -> int:
         """Sum of :meth:`utxos` in sats."""
         return sum(u.amount for u in self.utxos(script_or_address))

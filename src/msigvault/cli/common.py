@@ -1,0 +1,102 @@
+"""What every command shares: error handling, --json, reading and writing files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from ..errors import MsigvaultError
+
+
+class MsigvaultGroup(click.Group):
+    """Turns every MsigvaultError into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MsigvaultError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except OSError as e:
+            click.echo(f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "), err=True)
+            ctx.exit(2)
+
+
+class CliError(MsigvaultError):
+    """A command-line usage problem that click cannot see (conflicting options, bad values)."""
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of text.")
+passphrase_fd_option = click.option(
+    "--passphrase-fd", type=int, default=None,
+    help="Read the keystore passphrase from this open file descriptor (else $MSIGVAULT_PASSPHRASE, else a prompt).",
+)
+force_option = click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
+
+
+def emit(as_json: bool, data, text: "str | None" = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=False))
+    elif text is not None:
+        click.echo(text)
+
+
+def write_output(path: "str | os.PathLike", data: bytes, *, force: bool = False, secret: bool = False) -> Path:
+    from ..fileio import write_atomic
+
+    return write_atomic(path, data, overwrite=force, secret=secret)
+
+
+def read_input(path: "str | os.PathLike") -> bytes:
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{p} is a directory, not a file") from None
+
+
+def load_vault(path):
+    from ..vaultfile import load_vault_file
+
+    return load_vault_file(path)
+
+
+def load_psbt(path):
+    from ..psbt.psbt import Psbt
+
+    return Psbt.load(read_input(path))
+
+
+def psbt_bytes(psbt, fmt: str) -> bytes:
+    if fmt == "base64":
+        return psbt.to_base64().encode() + b"\n"
+    if fmt == "hex":
+        return psbt.to_hex().encode() + b"\n"
+    return psbt.serialize()
+
+
+psbt_format_option = click.option(
+    "--format", "fmt", type=click.Choice(["binary", "base64", "hex"]), default="binary", show_default=True,
+    help="Encoding of the PSBT file written.",
+)
+
+
+def passphrase(fd, *, confirm: bool = False, prompt: str = "Keystore passphrase: ") -> str:
+    from ..keys.keystore import read_passphrase
+
+    return read_passphrase(prompt=prompt, confirm=confirm, fd=fd)
+
+
+def unlock_root(key_path, fd):
+    """Open a keystore and return its master private key as an ExtendedKey."""
+    from ..keys.bip32 import ExtendedKey
+    from ..keys.keystore import Keystore
+
+    ks = Keystore.open(key_path)
+    hd = ks.unlock(passphrase(fd, prompt=f"Passphrase for {key_path} ({ks.fingerprint}): "))
+    return ExtendedKey.from_bytes(hd.serialize()), ks

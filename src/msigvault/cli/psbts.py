@@ -1,0 +1,230 @@
+"""msigvault psbt ...: create, inspect, sign, combine, finalize."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import (
+    CliError,
+    emit,
+    force_option,
+    json_option,
+    load_psbt,
+    load_vault,
+    passphrase_fd_option,
+    psbt_bytes,
+    psbt_format_option,
+    read_input,
+    unlock_root,
+    write_output,
+)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(psbt)
+
+
+@click.group()
+def psbt():
+    """PSBTs: the coordinator creates, keyholders sign offline, the coordinator combines and finalizes."""
+
+
+def _parse_destination(text: str):
+    if ":" not in text:
+        raise CliError(f"--to takes ADDRESS:SATS, got {text!r}")
+    address, amount = text.rsplit(":", 1)
+    if not amount.isdigit():
+        raise CliError(f"--to amount must be a whole number of sats, got {amount!r}")
+    return address, int(amount)
+
+
+def load_utxos(path):
+    from ..errors import MsigvaultError
+    from ..types import Utxo
+
+    try:
+        records = json.loads(read_input(path))
+    except json.JSONDecodeError:
+        raise CliError(f"{path} is not a JSON list of UTXOs") from None
+    if not isinstance(records, list):
+        raise CliError(f"{path} must hold a JSON list of UTXO records")
+    try:
+        return [Utxo.from_dict(r) for r in records]
+    except MsigvaultError as e:
+        raise CliError(f"{path}: {e}") from None
+
+
+@psbt.command("create")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--utxos", "utxo_file", type=click.Path(dir_okay=False), help="JSON list of the vault's UTXOs.")
+@click.option("--chain", "chain_dir", type=click.Path(file_okay=False), help="Take the UTXOs from this regtest chain.")
+@click.option("--to", "destinations", multiple=True, required=True, help="ADDRESS:SATS (repeatable).")
+@click.option("--fee-rate", type=float, required=True, help="sat/vB")
+@click.option("--change-index", type=int, default=None, help="Default: the vault file's next change index.")
+@click.option("--psbt-version", type=click.Choice(["0", "2"]), default="0", show_default=True)
+@click.option("--no-rbf", is_flag=True, help="Do not signal replace-by-fee.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@psbt_format_option
+@force_option
+@json_option
+def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_index, psbt_version, no_rbf,
+                output, fmt, force, as_json):
+    """Create an unsigned PSBT paying --to destinations from the vault's UTXOs (coordinator).
+
+    \b
+    Example:
+      msigvault psbt create vault.json --chain chain/ --to bcrt1q...:150000 --fee-rate 2 -o spend.psbt
+    """
+    from ..psbt.analyzer import analyze
+
+    vf = load_vault(vaultfile)
+    if (utxo_file is None) == (chain_dir is None):
+        raise CliError("give exactly one of --utxos FILE or --chain DIR")
+    height = None
+    if utxo_file:
+        utxos = load_utxos(utxo_file)
+    else:
+        from .chain import open_chain, vault_utxos
+
+        with open_chain(chain_dir) as chain:
+            utxos, height = vault_utxos(chain, vf.vault), chain.height
+    index = vf.next_change_index if change_index is None else change_index
+    p = vf.vault.create_psbt(utxos, [_parse_destination(d) for d in destinations], fee_rate=fee_rate,
+                             change_index=index, rbf=not no_rbf, current_height=height,
+                             version=int(psbt_version))
+    write_output(output, psbt_bytes(p, fmt), force=force)
+    if change_index is None or change_index >= vf.next_change_index:
+        vf.with_next_change_index(index + 1).save(vaultfile, overwrite=True)
+    a = analyze(p, vf.vault)
+    emit(as_json, {**a, "output": output},
+         f"wrote {output}: {p.input_count} input(s), {p.output_count} output(s), fee {a['fee']} sats "
+         f"({a['fee_rate']} sat/vB); next: send it to {vf.vault.m} keyholders to sign")
+
+
+def _inspect_text(a: dict) -> str:
+    lines = [f"{a['vault']}, txid {a['txid']}"]
+    for x in a["inputs"]:
+        signed = ", ".join(x["signed_by"]) or "nobody"
+        lines.append(f"  input {x['index']}: {x['amount']} sats from {x['outpoint']}, signed by {signed}"
+                     + (" (finalized)" if x["finalized"] else f", needs {x['signatures_needed']} more"))
+    for o in a["outputs"]:
+        lines.append(f"  output {o['index']}: {o['kind']:<13} {o['amount']:>12} sats  {o['address']}"
+                     + ("  SUSPICIOUS" if o["suspicious"] else ""))
+    lines.append(f"  fee {a['fee']} sats, {a['fee_rate']} sat/vB, about {a['estimated_vsize']} vB")
+    lines.append(f"next step: {a['next_role']}")
+    lines += [f"problem: {p}" for p in a["problems"]]
+    return "\n".join(lines)
+
+
+@psbt.command("inspect")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@json_option
+def psbt_inspect(vaultfile, psbtfile, as_json):
+    """Who has signed, who is missing, fee, change, and the next step."""
+    from ..psbt.analyzer import analyze
+
+    vf = load_vault(vaultfile)
+    a = analyze(load_psbt(psbtfile), vf.vault)
+    emit(as_json, a, _inspect_text(a))
+
+
+@psbt.command("sign")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--yes", is_flag=True, help="Sign without asking (the summary is still printed).")
+@click.option("--max-fee-sats", type=int, default=None, help="Refuse fees above this (default 2,500,000).")
+@click.option("--max-fee-rate", type=float, default=None, help="Refuse fee rates above this sat/vB (default 1,000).")
+@click.option("--allow-witness-utxo-only", is_flag=True,
+              help="Accept segwit v0 inputs without their previous transaction (exposes you to CVE-2020-14199).")
+@passphrase_fd_option
+@psbt_format_option
+@force_option
+@json_option
+def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_rate, allow_witness_utxo_only,
+              passphrase_fd, fmt, force, as_json):
+    """Check a PSBT against the registered vault, show what it does, and sign it (keyholder, offline).
+
+    The signer refuses anything the vault did not authorise: foreign inputs, change that does not
+    rebuild from the vault, excessive fees, unusual sighash types, missing previous transactions.
+
+    \b
+    Example:
+      msigvault psbt sign vault.json spend.psbt --key alice.key -o alice.psbt
+    """
+    from dataclasses import replace
+
+    from ..keys.keystore import Keystore
+    from ..psbt.analyzer import analyze
+    from ..psbt.signer import SignerPolicy, check, sign
+
+    vf = load_vault(vaultfile)
+    p = load_psbt(psbtfile)
+    policy = SignerPolicy()
+    if max_fee_sats is not None:
+        policy = replace(policy, max_fee_sats=max_fee_sats)
+    if max_fee_rate is not None:
+        policy = replace(policy, max_fee_rate=max_fee_rate)
+    if allow_witness_utxo_only:
+        policy = replace(policy, allow_witness_utxo_only=True)
+    ks = Keystore.open(keyfile)
+    summary, _ = check(p, vf.vault, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)
+    if ks.fingerprint in analyze(p, vf.vault)["signed_by"]:
+        raise CliError(f"{psbtfile} is already signed by {ks.fingerprint} on every input: nothing to do; "
+                       "send it back to the coordinator")
+    if not as_json:
+        click.echo(summary.text())
+    if not yes and not click.confirm("Sign this transaction?", err=True):
+        raise CliError("not signed")
+    root, _ = unlock_root(keyfile, passphrase_fd)
+    signed, summary = sign(p, vf.vault, root, policy=policy)
+    write_output(output, psbt_bytes(signed, fmt), force=force)
+    emit(as_json, {**summary.to_dict(), "output": output},
+         f"signed {summary.signed_inputs} input(s) as {summary.fingerprint}; wrote {output}")
+
+
+@psbt.command("combine")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@psbt_format_option
+@force_option
+@json_option
+def psbt_combine(vaultfile, psbtfiles, output, fmt, force, as_json):
+    """Combine signed copies (any order); every signature is verified first."""
+    from ..psbt.analyzer import analyze
+
+    vf = load_vault(vaultfile)
+    combined = vf.vault.combine([load_psbt(f) for f in psbtfiles])
+    write_output(output, psbt_bytes(combined, fmt), force=force)
+    a = analyze(combined, vf.vault)
+    emit(as_json, {**a, "output": output},
+         f"combined {len(psbtfiles)} PSBT(s) into {output}; signed by {', '.join(a['signed_by']) or 'nobody'}; "
+         f"next step: {a['next_role']}")
+
+
+@psbt.command("finalize")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--tx", "tx_output", type=click.Path(dir_okay=False), help="Also write the network transaction (hex).")
+@psbt_format_option
+@force_option
+@json_option
+def psbt_finalize(vaultfile, psbtfile, output, tx_output, fmt, force, as_json):
+    """Finalize with exactly m signatures and check the transaction (consensus-verified when the
+    regtest extra is installed)."""
+    vf = load_vault(vaultfile)
+    final = vf.vault.finalize(load_psbt(psbtfile))
+    tx = vf.vault.extract(final)
+    write_output(output, psbt_bytes(final, fmt), force=force)
+    if tx_output:
+        write_output(tx_output, tx.hex().encode() + b"\n", force=force)
+    emit(as_json, {"output": output, "txid": tx.txid, "vsize": tx.vsize, "fee": tx.fee,
+                   "verified_by_kernel": tx.verified_by_kernel, "tx": tx.hex()},
+         f"finalized {output}: txid {tx.txid}, {tx.vsize} vB, fee {tx.fee} sats"
+         + (", scripts verified by libbitcoinkernel" if tx.verified_by_kernel else ""))

@@ -1,0 +1,183 @@
+"""msigvault vault ...: create, inspect, verify and exchange vault policies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import CliError, emit, force_option, json_option, load_vault, passphrase_fd_option, read_input, unlock_root, write_output
+from .keys import NETWORKS, SCRIPTS
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(vault)
+
+
+@click.group()
+def vault():
+    """Vault policies: create one from cosigner records, show it, derive addresses, import/export."""
+
+
+def _cosigner_text(arg: str) -> str:
+    p = Path(arg)
+    if p.is_file():
+        return read_input(p).decode().strip()
+    return arg
+
+
+def vault_summary(vf) -> dict:
+    v = vf.vault
+    return {
+        "name": vf.name, "threshold": v.m, "cosigners": [str(c) for c in v.cosigners], "n": v.n,
+        "script": v.script, "network": v.network.name, "descriptor": v.descriptor(),
+        "policy_id": v.policy_id, "first_receive_address": v.address(0),
+        "first_change_address": v.change_address(0), "next_change_index": vf.next_change_index,
+    }
+
+
+def _summary_text(d: dict) -> str:
+    lines = [f"{d['name']}: {d['threshold']}-of-{d['n']} {d['script']} vault on {d['network']}",
+             f"policy id: {d['policy_id']}", "cosigners:"]
+    lines += [f"  {i + 1}. {c}" for i, c in enumerate(d["cosigners"])]
+    lines += [f"descriptor: {d['descriptor']}", f"first receive address: {d['first_receive_address']}",
+              f"first change address:  {d['first_change_address']}"]
+    return "\n".join(lines)
+
+
+@vault.command("create")
+@click.option("-m", "--threshold", type=int, required=True, help="Signatures needed (m of n).")
+@click.argument("cosigners", nargs=-1, required=True)
+@click.option("--script", type=SCRIPTS, default="wsh", show_default=True)
+@click.option("-n", "--network", type=NETWORKS, required=True)
+@click.option("--unsorted", is_flag=True, help="Use multi() in the given key order instead of sortedmulti().")
+@click.option("--name", default="vault", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Vault file to write.")
+@force_option
+@json_option
+def vault_create(threshold, cosigners, script, network, unsorted, name, output, force, as_json):
+    """Create a vault file from COSIGNERS (records [fp/path]xpub, or files holding one).
+
+    \b
+    Example:
+      msigvault vault create -m 2 alice.cosigner bob.cosigner carol.cosigner -n regtest -o vault.json
+    """
+    from ..policy.vault import Vault
+    from ..vaultfile import VaultFile
+
+    v = Vault.multisig(threshold, [_cosigner_text(c) for c in cosigners], script=script,
+                       sorted=not unsorted, network=network)
+    vf = VaultFile(v, name)
+    vf.save(output, overwrite=force)
+    d = vault_summary(vf)
+    emit(as_json, {**d, "output": output}, _summary_text(d) + f"\nwrote {output}")
+
+
+@vault.command("show")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@json_option
+def vault_show(vaultfile, as_json):
+    """Show a vault: threshold, cosigners, policy id (compare it with the other sites), descriptor."""
+    d = vault_summary(load_vault(vaultfile))
+    emit(as_json, d, _summary_text(d))
+
+
+@vault.command("verify")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
+@passphrase_fd_option
+@json_option
+def vault_verify(vaultfile, keyfile, passphrase_fd, as_json):
+    """Check, with your own key, that you are a cosigner of the vault; print what to compare.
+
+    Read the policy id aloud with the other keyholders (or compare it out of band): the same id
+    means the same keys, threshold and script type.
+    """
+    from ..psbt.signer import find_cosigner
+
+    vf = load_vault(vaultfile)
+    root, _ = unlock_root(keyfile, passphrase_fd)
+    me, _ = find_cosigner(vf.vault, root)
+    d = {"vault": vf.name, "you_are": str(me), "policy_id": vf.vault.policy_id,
+         "threshold": vf.vault.m, "n": vf.vault.n, "first_receive_address": vf.vault.address(0)}
+    emit(as_json, d, f"OK: your key {me.fingerprint.hex()} is cosigner {vf.vault.cosigners.index(me) + 1} of "
+                     f"{vf.vault.n} in this {vf.vault.m}-of-{vf.vault.n} vault\npolicy id: {vf.vault.policy_id}\n"
+                     f"first receive address: {vf.vault.address(0)}")
+
+
+@vault.command("address")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--index", type=int, default=0, show_default=True, help="First index.")
+@click.option("--count", type=int, default=1, show_default=True)
+@click.option("--change", is_flag=True, help="Change branch (1) instead of receive (0).")
+@json_option
+def vault_address(vaultfile, index, count, change, as_json):
+    """Derive addresses. Verify a receive address on the keyholders' own copies before sharing it."""
+    vf = load_vault(vaultfile)
+    if count < 1 or count > 100_000:
+        raise CliError("--count must be from 1 to 100000")
+    rows = [{"index": i, "address": vf.vault.address(i, change=change)} for i in range(index, index + count)]
+    emit(as_json, rows, "\n".join(f"{r['index']}: {r['address']}" for r in rows))
+
+
+@vault.command("export")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", default="descriptor", show_default=True,
+              help="descriptor (multipath), descriptors (receive and change lines), or a wallet format: "
+                   "bip388, bsms, coldcard, specter, caravan, sparrow.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False))
+@force_option
+def vault_export(vaultfile, fmt, output, force):
+    """Write the vault in a format another wallet reads (to stdout, or a file with -o)."""
+    vf = load_vault(vaultfile)
+    if fmt == "descriptor":
+        text = vf.vault.descriptor() + "\n"
+    elif fmt == "descriptors":
+        text = "\n".join(vf.vault.descriptors()) + "\n"
+    else:
+        formats = _formats()
+        if fmt not in formats.FORMATS:
+            raise CliError(f"unknown format {fmt!r}: choose descriptor, descriptors, " + ", ".join(formats.FORMATS))
+        text = formats.export_vault(vf.vault, fmt, name=vf.name)
+    if output:
+        write_output(output, text.encode(), force=force)
+    else:
+        click.echo(text, nl=False)
+
+
+@vault.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-n", "--network", type=NETWORKS, default=None, help="Needed when keys are tpubs (test networks).")
+@click.option("--name", default=None)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@force_option
+@json_option
+def vault_import(file, network, name, output, force, as_json):
+    """Import a vault from a descriptor or another wallet's export; the format is detected."""
+    from ..policy.vault import Vault
+    from ..vaultfile import VaultFile
+
+    text = read_input(file).decode(errors="replace")
+    found_format = "descriptor"
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
+    if len(lines) in (1, 2) and lines[0].startswith(("sh(", "wsh(", "tr(")):
+        vaults = [Vault.from_descriptor(x, network=network) for x in lines]
+        if len(vaults) == 2 and vaults[0] != vaults[1]:
+            raise CliError("the two descriptors describe different vaults")
+        v, imported_name = vaults[0], name or Path(file).stem
+    else:
+        result = _formats().import_vault(text, network=network)
+        v, found_format, imported_name = result.vault, result.format, name or result.name or Path(file).stem
+    vf = VaultFile(v, imported_name)
+    vf.save(output, overwrite=force)
+    d = vault_summary(vf)
+    emit(as_json, {**d, "format": found_format, "output": output},
+         f"imported {found_format} file {file}\n" + _summary_text(d) + f"\nwrote {output}")
+
+
+def _formats():
+    try:
+        from .. import formats
+    except ImportError:  # pragma: no cover
+        raise CliError("wallet formats are not available in this installation") from None
+    return formats
