@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import ExtractError
-from ..standardness import MAX_STANDARD_TX_WEIGHT, is_dust
+from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, is_dust, is_standard_output
 from . import fields as F
 from .common import spent_output, unsigned_tx
 from .psbt import Psbt
@@ -39,9 +39,13 @@ class FinalTx:
 
 
 def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool = True,
-            max_weight: Optional[int] = MAX_STANDARD_TX_WEIGHT) -> FinalTx:
-    """The final transaction. ``max_fee_sats=None`` disables the fee ceiling; ``max_weight=None``
-    allows a transaction above the standard weight (valid in a block, but nodes will not relay it)."""
+            max_weight: Optional[int] = MAX_STANDARD_TX_WEIGHT,
+            min_fee_rate: Optional[float] = MIN_RELAY_FEE_RATE) -> FinalTx:
+    """The final transaction, checked against consensus (when libbitcoinkernel is installed) and
+    against the mempool policy a broadcaster needs: minimum relay fee rate, no dust, standard
+    output scripts, standard weight. ``max_fee_sats=None``, ``max_weight=None`` and
+    ``min_fee_rate=None`` lift those limits (the transaction may then be valid in a block but not
+    relayed by nodes)."""
     tx = unsigned_tx(psbt)
     spent = []
     script_sigs, witnesses = [], []
@@ -59,6 +63,8 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
     if max_fee_sats is not None and fee > max_fee_sats:
         raise ExtractError(f"fee {fee} sats is above the extractor's limit of {max_fee_sats} sats")
     for o, out in enumerate(tx.outputs):
+        if not is_standard_output(out.script_pubkey):
+            raise ExtractError(f"output {o} has a non-standard script: nodes will not relay the transaction")
         if is_dust(out.amount, out.script_pubkey):
             raise ExtractError(f"output {o} ({out.amount} sats) is dust: nodes will not relay the transaction")
     has_witness = any(w != b"\x00" for w in witnesses)
@@ -69,6 +75,11 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
         raise ExtractError(
             f"transaction weight {weight} exceeds the limit {max_weight} (standard: {MAX_STANDARD_TX_WEIGHT}): "
             "nodes will not relay it; spend fewer inputs per transaction"
+        )
+    if min_fee_rate is not None and fee < min_fee_rate * ((weight + 3) // 4) - 1e-9:
+        raise ExtractError(
+            f"fee {fee} sats for {(weight + 3) // 4} vB is below the minimum relay fee rate of {min_fee_rate} "
+            "sat/vB: nodes will not relay it; create the PSBT again with a higher fee rate"
         )
     verified = False
     if verify:
