@@ -137,6 +137,11 @@ def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy 
     notes = []
     if not sent:
         notes.append("no payment leaves the vault (consolidation or self-transfer)")
+    locktime = psbt.locktime
+    if locktime >= 500_000_000:
+        notes.append(f"cannot be mined before unix time {locktime} (nLockTime)")
+    elif locktime > 0:
+        notes.append(f"cannot be mined before block {locktime} (nLockTime; normally the current height)")
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
                              notes=tuple(notes))
     return summary, inputs
