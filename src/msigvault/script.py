@@ -20,14 +20,20 @@ OP_NUMEQUAL = 0x9C
 TAPROOT_LEAF_TAPSCRIPT = 0xC0
 
 
+_CS_SMALL = [bytes([i]) for i in range(0xFD)]
+
+
 def compact_size(n: int) -> bytes:
+    """Bitcoin's CompactSize encoding of a non-negative integer below 2^64."""
     if n < 0xFD:
-        return bytes([n])
+        return _CS_SMALL[n]
     if n <= 0xFFFF:
         return b"\xfd" + n.to_bytes(2, "little")
     if n <= 0xFFFFFFFF:
         return b"\xfe" + n.to_bytes(4, "little")
-    return b"\xff" + n.to_bytes(8, "little")
+    if n <= 0xFFFFFFFFFFFFFFFF:
+        return b"\xff" + n.to_bytes(8, "little")
+    raise ValueError("compact size out of range")
 
 
 def push_data(data: bytes) -> bytes:

@@ -14,6 +14,7 @@ import hashlib
 from embit.hashes import ripemd160 as _ripemd160
 
 from ..errors import InvalidPSBT
+from ..script import compact_size  # noqa: F401  (re-exported: part of this module's API)
 
 # What "from msigvault.psbt.fields import *" (and msigvault.psbt) exports: the key types.
 __all__ = [
@@ -172,19 +173,6 @@ TAPROOT_CONTROL_MAX_NODES = 128
 
 _CS_SMALL = [bytes([i]) for i in range(0xFD)]
 _CS_MIN = (0xFD, 0x10000, 0x100000000)
-
-
-def compact_size(n: int) -> bytes:
-    """Encode n as a Bitcoin compact size unsigned integer."""
-    if n < 0xFD:
-        return _CS_SMALL[n]
-    if n <= 0xFFFF:
-        return b"\xfd" + n.to_bytes(2, "little")
-    if n <= 0xFFFFFFFF:
-        return b"\xfe" + n.to_bytes(4, "little")
-    if n <= 0xFFFFFFFFFFFFFFFF:
-        return b"\xff" + n.to_bytes(8, "little")
-    raise ValueError("compact size out of range")
 
 
 def read_compact_size(data: bytes, pos: int, end: int, what: str):
