@@ -94,9 +94,7 @@ def passphrase(fd, *, confirm: bool = False, prompt: str = "Keystore passphrase:
 
 def unlock_root(key_path, fd):
     """Open a keystore and return its master private key as an ExtendedKey."""
-    from ..keys.bip32 import ExtendedKey
     from ..keys.keystore import Keystore
 
     ks = Keystore.open(key_path)
-    hd = ks.unlock(passphrase(fd, prompt=f"Passphrase for {key_path} ({ks.fingerprint}): "))
-    return ExtendedKey.from_bytes(hd.serialize()), ks
+    return ks.root_key(passphrase(fd, prompt=f"Passphrase for {key_path} ({ks.fingerprint}): ")), ks

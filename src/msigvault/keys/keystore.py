@@ -233,6 +233,23 @@ class Keystore:
             raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint))
         return root
 
+    def root_key(self, passphrase: str, bip39_passphrase: str = ""):
+        """The master private key as a msigvault ExtendedKey (what the signer takes)."""
+        from .bip32 import ExtendedKey
+
+        return ExtendedKey.from_bytes(self.unlock(passphrase, bip39_passphrase).serialize())
+
+    def cosigner(self, network, passphrase: str, *, script: str = "wsh", account: int = 0,
+                 bip39_passphrase: str = ""):
+        """This key's cosigner record for ``network`` and ``script`` (BIP48, or BIP87 for tr)."""
+        from ..network import Network
+        from .cosigner import Cosigner
+        from .paths import default_account_path
+
+        net = Network.from_name(network)
+        root = self.root_key(passphrase, bip39_passphrase)
+        return Cosigner.from_root(root, default_account_path(net, script, account), net)
+
     def mnemonic(self, passphrase: str) -> str:
         """The BIP39 mnemonic, for the one-time paper backup. Show it, never store or log it."""
         entropy = self._decrypt(passphrase)
