@@ -63,13 +63,10 @@ class UnsignedTx:
 
     def serialize(self) -> bytes:
         """Serialization without witnesses and with empty scriptSigs (the txid preimage)."""
-        parts = [self.version.to_bytes(4, "little"), compact_size(len(self.inputs))]
-        for i in self.inputs:
-            parts.append(i.outpoint + b"\x00" + i.sequence.to_bytes(4, "little"))
-        parts.append(compact_size(len(self.outputs)))
-        parts.extend(o.serialize() for o in self.outputs)
-        parts.append(self.locktime.to_bytes(4, "little"))
-        return b"".join(parts)
+        from .fields import serialize_tx
+
+        return serialize_tx(self.version, [(i.txid, i.vout, i.sequence) for i in self.inputs],
+                            [(o.amount, o.script_pubkey) for o in self.outputs], self.locktime)
 
     def txid(self) -> bytes:
         """txid in internal byte order (reverse it for display)."""
@@ -86,7 +83,7 @@ class SighashCache:
     def __init__(self, tx: UnsignedTx, spent_outputs: "Optional[Sequence[TxOut]]" = None):
         self.tx = tx
         self.spent = list(spent_outputs) if spent_outputs is not None else None
-        self._v = tx.version.to_bytes(4, "little")
+        self._v = tx.version.to_bytes(4, "little", signed=True)
         self._lt = tx.locktime.to_bytes(4, "little")
         prevouts = b"".join(i.outpoint for i in tx.inputs)
         sequences = b"".join(i.sequence.to_bytes(4, "little") for i in tx.inputs)
