@@ -12,7 +12,7 @@ from typing import Sequence, Union
 from ..address import script_from_address
 from ..errors import CoinSelectionError, PolicyError
 from ..policy.vault import CHANGE, Vault
-from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, is_dust, is_standard_output
+from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, dust_threshold, is_dust, is_standard_output
 from ..types import Utxo
 from . import fields as F
 from .coinselect import fee_for, select_coins
@@ -44,14 +44,15 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
     _check_utxos(vault, utxos)
     in_nonwit, in_wit = input_weight(vault.script, vault.m, vault.n)
     change_script = vault.derive_branch(CHANGE, change_index).script_pubkey
-    one_input = tx_weight([(in_nonwit, in_wit)], [len(s) for s, _ in payments])
-    base_weight = one_input - 4 * in_nonwit - in_wit
     per_input = 4 * in_nonwit + in_wit
+    # everything but the inputs, with the input-count prefix sized for all candidates (an upper bound)
+    count = max(1, len(utxos))
+    base_weight = tx_weight([(in_nonwit, in_wit)] * count, [len(s) for s, _ in payments]) - count * per_input
     target = sum(a for _, a in payments)
     selection = select_coins(
         utxos, target=target, fee_rate=fee_rate, base_weight=base_weight, input_weight=per_input,
         change_output_weight=output_weight(len(change_script)), change_spend_weight=per_input,
-        min_change=_min_change(change_script),
+        min_change=dust_threshold(change_script),
     )
     chosen = sorted(selection.utxos, key=lambda u: (u.txid, u.vout))
     total_in = sum(u.amount for u in chosen)
@@ -144,9 +145,3 @@ def _check_utxos(vault: Vault, utxos: Sequence[Utxo]) -> None:
         seen.add(u.outpoint)
         if u.amount <= 0:
             raise PolicyError(f"UTXO {u.outpoint} has a non-positive amount")
-
-
-def _min_change(change_script: bytes) -> int:
-    from ..standardness import dust_threshold
-
-    return dust_threshold(change_script)
