@@ -284,3 +284,17 @@ def test_outputs_exceeding_inputs():
     v2.outputs[o].set(F.PSBT_OUT_AMOUNT, b"", (10**8).to_bytes(8, "little"))
     with pytest.raises(SignerRefusal, match="exceed the inputs"):
         sign(v2.to_v0(), vault, holders[0].root)
+
+
+def test_finalized_psbts_are_refused_with_a_clear_message():
+    from msigvault.psbt.combiner import combine
+    from msigvault.psbt.finalizer import finalize
+
+    vault, holders, psbt = setup("wsh")
+    final = finalize(combine([sign(psbt, vault, h.root)[0] for h in holders[:2]], vault), vault)
+    with pytest.raises(SignerRefusal, match="already finalized"):
+        sign(final, vault, holders[2].root)
+    mixed = psbt.copy()
+    mixed.inputs[0] = final.inputs[0].copy()
+    with pytest.raises(SignerRefusal, match="input 0 is already finalized but others are not"):
+        sign(mixed, vault, holders[2].root)

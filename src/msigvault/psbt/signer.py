@@ -9,7 +9,7 @@ input. See docs/psbt.md for each refusal and the attack it stops.
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from embit.util import secp256k1 as _secp
 
@@ -107,9 +107,15 @@ def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy 
         raise SignerRefusal("expected a parsed PSBT")
     if psbt.input_count == 0:
         raise SignerRefusal("the PSBT has no inputs")
-    if all(m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
-           for m in psbt.inputs):
+    final = [m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
+             for m in psbt.inputs]
+    if all(final):
         raise SignerRefusal("this PSBT is already finalized: there is nothing left to sign; broadcast it")
+    if any(final):
+        raise SignerRefusal(
+            f"input {final.index(True)} is already finalized but others are not: a finalized input can no "
+            "longer be checked against the vault; ask the coordinator for the unfinalized PSBT"
+        )
     _check_global_xpubs(psbt, vault)
     inputs = [_check_input(psbt, i, vault, policy) for i in range(psbt.input_count)]
     outpoints = {psbt.prevout(i) for i in range(psbt.input_count)}
@@ -160,8 +166,6 @@ def sign(psbt: Psbt, vault: Vault, root: ExtendedKey, *, policy: SignerPolicy = 
     signed = 0
     for i, x in enumerate(inputs):
         m = out.inputs[i]
-        if m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None:
-            continue
         d = x.derived
         if d.branch not in branches:
             branches[d.branch] = _LeafSigner(account.child(d.branch))
@@ -190,13 +194,7 @@ def sign(psbt: Psbt, vault: Vault, root: ExtendedKey, *, policy: SignerPolicy = 
             m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + bytes([x.sighash]))
         signed += 1
     out.canonicalize()
-    return out, _replace(summary, signed_inputs=signed)
-
-
-def _replace(summary: SigningSummary, **kw) -> SigningSummary:
-    from dataclasses import replace
-
-    return replace(summary, **kw)
+    return out, replace(summary, signed_inputs=signed)
 
 
 class _LeafSigner:
