@@ -32,9 +32,9 @@ def cli():
 
 
 def _register() -> None:
-    from . import chain, demo, keys, psbts, vaults  # noqa: F401  (each adds its commands to cli)
+    from . import chain, demo, keys, psbts, qr, vaults  # noqa: F401  (each adds its commands to cli)
 
-    for module in (keys, vaults, psbts, chain, demo):
+    for module in (keys, vaults, psbts, qr, chain, demo):
         module.register(cli)
 
 

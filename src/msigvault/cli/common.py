@@ -67,17 +67,28 @@ def load_vault(path):
 
 
 def load_psbt(path):
+    """A PSBT from a file in binary, base64, hex, or UR frames (one per line)."""
     from ..psbt.psbt import Psbt
+    from ..transport.files import read_psbt_file
 
-    return Psbt.load(read_input(path))
+    return Psbt.parse(read_psbt_file(path))
 
 
-def psbt_bytes(psbt, fmt: str) -> bytes:
-    if fmt == "base64":
-        return psbt.to_base64().encode() + b"\n"
-    if fmt == "hex":
-        return psbt.to_hex().encode() + b"\n"
-    return psbt.serialize()
+def write_psbt(psbt, path, fmt: str, *, force: bool = False, qr_dir=None) -> None:
+    """Write a PSBT file (never silently replacing one) and, with ``qr_dir``, animated QR frames."""
+    from ..transport.files import write_psbt_file
+
+    write_psbt_file(psbt, path, encoding=fmt, overwrite=force)
+    if qr_dir is not None:
+        from ..transport.qr import write_animated_qr
+
+        write_animated_qr(psbt.serialize(), qr_dir, overwrite=force)
+
+
+qr_out_option = click.option(
+    "--qr", "qr_dir", type=click.Path(file_okay=False), default=None,
+    help="Also write the PSBT as animated QR frames (PNG, and a GIF) into this directory.",
+)
 
 
 psbt_format_option = click.option(

@@ -14,11 +14,12 @@ from .common import (
     load_psbt,
     load_vault,
     passphrase_fd_option,
-    psbt_bytes,
     psbt_format_option,
+    qr_out_option,
     read_input,
     unlock_root,
     write_output,
+    write_psbt,
 )
 
 
@@ -67,10 +68,11 @@ def load_utxos(path):
 @click.option("--no-rbf", is_flag=True, help="Do not signal replace-by-fee.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 @psbt_format_option
+@qr_out_option
 @force_option
 @json_option
 def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_index, psbt_version, no_rbf,
-                output, fmt, force, as_json):
+                output, fmt, qr_dir, force, as_json):
     """Create an unsigned PSBT paying --to destinations from the vault's UTXOs (coordinator).
 
     \b
@@ -94,7 +96,7 @@ def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_
     p = vf.vault.create_psbt(utxos, [_parse_destination(d) for d in destinations], fee_rate=fee_rate,
                              change_index=index, rbf=not no_rbf, current_height=height,
                              version=int(psbt_version))
-    write_output(output, psbt_bytes(p, fmt), force=force)
+    write_psbt(p, output, fmt, force=force, qr_dir=qr_dir)
     if change_index is None or change_index >= vf.next_change_index:
         vf.with_next_change_index(index + 1).save(vaultfile, overwrite=True)
     a = analyze(p, vf.vault)
@@ -141,12 +143,16 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 @click.option("--max-fee-rate", type=float, default=None, help="Refuse fee rates above this sat/vB (default 1,000).")
 @click.option("--allow-witness-utxo-only", is_flag=True,
               help="Accept segwit v0 inputs without their previous transaction (exposes you to CVE-2020-14199).")
+@click.option("--qr-in", "qr_images", type=click.Path(exists=True),
+              help="Read the PSBT from QR images instead: a directory of frames, or one image or GIF "
+                   "(PSBTFILE is then '-').")
 @passphrase_fd_option
 @psbt_format_option
+@qr_out_option
 @force_option
 @json_option
 def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_rate, allow_witness_utxo_only,
-              passphrase_fd, fmt, force, as_json):
+              qr_images, passphrase_fd, fmt, qr_dir, force, as_json):
     """Check a PSBT against the registered vault, show what it does, and sign it (keyholder, offline).
 
     The signer refuses anything the vault did not authorise: foreign inputs, change that does not
@@ -163,7 +169,20 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     from ..psbt.signer import SignerPolicy, check, sign
 
     vf = load_vault(vaultfile)
-    p = load_psbt(psbtfile)
+    if qr_images:
+        from pathlib import Path
+
+        from ..psbt.psbt import Psbt
+        from ..transport.qr import decode_psbt_from_images
+
+        src = Path(qr_images)
+        images = sorted(x for x in src.iterdir() if x.suffix.lower() in (".png", ".gif", ".jpg", ".jpeg")) \
+            if src.is_dir() else [src]
+        if not images:
+            raise CliError(f"{src} holds no PNG, GIF or JPEG images")
+        p = Psbt.parse(decode_psbt_from_images(images))
+    else:
+        p = load_psbt(psbtfile)
     policy = SignerPolicy()
     if max_fee_sats is not None:
         policy = replace(policy, max_fee_sats=max_fee_sats)
@@ -182,7 +201,7 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
         raise CliError("not signed")
     root, _ = unlock_root(keyfile, passphrase_fd)
     signed, summary = sign(p, vf.vault, root, policy=policy)
-    write_output(output, psbt_bytes(signed, fmt), force=force)
+    write_psbt(signed, output, fmt, force=force, qr_dir=qr_dir)
     emit(as_json, {**summary.to_dict(), "output": output},
          f"signed {summary.signed_inputs} input(s) as {summary.fingerprint}; wrote {output}")
 
@@ -200,7 +219,7 @@ def psbt_combine(vaultfile, psbtfiles, output, fmt, force, as_json):
 
     vf = load_vault(vaultfile)
     combined = vf.vault.combine([load_psbt(f) for f in psbtfiles])
-    write_output(output, psbt_bytes(combined, fmt), force=force)
+    write_psbt(combined, output, fmt, force=force)
     a = analyze(combined, vf.vault)
     emit(as_json, {**a, "output": output},
          f"combined {len(psbtfiles)} PSBT(s) into {output}; signed by {', '.join(a['signed_by']) or 'nobody'}; "
@@ -221,7 +240,7 @@ def psbt_finalize(vaultfile, psbtfile, output, tx_output, fmt, force, as_json):
     vf = load_vault(vaultfile)
     final = vf.vault.finalize(load_psbt(psbtfile))
     tx = vf.vault.extract(final)
-    write_output(output, psbt_bytes(final, fmt), force=force)
+    write_psbt(final, output, fmt, force=force)
     if tx_output:
         write_output(tx_output, tx.hex().encode() + b"\n", force=force)
     emit(as_json, {"output": output, "txid": tx.txid, "vsize": tx.vsize, "fee": tx.fee,
