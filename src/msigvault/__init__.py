@@ -13,6 +13,9 @@ _EXPORTS = {
     "Network": "msigvault.network",
     "MsigvaultError": "msigvault.errors",
     "Utxo": "msigvault.types",
+    "Keystore": "msigvault.keys.keystore",
+    "import_vault": "msigvault.formats",
+    "export_vault": "msigvault.formats",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -124,7 +124,7 @@ def vault_address(vaultfile, index, count, change, as_json):
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", default="descriptor", show_default=True,
               help="descriptor (multipath), descriptors (receive and change lines), or a wallet format: "
-                   "bip388, bsms, coldcard, specter, caravan, sparrow.")
+                   "bip388, bsms, coldcard, specter, caravan, sparrow (see docs/formats.md).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @force_option
 def vault_export(vaultfile, fmt, output, force):
@@ -153,21 +153,19 @@ def vault_export(vaultfile, fmt, output, force):
 @force_option
 @json_option
 def vault_import(file, network, name, output, force, as_json):
-    """Import a vault from a descriptor or another wallet's export; the format is detected."""
-    from ..policy.vault import Vault
+    """Import a vault from a descriptor or another wallet's export (Coldcard, Specter, Caravan,
+    Sparrow, BSMS, BIP388, Bitcoin Core); the format is detected and every check is applied.
+
+    \b
+    Example:
+      msigvault vault import coldcard-export.txt -n testnet -o vault.json
+    """
     from ..vaultfile import VaultFile
 
-    text = read_input(file).decode(errors="replace")
-    found_format = "descriptor"
-    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
-    if len(lines) in (1, 2) and lines[0].startswith(("sh(", "wsh(", "tr(")):
-        vaults = [Vault.from_descriptor(x, network=network) for x in lines]
-        if len(vaults) == 2 and vaults[0] != vaults[1]:
-            raise CliError("the two descriptors describe different vaults")
-        v, imported_name = vaults[0], name or Path(file).stem
-    else:
-        result = _formats().import_vault(text, network=network)
-        v, found_format, imported_name = result.vault, result.format, name or result.name or Path(file).stem
+    result = _formats().import_vault(read_input(file), network=network)
+    v, found_format, imported_name = result.vault, result.format, name or result.name or Path(file).stem
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     vf = VaultFile(v, imported_name)
     vf.save(output, overwrite=force)
     d = vault_summary(vf)

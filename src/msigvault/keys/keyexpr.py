@@ -31,9 +31,9 @@ class KeyExpression:
 
 def parse_step(text: str, where: str) -> int:
     """One BIP380 derivation step: decimal below 2^31, hardened with ``h`` or ``'`` (not ``H``)."""
-    m = _STEP.match(text)
+    m = _STEP.match(text) if len(text) <= 11 else None  # 2^31 has 10 digits (+ marker)
     if not m:
-        raise InvalidKey(f"bad derivation step {text!r} in {where}: write a number, then h or ' if hardened")
+        raise InvalidKey(f"bad derivation step {text[:16]!r} in {where}: write a number, then h or ' if hardened")
     n = int(m.group(1))
     if n >= HARDENED:
         raise InvalidKey(f"derivation step {text!r} in {where} is out of range (must be below 2^31)")
@@ -51,8 +51,8 @@ def parse_key_expression(text: str) -> KeyExpression:
         inner, rest = rest[1:close], rest[close + 1:]
         parts = inner.split("/")
         fp = parts[0]
-        if len(fp) != 8 or not _HEX.match(fp):
-            raise InvalidKey(f"key origin fingerprint {fp!r} must be 8 lower-case hex digits")
+        if len(fp) != 8 or not _HEX.match(fp.lower()):
+            raise InvalidKey(f"key origin fingerprint {fp[:12]!r} must be 8 hex digits")
         fingerprint = bytes.fromhex(fp)
         origin = tuple(parse_step(p, "key origin") for p in parts[1:])
     if "[" in rest or "]" in rest:

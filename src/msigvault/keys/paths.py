@@ -33,9 +33,10 @@ def parse_path(text: str) -> "tuple[int, ...]":
 def _parse_step(part: str, whole: str) -> int:
     hardened = part.endswith(("h", "H", "'"))
     digits = part[:-1] if hardened else part
-    if not digits.isdigit() or not digits.isascii() or (len(digits) > 1 and digits[0] == "0"):
+    if (not digits.isdigit() or not digits.isascii() or len(digits) > 10
+            or (len(digits) > 1 and digits[0] == "0")):
         raise InvalidKey(
-            f"bad derivation step {part!r} in path {whole!r}: each step is a decimal number, "
+            f"bad derivation step {part[:16]!r} in path {whole[:40]!r}: each step is a decimal number, "
             "optionally followed by h or ' for hardened"
         )
     n = int(digits)

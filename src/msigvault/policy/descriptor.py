@@ -38,10 +38,10 @@ def parse_vault_descriptor(desc: str):
         raise InvalidDescriptor(
             "the only multipath msigvault accepts is /<0;1>/* (receive branch 0, change branch 1)"
         )
-    m, keys, script, is_sorted = _parse_structure(expansions[0])
+    m, keys, script, is_sorted = parse_structure(expansions[0])
     branches = {k.steps for k in keys}
     if len(expansions) == 2:
-        branches |= {(k.steps[0] - 1,) if k.steps else () for k in _parse_structure(expansions[1])[1]}
+        branches |= {(k.steps[0] - 1,) if k.steps else () for k in parse_structure(expansions[1])[1]}
     if branches not in ({(0,)}, {(1,)}) or (len(expansions) == 2 and branches != {(0,)}):
         raise InvalidDescriptor(
             "every key of a vault must end in /<0;1>/* (or all in /0/*, or all in /1/*); found "
@@ -61,7 +61,8 @@ def parse_vault_descriptor(desc: str):
     return m, tuple(cosigners), script, is_sorted
 
 
-def _parse_structure(desc: str):
+def parse_structure(desc: str):
+    """(m, [KeyExpression], script type, sorted) of a single-path vault descriptor (no checksum)."""
     for outer in ("sh", "wsh", "tr"):
         inner = _unwrap(desc, outer)
         if inner is None:

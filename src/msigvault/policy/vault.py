@@ -312,7 +312,7 @@ def _resolve_network(network, cosigners) -> Network:
     if cosigners and all(c.is_mainnet for c in cosigners):
         return Network.MAINNET
     raise NetworkMismatch(
-        "tpub keys serve testnet, signet and regtest alike: pass network='testnet', 'signet' or 'regtest'"
+        "tpub keys serve testnet, signet and regtest alike: pass network='testnet', 'signet' or 'regtest' (on the command line: --network)"
     )
 
 
