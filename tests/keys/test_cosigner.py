@@ -1,7 +1,7 @@
 import pytest
 
 from msigvault.errors import InvalidKey, MsigvaultError, NetworkMismatch
-from msigvault.keys import Cosigner, ExtendedKey, bip48_path, format_path, parse_path
+from msigvault.keys import Cosigner, bip48_path, format_path, parse_path
 from msigvault.keys.paths import HARDENED
 from msigvault.network import Network
 from msigvault.testing.keyholders import TestKeyholder

@@ -137,7 +137,7 @@ def test_sweep_every_utxo(chain, vh, count):
 
     vault, holders = vh
     index = next_change_index()
-    utxos = chain.fund(vault.address(index), [50_000] * count)
+    chain.fund(vault.address(index), [50_000] * count)
     psbt = create_sweep(vault, chain.utxos(vault.address(index)), PAYEE, fee_rate=2.0)
     assert psbt.input_count == count and psbt.output_count == 1
     parts = [vault.sign(psbt, h.root)[0] for h in holders[: vault.m]]

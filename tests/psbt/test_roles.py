@@ -11,7 +11,6 @@ from msigvault.psbt import fields as F
 from msigvault.psbt.combiner import combine
 from msigvault.psbt.extractor import extract
 from msigvault.psbt.finalizer import finalize
-from msigvault.psbt.psbt import Psbt
 from msigvault.psbt.signer import sign
 from msigvault.testing.keyholders import TestKeyholder
 from msigvault.testing.strategies import vault_keyholders

@@ -15,7 +15,7 @@ from embit.hashes import tagged_hash
 from embit.util import secp256k1 as _secp
 
 from ..address import address_from_script
-from ..errors import InvalidDescriptor, InvalidKey, NetworkMismatch, PolicyError
+from ..errors import InvalidDescriptor, NetworkMismatch, PolicyError
 from ..keys.cosigner import Cosigner
 from ..keys.paths import HARDENED, check_coin_type
 from ..network import Network
