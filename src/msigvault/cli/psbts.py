@@ -141,6 +141,8 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 @click.option("--yes", is_flag=True, help="Sign without asking (the summary is still printed).")
 @click.option("--max-fee-sats", type=int, default=None, help="Refuse fees above this (default 2,500,000).")
 @click.option("--max-fee-rate", type=float, default=None, help="Refuse fee rates above this sat/vB (default 1,000).")
+@click.option("--max-fee-fraction", type=float, default=None,
+              help="Refuse fees above this fraction of the amount leaving the vault (default 0.10).")
 @click.option("--allow-witness-utxo-only", is_flag=True,
               help="Accept segwit v0 inputs without their previous transaction (exposes you to CVE-2020-14199).")
 @click.option("--qr-in", "qr_images", type=click.Path(exists=True),
@@ -151,7 +153,8 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 @qr_out_option
 @force_option
 @json_option
-def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_rate, allow_witness_utxo_only,
+def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_rate, max_fee_fraction,
+              allow_witness_utxo_only,
               qr_images, passphrase_fd, fmt, qr_dir, force, as_json):
     """Check a PSBT against the registered vault, show what it does, and sign it (keyholder, offline).
 
@@ -188,6 +191,8 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
         policy = replace(policy, max_fee_sats=max_fee_sats)
     if max_fee_rate is not None:
         policy = replace(policy, max_fee_rate=max_fee_rate)
+    if max_fee_fraction is not None:
+        policy = replace(policy, max_fee_fraction=max_fee_fraction)
     if allow_witness_utxo_only:
         policy = replace(policy, allow_witness_utxo_only=True)
     ks = Keystore.open(keyfile)
