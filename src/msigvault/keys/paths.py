@@ -83,11 +83,16 @@ def bip45_path() -> "tuple[int, ...]":
 def default_account_path(network: Network, script: str, account: int = 0) -> "tuple[int, ...]":
     """The path wallets use by default for a vault of ``script`` type.
 
-    sh-wsh and wsh: BIP48; tr: BIP87 (as Sparrow and Bitcoin Core do for taproot multisig);
-    sh: BIP48 is not defined for it, so BIP87 is used as well.
+    sh-wsh and wsh: BIP48; sh: BIP45 ``m/45'`` (as Coldcard and Sparrow do; it has no account
+    level, so ``account`` must be 0); tr: BIP87 (as Sparrow and Bitcoin Core do for taproot
+    multisig).
     """
     if script in BIP48_SCRIPT_TYPES:
         return bip48_path(network, script, account)
+    if script == "sh":
+        if account != 0:
+            raise InvalidKey("BIP45 (sh vaults) has no account level: use account 0, or another script type")
+        return bip45_path()
     return bip87_path(network, account)
 
 
