@@ -133,7 +133,7 @@ def key_backup(keyfile, passphrase_fd):
 @force_option
 @json_option
 def key_cosigner(keyfile, network, script, account, output, passphrase_fd, force, as_json):
-    """Print this keyholder's cosigner record: [fingerprint/path]xpub (BIP48, or BIP87 for tr).
+    """Print this keyholder's cosigner record: [fingerprint/path]xpub (BIP48; BIP45 for sh, BIP87 for tr).
 
     \b
     Example:

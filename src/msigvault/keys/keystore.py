@@ -241,7 +241,7 @@ class Keystore:
 
     def cosigner(self, network, passphrase: str, *, script: str = "wsh", account: int = 0,
                  bip39_passphrase: str = ""):
-        """This key's cosigner record for ``network`` and ``script`` (BIP48, or BIP87 for tr)."""
+        """This key's cosigner record for ``network`` and ``script`` (BIP48; BIP45 for sh, BIP87 for tr)."""
         from ..network import Network
         from .cosigner import Cosigner
         from .paths import default_account_path
