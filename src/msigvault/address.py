@@ -7,6 +7,35 @@ from embit import base58, bech32
 from .errors import InvalidAddress, NetworkMismatch
 from .network import ALL_NETWORKS, Network
 
+_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+# _TABLE[top] = XOR of the generators selected by the 5 bits shifted out: one lookup per symbol
+_TABLE = [0] * 32
+for _top in range(32):
+    for _i in range(5):
+        if (_top >> _i) & 1:
+            _TABLE[_top] ^= _GEN[_i]
+_BECH32_CONST, _BECH32M_CONST = 1, 0x2BC830A3
+
+
+def _segwit_encode(hrp: str, version: int, program: bytes) -> str:
+    """BIP173/BIP350 encoding (the table-driven form of the reference polymod)."""
+    data = [version]
+    acc = bits = 0
+    for b in program:
+        acc = ((acc << 8) | b) & 0xFFF
+        bits += 8
+        while bits >= 5:
+            bits -= 5
+            data.append((acc >> bits) & 31)
+    if bits:
+        data.append((acc << (5 - bits)) & 31)
+    chk = 1
+    for v in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + data + [0] * 6:
+        chk = ((chk & 0x1FFFFFF) << 5) ^ v ^ _TABLE[chk >> 25]
+    chk ^= _BECH32_CONST if version == 0 else _BECH32M_CONST
+    return hrp + "1" + "".join(_CHARSET[d] for d in data) + "".join(_CHARSET[(chk >> 5 * (5 - i)) & 31] for i in range(6))
+
 
 def address_from_script(script_pubkey: bytes, network: Network) -> str:
     """The address of a standard scriptPubKey; raise InvalidAddress for scripts with no address."""
@@ -20,9 +49,7 @@ def address_from_script(script_pubkey: bytes, network: Network) -> str:
         program = s[2:]
         if version == 0 and len(program) not in (20, 32):
             raise InvalidAddress("a segwit v0 program must be 20 or 32 bytes")
-        encoding = bech32.Encoding.BECH32 if version == 0 else bech32.Encoding.BECH32M
-        return bech32.bech32_encode(encoding, network.bech32_hrp,
-                                    [version] + bech32.convertbits(program, 8, 5))
+        return _segwit_encode(network.bech32_hrp, version, program)
     raise InvalidAddress(f"script {s.hex()[:40]} is not a standard output with an address")
 
 
