@@ -25,8 +25,9 @@ class Selection:
 
 
 def fee_for(weight: int, fee_rate: float) -> int:
-    """Fee in sats for ``weight`` WU at ``fee_rate`` sat/vB, rounded up."""
-    return math.ceil(fee_rate * weight / 4 - 1e-9)
+    """Fee in sats for ``weight`` WU at ``fee_rate`` sat/vB: the rate times the virtual size
+    (weight / 4 rounded up, as Bitcoin Core counts it), rounded up to a whole sat."""
+    return math.ceil(fee_rate * ((weight + 3) // 4) - 1e-9)
 
 
 def select_coins(utxos: Sequence[Utxo], *, target: int, fee_rate: float, base_weight: int,
