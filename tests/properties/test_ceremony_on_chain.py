@@ -21,7 +21,7 @@ from msigvault.testing.strategies import (
     vault_keyholders,
 )
 
-RELAXED = SignerPolicy(max_fee_fraction=1.0)
+RELAXED = SignerPolicy(max_fee_fraction=1e9)
 PAYEE = bytes.fromhex("0014") + bytes(range(20))
 CHAIN_SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                                  HealthCheck.data_too_large])
