@@ -168,6 +168,16 @@ def key_prefix(key_text: str) -> str:
     return ExtendedKey.parse(key_text).prefix
 
 
+def implied_fingerprint(key) -> "str | None":
+    """The master fingerprint an extended key itself reveals: its own (depth 0) or its parent's
+    (depth 1); None deeper down, where only the file can say."""
+    if key.depth == 0:
+        return key.fingerprint.hex()
+    if key.depth == 1:
+        return key.parent_fingerprint.hex()
+    return None
+
+
 def check_first_address(vault: Vault, address: str, fmt: str, *, branch: int = 0, index: int = 0) -> None:
     """The file's first address must be the vault's address at (branch, index)."""
     if not isinstance(address, str) or not address.strip():

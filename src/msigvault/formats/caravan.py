@@ -28,6 +28,7 @@ from ..network import Network
 from ..policy.vault import Vault
 from ._common import (
     FormatError,
+    implied_fingerprint,
     as_text,
     check_slip132,
     clean_name,
@@ -128,11 +129,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         except InvalidKey as e:
             raise InvalidKey(f"{fmt}: {where}{e}") from None
         if not xfp:
-            if key.depth == 1:
-                xfp = key.parent_fingerprint.hex()
-            elif key.depth == 0:
-                xfp = key.fingerprint.hex()
-            else:
+            xfp = implied_fingerprint(key)
+            if xfp is None:
                 raise FormatError(f"{fmt}: {where}its xfp (master fingerprint) is missing")
         if not _XFP.match(xfp):
             raise FormatError(f"{fmt}: {where}xfp must be 8 hex digits")

@@ -49,6 +49,7 @@ from ..policy.vault import Vault
 from ._common import (
     SCRIPT_LABELS,
     FormatError,
+    implied_fingerprint,
     as_text,
     check_slip132,
     clean_name,
@@ -217,11 +218,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
                     "add 'Derivation: m/...' so signers can find their keys"
                 )
         if xfp is None or xfp == "00000000":
-            if key.depth == 1:
-                xfp = key.parent_fingerprint.hex()
-            elif key.depth == 0:
-                xfp = key.fingerprint.hex()
-            else:
+            xfp = implied_fingerprint(key)
+            if xfp is None:
                 raise FormatError(f"{fmt}: key {i} (line {lineno}) has no master fingerprint; write it as 'XFP: xpub'")
         try:
             cosigners.append(Cosigner(bytes.fromhex(xfp), path, key_text))
@@ -389,12 +387,10 @@ def parse_electrum(obj, *, network=None, fmt: str = FORMAT):
             except InvalidKey as e:
                 raise InvalidKey(f"{fmt}: {where}{e}") from None
         if not fingerprints:
-            if key.depth == 1:
-                fingerprints.add(key.parent_fingerprint.hex())
-            elif key.depth == 0:
-                fingerprints.add(key.fingerprint.hex())
-            else:
+            implied = implied_fingerprint(key)
+            if implied is None:
                 raise FormatError(f"{fmt}: {where}no master fingerprint (ckcc_xfp or root_fingerprint)")
+            fingerprints.add(implied)
         try:
             cosigners.append(Cosigner(bytes.fromhex(fingerprints.pop()), path, key_text))
         except InvalidKey as e:
