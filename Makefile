@@ -29,6 +29,8 @@ deep: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/addresses.py
+	$(BIN)/python bench/psbt.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
