@@ -44,17 +44,17 @@ class FormatError(MsigvaultError):
 
 
 @contextmanager
-def context(fmt: str):
-    """Re-raise msigvault errors with the format name in front, keeping their class."""
+def context(fmt: str, where: str = ""):
+    """Re-raise msigvault errors with the format name (and ``where`` in the file) in front,
+    keeping their class."""
     try:
         yield
     except MsigvaultError as e:
         msg = str(e)
-        prefix = f"{fmt}: "
-        if msg.startswith(prefix):
+        if msg.startswith(f"{fmt}: "):
             raise
         try:
-            new = type(e)(prefix + msg)
+            new = type(e)(f"{fmt}: {where}{msg}")
         except Exception:  # an error class with another constructor: keep the original
             raise e from None
         raise new from None
@@ -213,10 +213,8 @@ class ParsedDescriptor:
     def cosigners(self, fmt: str) -> "tuple[Cosigner, ...]":
         out = []
         for i, k in enumerate(self.keys, 1):
-            try:
+            with context(fmt, f"key {i} of the descriptor: "):
                 out.append(Cosigner.from_key_expression(k))
-            except InvalidKey as e:
-                raise InvalidKey(f"{fmt}: key {i} of the descriptor: {e}") from None
         return tuple(out)
 
     @property

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 
-from ..errors import InvalidKey
 from ..keys.keyexpr import parse_key_expression
 from ..policy.vault import Vault
 from ._common import FormatError, as_text, clean_name, context, load_json, parse_descriptor
@@ -169,10 +168,8 @@ def policy_to_vault(template: str, keys: "list[str]", network, fmt: str = FORMAT
     if len(keys) > _MAX_KEYS:
         raise FormatError(f"{fmt}: {len(keys)} keys is more than any vault holds")
     for i, k in enumerate(keys):
-        try:
+        with context(fmt, f"key information @{i}: "):
             expr = parse_key_expression(k.strip())
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: key information @{i}: {e}") from None
         if expr.kind != "xpub" or expr.steps or expr.wildcard:
             raise FormatError(
                 f"{fmt}: key information @{i} must be [fingerprint/path]xpub with nothing after the xpub"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 
-from ..errors import InvalidKey
 from ..keys.bip32 import ExtendedKey
 from ..keys.cosigner import Cosigner
 from ..keys.paths import format_path, parse_path
@@ -115,29 +114,23 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         xpub = get_str(item, "xpub", fmt, where=where)
         path_text = get_str(item, "bip32Path", fmt, where=where, required=False)
         xfp = get_str(item, "xfp", fmt, where=where, required=False)
-        try:
+        with context(fmt, where):
             key = ExtendedKey.parse(xpub)
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: {where}{e}") from None
         if not path_text or path_text.lower().startswith("unknown"):
             raise FormatError(
                 f"{fmt}: {where}its bip32Path is unknown; msigvault needs every key's derivation path (and "
                 "master fingerprint) so that each signer can find its key: re-import the key from its device"
             )
-        try:
+        with context(fmt, where):
             path = parse_path(path_text)
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: {where}{e}") from None
         if not xfp:
             xfp = implied_fingerprint(key)
             if xfp is None:
                 raise FormatError(f"{fmt}: {where}its xfp (master fingerprint) is missing")
         if not _XFP.match(xfp):
             raise FormatError(f"{fmt}: {where}xfp must be 8 hex digits")
-        try:
+        with context(fmt, where):
             cosigners.append(Cosigner(bytes.fromhex(xfp), path, xpub))
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: {where}{e}") from None
         prefixes.append(key.prefix)
     check_slip132(prefixes, script, fmt, what="addressType")
     start = get_int(obj, "startingAddressIndex", fmt, required=False)

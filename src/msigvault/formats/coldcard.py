@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import re
 
-from ..errors import InvalidKey
 from ..keys.bip32 import ExtendedKey
 from ..keys.cosigner import Cosigner
 from ..keys.paths import HARDENED, format_path, parse_path
@@ -100,10 +99,8 @@ def export(vault: Vault, *, name: str = "msigvault", header: str = "created by m
 def _path(value: str, fmt: str, lineno: int):
     if not value:
         raise FormatError(f"{fmt}: line {lineno}: the derivation is blank")
-    try:
+    with context(fmt, f"line {lineno}: "):
         return parse_path(value)
-    except InvalidKey as e:
-        raise InvalidKey(f"{fmt}: line {lineno}: {e}") from None
 
 
 def parse(text, *, network=None, fmt: str = FORMAT):
@@ -203,10 +200,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         warnings.append(f"{fmt}: no Format line: P2SH assumed (Coldcard's default)")
     cosigners, prefixes = [], []
     for i, (xfp, path, key_text, lineno) in enumerate(keys, 1):
-        try:
+        with context(fmt, f"key {i} (line {lineno}): "):
             key = ExtendedKey.parse(key_text)
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: key {i} (line {lineno}): {e}") from None
         if path is None:
             if key.depth == 1:
                 path = (key.child_number,)
@@ -221,10 +216,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
             xfp = implied_fingerprint(key)
             if xfp is None:
                 raise FormatError(f"{fmt}: key {i} (line {lineno}) has no master fingerprint; write it as 'XFP: xpub'")
-        try:
+        with context(fmt, f"key {i} ({xfp.upper()}, line {lineno}): "):
             cosigners.append(Cosigner(bytes.fromhex(xfp), path, key_text))
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: key {i} ({xfp.upper()}, line {lineno}): {e}") from None
         prefixes.append(key.prefix)
         if len(path) >= 4 and path[0] == 48 + HARDENED and path[3] - HARDENED in _BIP48_SCRIPT:
             implied = _BIP48_SCRIPT[path[3] - HARDENED]
@@ -280,31 +273,25 @@ def cosigner_from_xpub_export(text, script: str = "wsh", network=None) -> Cosign
         desc = section.get("desc")
         slip = section.get("_pub")
         if isinstance(slip, str):
-            try:
+            with context(fmt, "the section's _pub key: "):
                 slip_key = ExtendedKey.parse(slip)
-            except InvalidKey as e:
-                raise InvalidKey(f"{fmt}: the section's _pub key: {e}") from None
             check_slip132([slip_key.prefix], script, fmt, what="the requested script type")
             if slip_key.neuter().serialize() != ExtendedKey.parse(key_text).neuter().serialize():
                 raise FormatError(f"{fmt}: the section's _pub and xpub are different keys: the file was altered")
     else:
         raise FormatError(f"{fmt}: the file has no {SCRIPT_LABELS[script]} key (\"{field}\")")
-    try:
+    with context(fmt):
         key = ExtendedKey.parse(key_text)
         path = parse_path(deriv)
         cosigner = Cosigner(bytes.fromhex(xfp), path, key_text)
-    except InvalidKey as e:
-        raise InvalidKey(f"{fmt}: {e}") from None
     check_slip132([key.prefix], script, fmt, what="the requested script type")
     if isinstance(desc, str):
         mat = _DESC_KEY.search(desc)
         if not mat:
             raise FormatError(f"{fmt}: the {field}_desc field has no [fingerprint/path]xpub key")
         d_fp, d_path, d_key = mat.groups()
-        try:
+        with context(fmt, "the descriptor in the file: "):
             d_cosigner = Cosigner(bytes.fromhex(d_fp), parse_path("m" + d_path), d_key)
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: the descriptor in the file: {e}") from None
         if d_cosigner != cosigner:
             raise FormatError(
                 f"{fmt}: the file's descriptor names another key, fingerprint or path than its {field} fields: "
@@ -355,10 +342,8 @@ def parse_electrum(obj, *, network=None, fmt: str = FORMAT):
                 f"{fmt}: {where}the file holds private keys or a seed; give msigvault a watch-only copy"
             )
         key_text = get_str(ks, "xpub", fmt, where=where)
-        try:
+        with context(fmt, where):
             key = ExtendedKey.parse(key_text)
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: {where}{e}") from None
         fingerprints = set()
         ckcc = ks.get("ckcc_xfp")
         if ckcc is not None:
@@ -382,19 +367,15 @@ def parse_electrum(obj, *, network=None, fmt: str = FORMAT):
         elif not isinstance(deriv, str):
             raise FormatError(f"{fmt}: {where}derivation must be a string")
         else:
-            try:
+            with context(fmt, where):
                 path = parse_path(deriv)
-            except InvalidKey as e:
-                raise InvalidKey(f"{fmt}: {where}{e}") from None
         if not fingerprints:
             implied = implied_fingerprint(key)
             if implied is None:
                 raise FormatError(f"{fmt}: {where}no master fingerprint (ckcc_xfp or root_fingerprint)")
             fingerprints.add(implied)
-        try:
+        with context(fmt, where):
             cosigners.append(Cosigner(bytes.fromhex(fingerprints.pop()), path, key_text))
-        except InvalidKey as e:
-            raise InvalidKey(f"{fmt}: {where}{e}") from None
         prefixes.append(key.prefix)
     scripts = {_ELECTRUM_SCRIPT.get(p) for p in prefixes}
     if None in scripts:
