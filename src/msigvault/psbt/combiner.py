@@ -24,28 +24,13 @@ _SIG_TYPES = (F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_SCRIPT_SIG)
 def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
     """One PSBT holding every valid signature and field of ``psbts``."""
     psbts = list(psbts)
-    if not psbts:
-        raise CombineError("nothing to combine: give at least one PSBT")
     if any(not isinstance(p, Psbt) for p in psbts):
         raise CombineError("combine takes parsed PSBTs")
-    version = psbts[0].version
-    psbts = [p if p.version == version else (p.to_v2() if version == 2 else p.to_v0()) for p in psbts]
-    tx = unsigned_tx(psbts[0])
-    for k, p in enumerate(psbts[1:], 2):
-        other = unsigned_tx(p)
-        if other != tx:
-            raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, other)}")
+    if psbts:
+        version = psbts[0].version
+        psbts = [p if p.version == version else (p.to_v2() if version == 2 else p.to_v0()) for p in psbts]
     # 1. everything but signatures, so inputs can be resolved from the union of all copies
-    result = psbts[0].copy()
-    for m in result.inputs:
-        for t in _SIG_TYPES:
-            m.delete_type(t)
-    for k, p in enumerate(psbts, 1):
-        _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
-        for i, m in enumerate(p.inputs):
-            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip_signatures=True)
-        for o, m in enumerate(p.outputs):
-            _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+    result, tx = _merge_all(psbts, skip_signatures=True)
     # 2. every signature of every copy is verified against the merged input data, then merged
     verifier = _Verifier(result, vault, tx)
     for k, p in enumerate(psbts, 1):
@@ -65,21 +50,33 @@ def merge(psbts: "Iterable[Psbt]") -> Psbt:
 
     Vault ceremonies use :func:`combine`, which verifies every signature first.
     """
-    psbts = list(psbts)
-    if not psbts:
-        raise CombineError("nothing to merge: give at least one PSBT")
-    tx = unsigned_tx(psbts[0])
-    result = psbts[0].copy()
-    for k, p in enumerate(psbts[1:], 2):
-        if unsigned_tx(p) != tx:
-            raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, unsigned_tx(p))}")
-        _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
-        for i, m in enumerate(p.inputs):
-            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES)
-        for o, m in enumerate(p.outputs):
-            _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+    result, _ = _merge_all(list(psbts), skip_signatures=False)
     result.canonicalize()
     return result
+
+
+def _merge_all(psbts: "list[Psbt]", *, skip_signatures: bool):
+    """(merged copy, unsigned tx): every map entry of every copy of one transaction; signatures
+    are left out with ``skip_signatures``. Conflicting values are an error."""
+    if not psbts:
+        raise CombineError("nothing to combine: give at least one PSBT")
+    tx = unsigned_tx(psbts[0])
+    for k, p in enumerate(psbts[1:], 2):
+        other = unsigned_tx(p)
+        if other != tx:
+            raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, other)}")
+    result = psbts[0].copy()
+    if skip_signatures:
+        for m in result.inputs:
+            for t in _SIG_TYPES:
+                m.delete_type(t)
+    for k, p in enumerate(psbts, 1):  # the first copy merges into itself as a no-op
+        _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
+        for i, m in enumerate(p.inputs):
+            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip_signatures=skip_signatures)
+        for o, m in enumerate(p.outputs):
+            _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+    return result, tx
 
 
 def _merge(into, other, where: str, k: int, names: dict, skip_signatures: bool = False) -> None:
