@@ -590,7 +590,7 @@ def _tree(*leaves):
     ((b"\xfc", b""), False),
     ((b"\x09", b"proof of reserves"), True),
     ((b"\x09\x00", b""), False),
-    ((b"\x00", bytes(10)), True),  # no inputs, no outputs: Core reads it too
+    ((b"\x00", bytes(10)), False),  # parses (as Core reads it) but is not the tx spent
     ((b"\x00", bytes(9)), False),
     ((b"\x00", bytes(5) + b"\x02" + bytes(4)), False),  # unknown optional data
 ])

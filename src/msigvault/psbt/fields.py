@@ -10,6 +10,7 @@ transaction.
 from __future__ import annotations
 
 import hashlib
+from typing import Optional
 
 from embit.hashes import ripemd160 as _ripemd160
 
@@ -169,6 +170,38 @@ LOCKTIME_THRESHOLD = 500_000_000
 SEQUENCE_FINAL = 0xFFFFFFFF
 TAPROOT_CONTROL_MAX_NODES = 128
 
+MAX_MONEY = 21_000_000 * 100_000_000
+"""Largest amount in satoshis (Bitcoin Core's MAX_MONEY); every amount and every
+transaction's output total must be within 0..MAX_MONEY (Core's MoneyRange)."""
+
+
+def money_range(amount: int) -> bool:
+    """True if 0 <= amount <= MAX_MONEY (Bitcoin Core's MoneyRange)."""
+    return 0 <= amount <= MAX_MONEY
+
+
+def check_amount(amount: int, what: str) -> int:
+    """Return amount, or raise InvalidPSBT naming `what` if it is out of range."""
+    if not 0 <= amount <= MAX_MONEY:
+        raise InvalidPSBT(
+            f"{what} {amount} is out of range: an amount must be between 0 and"
+            f" {MAX_MONEY:,} sats (21,000,000 BTC); the PSBT is corrupt or hostile"
+        )
+    return amount
+
+
+def check_output_total(amounts, what: str) -> int:
+    """Sum of output amounts (each already in range); raises if the total is not."""
+    total = 0
+    for amount in amounts:
+        total += amount
+    if total > MAX_MONEY:
+        raise InvalidPSBT(
+            f"{what} outputs total {total} sats, more than {MAX_MONEY:,} sats"
+            " (21,000,000 BTC); no valid transaction pays that much"
+        )
+    return total
+
 # ---------------------------------------------------------------- compact size
 
 _CS_SMALL = [bytes([i]) for i in range(0xFD)]
@@ -235,17 +268,27 @@ class RawTx:
     """A transaction read by :func:`parse_tx` (plain tuples, no scripts parsed).
 
     vin: list of (txid internal byte order, vout, script_sig, sequence);
-    vout: list of (amount, script_pubkey); witnesses: list of stacks or None.
+    vout: list of (amount, script_pubkey), every amount within 0..MAX_MONEY;
+    witnesses: list of stacks or None. txid() hashes the bytes read, without
+    the witness data, once.
     """
 
-    __slots__ = ("version", "vin", "vout", "witnesses", "locktime")
+    __slots__ = ("version", "vin", "vout", "witnesses", "locktime", "_legacy", "_txid")
 
-    def __init__(self, version, vin, vout, witnesses, locktime):
+    def __init__(self, version, vin, vout, witnesses, locktime, legacy: bytes = b""):
         self.version = version
         self.vin = vin
         self.vout = vout
         self.witnesses = witnesses
         self.locktime = locktime
+        self._legacy = legacy  # the serialization without witnesses
+        self._txid = None
+
+    def txid(self) -> bytes:
+        """txid in internal byte order: double SHA256 of the serialization without witnesses."""
+        if self._txid is None:
+            self._txid = hashlib.sha256(hashlib.sha256(self._legacy).digest()).digest()
+        return self._txid
 
 
 def _read_vector(data, pos, end, what):
@@ -267,11 +310,20 @@ def read_witness_stack(data, pos, end, what):
     return items, pos
 
 
-def parse_tx(data: bytes, what: str, allow_witness: bool = True) -> RawTx:
+def parse_tx(
+    data: bytes,
+    what: str,
+    allow_witness: bool = True,
+    max_inputs: Optional[int] = None,
+    max_outputs: Optional[int] = None,
+) -> RawTx:
     """Parse a whole network serialized transaction, strictly.
 
     With allow_witness=False the legacy (no witness) format is read, as for
     PSBT_GLOBAL_UNSIGNED_TX, so a zero input count is not a segwit marker.
+    Every output amount and the output total must be within 0..MAX_MONEY
+    (Bitcoin Core's CheckTransaction rule). max_inputs and max_outputs, if
+    given, bound the counts before any input or output is read.
     """
     end = len(data)
     pos = 0
@@ -288,13 +340,15 @@ def parse_tx(data: bytes, what: str, allow_witness: bool = True) -> RawTx:
         flags = data[pos]
         pos += 1
         if flags == 0:  # no inputs and no outputs
-            return _finish_tx(data, pos, end, what, version, [], [], None)
+            return _finish_tx(data, pos, end, what, version, [], [], None, pos)
         if flags != 1:
             raise InvalidPSBT(f"{what} has unknown optional data (flags {flags:#04x})")
         segwit = True
         n_in, pos = read_compact_size(data, pos, end, what + " input count")
     if n_in * 41 > end - pos:
         raise InvalidPSBT(f"{what} input count {n_in} exceeds the data")
+    if max_inputs is not None and n_in > max_inputs:
+        raise InvalidPSBT(f"{what} has {n_in} inputs, more than the limit of {max_inputs:,}")
     vin = []
     for _ in range(n_in):
         if pos + 36 > end:
@@ -310,13 +364,19 @@ def parse_tx(data: bytes, what: str, allow_witness: bool = True) -> RawTx:
     n_out, pos = read_compact_size(data, pos, end, what + " output count")
     if n_out * 9 > end - pos:
         raise InvalidPSBT(f"{what} output count {n_out} exceeds the data")
+    if max_outputs is not None and n_out > max_outputs:
+        raise InvalidPSBT(f"{what} has {n_out} outputs, more than the limit of {max_outputs:,}")
     vout = []
-    for _ in range(n_out):
+    for i in range(n_out):
         if pos + 8 > end:
             raise InvalidPSBT(f"{what} output amount is truncated")
         amount = int.from_bytes(data[pos : pos + 8], "little", signed=True)
+        if not 0 <= amount <= MAX_MONEY:
+            check_amount(amount, f"{what} output {i} amount")
         spk, pos = _read_vector(data, pos + 8, end, what + " output script")
         vout.append((amount, spk))
+    check_output_total((a for a, _ in vout), what)
+    outputs_end = pos
     witnesses = None
     if segwit:
         witnesses = []
@@ -327,17 +387,21 @@ def parse_tx(data: bytes, what: str, allow_witness: bool = True) -> RawTx:
             raise InvalidPSBT(
                 f"{what} uses the segwit serialization but has no witness data"
             )
-    return _finish_tx(data, pos, end, what, version, vin, vout, witnesses)
+    return _finish_tx(data, pos, end, what, version, vin, vout, witnesses, outputs_end)
 
 
-def _finish_tx(data, pos, end, what, version, vin, vout, witnesses) -> RawTx:
+def _finish_tx(data, pos, end, what, version, vin, vout, witnesses, outputs_end) -> RawTx:
     if pos + 4 > end:
         raise InvalidPSBT(f"{what} locktime is truncated")
     locktime = int.from_bytes(data[pos : pos + 4], "little")
     pos += 4
     if pos != end:
         raise InvalidPSBT(f"{what} has {end - pos} extra bytes")
-    return RawTx(version, vin, vout, witnesses, locktime)
+    if witnesses is None:
+        legacy = data
+    else:  # drop the marker, flag and witness stacks
+        legacy = data[:4] + data[6:outputs_end] + data[end - 4 :]
+    return RawTx(version, vin, vout, witnesses, locktime, legacy)
 
 
 def serialize_tx(version, vin, vout, locktime) -> bytes:
@@ -352,8 +416,9 @@ def serialize_tx(version, vin, vout, locktime) -> bytes:
         parts.append(b"\x00")
         parts.append(seq.to_bytes(4, "little"))
     parts.append(compact_size(len(vout)))
-    for amount, script in vout:
-        parts.append(amount.to_bytes(8, "little", signed=True))
+    for i, (amount, script) in enumerate(vout):
+        check_amount(amount, f"transaction output {i} amount")
+        parts.append(amount.to_bytes(8, "little"))
         parts.append(compact_size(len(script)))
         parts.append(script)
     parts.append(locktime.to_bytes(4, "little"))
@@ -364,10 +429,13 @@ def serialize_tx(version, vin, vout, locktime) -> bytes:
 
 
 def parse_txout(value: bytes, what: str):
-    """Decode a serialized transaction output -> (amount, script_pubkey)."""
+    """Decode a serialized transaction output -> (amount, script_pubkey).
+
+    The amount must be within 0..MAX_MONEY.
+    """
     if len(value) < 9:
         raise InvalidPSBT(f"{what} value is truncated")
-    amount = int.from_bytes(value[:8], "little", signed=True)
+    amount = check_amount(int.from_bytes(value[:8], "little", signed=True), f"{what} amount")
     script, pos = _read_vector(value, 8, len(value), what + " scriptPubKey")
     if pos != len(value):
         raise InvalidPSBT(f"{what} value has {len(value) - pos} extra bytes")

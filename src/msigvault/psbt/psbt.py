@@ -7,9 +7,15 @@ proprietary records are kept as they are.
 
 Parsing checks the format as BIP174 and BIP370 ask: magic, separators, map
 counts, duplicate keys, key data and value shapes of the known fields, and
-which fields each version requires or forbids. Every problem raises
-InvalidPSBT with the map and field in the message. Signatures, scripts and
-amounts are not checked here; the roles do that.
+which fields each version requires or forbids. It also refuses what Bitcoin
+Core's decodepsbt refuses: invalid public keys (also in BIP373 MuSig2 fields)
+and a non_witness_utxo that does not hash to the input's prevout txid or has
+no output at its index. Every amount, and the output total of every
+transaction, must be within 0..21,000,000 BTC. Counts are bounded (MAX_INPUTS,
+MAX_OUTPUTS, MAX_RECORDS_PER_MAP, MAX_RECORDS) and checked before the work
+they would cause; parsing is linear in the input size. Every problem raises
+InvalidPSBT with the map and field in the message. Signatures and scripts are
+not checked here; the roles do that.
 """
 
 from __future__ import annotations
@@ -33,6 +39,24 @@ from .fields import (
 
 DEFAULT_MAX_SIZE = 100_000_000
 """Largest PSBT (in bytes) that parse() accepts unless told otherwise."""
+
+MAX_INPUTS = 10_000
+"""Most inputs a PSBT may have. A standard transaction (400,000 weight units)
+fits at most about 2,400 inputs; 10,000 leaves room for consensus-size ones."""
+
+MAX_OUTPUTS = 10_000
+"""Most outputs a PSBT may have (a standard transaction fits about 11,000 of
+the smallest outputs; a vault spend has a handful)."""
+
+MAX_RECORDS_PER_MAP = 5_000
+"""Most key-value records in one map. The largest real input, a 999-key
+taproot multi_a vault input, carries 999 PSBT_IN_TAP_BIP32_DERIVATION and up
+to 999 PSBT_IN_TAP_SCRIPT_SIG records plus about ten others; 5,000 leaves
+room for as many MuSig2 nonces and partial signatures or extra leaves."""
+
+MAX_RECORDS = 200_000
+"""Most key-value records in the whole PSBT (about 20 for each of
+MAX_INPUTS inputs). A 1,000-input 2-of-3 vault PSBT has about 10,000."""
 
 _SEP = b"\x00"
 _NOT_A_PSBT = (
@@ -192,9 +216,14 @@ def _has_type(key: bytes, keytype: int) -> bool:
 # ===================================================================== reading
 
 
-def _read_map(data: bytes, pos: int, end: int, where: str, names: dict):
-    """Read one map starting at pos. Returns (PsbtMap, new_pos)."""
+def _read_map(data: bytes, pos: int, end: int, where: str, names: dict, budget: int):
+    """Read one map starting at pos. Returns (PsbtMap, new_pos).
+
+    budget is how many records the rest of the PSBT may still hold (MAX_RECORDS
+    minus those read so far); a map may also hold at most MAX_RECORDS_PER_MAP.
+    """
     d = {}
+    limit = min(budget, MAX_RECORDS_PER_MAP)
     while True:
         if pos >= end:
             raise InvalidPSBT(f"{where}: map ends without the 0x00 separator")
@@ -205,6 +234,8 @@ def _read_map(data: bytes, pos: int, end: int, where: str, names: dict):
             n, pos = read_compact_size(data, pos, end, f"{where}: key length")
         if n == 0:
             return PsbtMap._wrap(d), pos
+        if len(d) >= limit:
+            _too_many_records(where, len(d))
         if n > end - pos:
             raise InvalidPSBT(f"{where}: key of {n} bytes is truncated")
         key = data[pos : pos + n]
@@ -225,6 +256,18 @@ def _read_map(data: bytes, pos: int, end: int, where: str, names: dict):
             )
         d[key] = data[pos : pos + n]
         pos += n
+
+
+def _too_many_records(where: str, count: int):
+    if count >= MAX_RECORDS_PER_MAP:
+        raise InvalidPSBT(
+            f"{where}: map has more than {MAX_RECORDS_PER_MAP:,} records, the most one map may"
+            " hold; no real vault PSBT needs that many, so it is refused as hostile"
+        )
+    raise InvalidPSBT(
+        f"{where}: the PSBT has more than {MAX_RECORDS:,} records in all, the most a PSBT may"
+        " hold; no real vault PSBT needs that many, so it is refused as hostile"
+    )
 
 
 def _name(names: dict, t: int) -> str:
@@ -264,7 +307,14 @@ def _v_txout(value, where, name, ctx):
 
 
 def _v_prev_tx(value, where, name, ctx):
-    F.parse_tx(value, f"{where}: {name}", allow_witness=True)
+    # kept for the outpoint check in Psbt.parse (one parse and one txid per input)
+    ctx.prev_tx = F.parse_tx(value, f"{where}: {name}", allow_witness=True)
+
+
+def _v_out_amount(value, where, name, ctx):
+    if len(value) != 8:
+        raise InvalidPSBT(f"{where}: {name} value must be 8 bytes (got {len(value)})")
+    F.check_amount(int.from_bytes(value, "little", signed=True), f"{where}: {name}")
 
 
 def _v_witness(value, where, name, ctx):
@@ -306,6 +356,37 @@ def _v_version(value, where, name, ctx):
 def _v_musig_keys(value, where, name, ctx):
     if not value or len(value) % 33:
         raise InvalidPSBT(f"{where}: {name} value must be a list of 33 byte public keys")
+    for i in range(0, len(value), 33):
+        if not _compressed_ok(value[i : i + 33], ctx):
+            raise InvalidPSBT(
+                f"{where}: {name} participant key {i // 33} is not a valid compressed public key"
+            )
+
+
+def _k_musig_aggregate(keydata, where, name, ctx):
+    if len(keydata) != 33:
+        raise InvalidPSBT(f"{where}: {name} key data must be 33 bytes (got {len(keydata)})")
+    if not _compressed_ok(keydata, ctx):
+        raise InvalidPSBT(f"{where}: {name} aggregate key is not a valid compressed public key")
+
+
+def _k_musig_participant(keydata, where, name, ctx):
+    # participant key | aggregate key | optional leaf hash (BIP373)
+    if len(keydata) not in (66, 98):
+        raise InvalidPSBT(
+            f"{where}: {name} key data must be 66 or 98 bytes (got {len(keydata)})"
+        )
+    if not _compressed_ok(keydata[33:66], ctx):
+        raise InvalidPSBT(f"{where}: {name} aggregate key is not a valid compressed public key")
+    if not _compressed_ok(keydata[:33], ctx):
+        raise InvalidPSBT(
+            f"{where}: {name} participant key is not a valid compressed public key"
+        )
+
+
+def _compressed_ok(pub: bytes, ctx) -> bool:
+    """A 33 byte compressed public key; on the curve too when ctx.check_keys."""
+    return pub[0] in (2, 3) and (not ctx.check_keys or _point_ok(pub))
 
 
 def _v_time_lock(value, where, name, ctx):
@@ -411,9 +492,9 @@ _INPUT_RULES = {
     F.PSBT_IN_TAP_INTERNAL_KEY: (None, _v32),
     F.PSBT_IN_TAP_MERKLE_ROOT: (None, _v32),
     F.PSBT_IN_OWNERSHIP_PROOF: (None, None),
-    F.PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS: (33, _v_musig_keys),
-    F.PSBT_IN_MUSIG2_PUB_NONCE: ((66, 98), _v_len(66)),
-    F.PSBT_IN_MUSIG2_PARTIAL_SIG: ((66, 98), _v32),
+    F.PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS: (_k_musig_aggregate, _v_musig_keys),
+    F.PSBT_IN_MUSIG2_PUB_NONCE: (_k_musig_participant, _v_len(66)),
+    F.PSBT_IN_MUSIG2_PARTIAL_SIG: (_k_musig_participant, _v32),
     F.PSBT_IN_PROPRIETARY: (_k_proprietary, None),
 }
 
@@ -421,23 +502,24 @@ _OUTPUT_RULES = {
     F.PSBT_OUT_REDEEM_SCRIPT: (None, None),
     F.PSBT_OUT_WITNESS_SCRIPT: (None, None),
     F.PSBT_OUT_BIP32_DERIVATION: (_k_pubkey, _v_origin),
-    F.PSBT_OUT_AMOUNT: (None, _v_len(8)),
+    F.PSBT_OUT_AMOUNT: (None, _v_out_amount),
     F.PSBT_OUT_SCRIPT: (None, None),
     F.PSBT_OUT_TAP_INTERNAL_KEY: (None, _v32),
     F.PSBT_OUT_TAP_TREE: (None, _v_tap_tree),
     F.PSBT_OUT_TAP_BIP32_DERIVATION: (32, _v_tap_bip32),
-    F.PSBT_OUT_MUSIG2_PARTICIPANT_PUBKEYS: (33, _v_musig_keys),
+    F.PSBT_OUT_MUSIG2_PARTICIPANT_PUBKEYS: (_k_musig_aggregate, _v_musig_keys),
     F.PSBT_OUT_PROPRIETARY: (_k_proprietary, None),
 }
 
 
 class _Ctx:
-    __slots__ = ("keytype", "keydata", "check_keys")
+    __slots__ = ("keytype", "keydata", "check_keys", "prev_tx")
 
     def __init__(self, check_keys):
         self.check_keys = check_keys
         self.keytype = 0
         self.keydata = b""
+        self.prev_tx = None  # RawTx of the non_witness_utxo of the input being checked
 
 
 def _check_map(m: PsbtMap, where, rules, names, v2_only, version, ctx):
@@ -501,6 +583,49 @@ def _u32(value: bytes) -> int:
     return int.from_bytes(value, "little")
 
 
+_V2_TOTAL = "outputs: the PSBT_OUT_AMOUNT values of all"
+
+
+def _check_counts(n_in: int, n_out: int) -> None:
+    if n_in > MAX_INPUTS:
+        raise InvalidPSBT(
+            f"global: PSBT_GLOBAL_INPUT_COUNT {n_in} is more than the limit of {MAX_INPUTS:,} inputs"
+        )
+    if n_out > MAX_OUTPUTS:
+        raise InvalidPSBT(
+            f"global: PSBT_GLOBAL_OUTPUT_COUNT {n_out} is more than the limit of"
+            f" {MAX_OUTPUTS:,} outputs"
+        )
+
+
+def _outpoint(raw: Optional[F.RawTx], m: PsbtMap, i: int) -> Tuple[bytes, int]:
+    """(txid internal order, index) spent by input i: from the v0 unsigned tx or v2 fields."""
+    if raw is not None:
+        txid, vout, _, _ = raw.vin[i]
+        return txid, vout
+    return m._d[b"\x0e"], _u32(m._d[b"\x0f"])
+
+
+def _check_prev_tx(prev: F.RawTx, outpoint: Tuple[bytes, int], where: str) -> None:
+    """A non_witness_utxo must be the transaction the input spends from (as Core checks)."""
+    txid, vout = outpoint
+    if prev.txid() != txid:
+        raise InvalidPSBT(
+            f"{where}: PSBT_IN_NON_WITNESS_UTXO is not the transaction the input spends:"
+            f" it hashes to {prev.txid()[::-1].hex()} but the input spends from"
+            f" {bytes(txid)[::-1].hex()}; the PSBT was tampered with or built wrongly"
+        )
+    if vout >= len(prev.vout):
+        raise InvalidPSBT(
+            f"{where}: spends output {vout} of its previous transaction"
+            f" (PSBT_IN_NON_WITNESS_UTXO), which has only {len(prev.vout)} outputs"
+        )
+
+
+def _i64(value: bytes) -> int:
+    return int.from_bytes(value, "little", signed=True)
+
+
 def _global_version(glob: PsbtMap) -> int:
     value = glob._d.get(b"\xfb")
     if value is None:
@@ -520,7 +645,9 @@ def _global_version(glob: PsbtMap) -> int:
 def _parse_unsigned_tx(value: bytes) -> F.RawTx:
     what = "global: PSBT_GLOBAL_UNSIGNED_TX"
     try:
-        tx = F.parse_tx(value, what, allow_witness=False)
+        tx = F.parse_tx(
+            value, what, allow_witness=False, max_inputs=MAX_INPUTS, max_outputs=MAX_OUTPUTS
+        )
     except InvalidPSBT:
         if len(value) > 6 and value[4] == 0 and value[5] == 1:
             raise InvalidPSBT(
@@ -659,7 +786,8 @@ class Psbt:
         if data[:5] != PSBT_MAGIC:
             raise InvalidPSBT("not a PSBT: it does not start with the magic bytes 'psbt' 0xff")
         ctx = _Ctx(check_keys)
-        glob, pos = _read_map(data, 5, end, "global", F.GLOBAL_NAMES)
+        glob, pos = _read_map(data, 5, end, "global", F.GLOBAL_NAMES, MAX_RECORDS)
+        budget = MAX_RECORDS - len(glob)
         version = _global_version(glob)
         _check_map(glob, "global", _GLOBAL_RULES, F.GLOBAL_NAMES, F.V2_ONLY_GLOBAL, version, ctx)
         raw = None
@@ -682,26 +810,34 @@ class Psbt:
                 f"PSBT announces {n_in} inputs and {n_out} outputs but only"
                 f" {end - pos} bytes are left for their maps"
             )
+        _check_counts(n_in, n_out)
         inputs = []
         for i in range(n_in):
             where = f"input {i}"
             if pos >= end:
                 raise InvalidPSBT(f"{where}: map is missing ({n_in} input maps expected)")
-            m, pos = _read_map(data, pos, end, where, F.INPUT_NAMES)
+            m, pos = _read_map(data, pos, end, where, F.INPUT_NAMES, budget)
+            budget -= len(m)
+            ctx.prev_tx = None
             _check_map(m, where, _INPUT_RULES, F.INPUT_NAMES, F.V2_ONLY_INPUT, version, ctx)
             if version == 2:
                 _require(m, where, F.V2_REQUIRED_INPUT, F.INPUT_NAMES)
+            if ctx.prev_tx is not None:
+                _check_prev_tx(ctx.prev_tx, _outpoint(raw, m, i), where)
             inputs.append(m)
         outputs = []
         for i in range(n_out):
             where = f"output {i}"
             if pos >= end:
                 raise InvalidPSBT(f"{where}: map is missing ({n_out} output maps expected)")
-            m, pos = _read_map(data, pos, end, where, F.OUTPUT_NAMES)
+            m, pos = _read_map(data, pos, end, where, F.OUTPUT_NAMES, budget)
+            budget -= len(m)
             _check_map(m, where, _OUTPUT_RULES, F.OUTPUT_NAMES, F.V2_ONLY_OUTPUT, version, ctx)
             if version == 2:
                 _require(m, where, F.V2_REQUIRED_OUTPUT, F.OUTPUT_NAMES)
             outputs.append(m)
+        if version == 2:
+            F.check_output_total((_i64(m._d[b"\x03"]) for m in outputs), _V2_TOTAL)
         if pos != end:
             raise InvalidPSBT(f"{end - pos} unexpected bytes after the last output map")
         p = cls(glob, inputs, outputs)
@@ -963,12 +1099,12 @@ class Psbt:
         return F.SEQUENCE_FINAL if v is None else _u32(v)
 
     def amount(self, i: int) -> int:
-        """Amount of output i in satoshis."""
+        """Amount of output i in satoshis, always within 0..MAX_MONEY (else InvalidPSBT)."""
         if self.version == 0:
             return self._v0_tx().vout[i][0]
         self.outputs[i]
         v = self._field(self.outputs, i, F.PSBT_OUT_AMOUNT, F.OUTPUT_NAMES, "output", 8)
-        return int.from_bytes(v, "little", signed=True)
+        return F.check_amount(_i64(v), f"output {i}: PSBT_OUT_AMOUNT")
 
     def script(self, i: int) -> bytes:
         """scriptPubKey of output i."""
