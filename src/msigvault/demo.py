@@ -81,7 +81,7 @@ def run_demo(echo: Callable[[str], None] = print, *, script: str = "wsh", workdi
          "--script", script, "--network", "regtest", "--name", "treasury", "-o", "vault.json"], cwd=coord)
     for name, site in sites.items():
         carry(coord / "vault.json", site, f"vault file to {name}")
-        run(["vault", "verify", "vault.json", "--key", f"{name}.key"], cwd=site, passphrase=passphrases[name])
+        run(["vault", "verify", "vault.json", "--key", f"{name}.key", "--yes"], cwd=site, passphrase=passphrases[name])
 
     echo("\n3. The vault is funded on a local regtest chain (Bitcoin Core's consensus code)")
     from .vaultfile import load_vault_file

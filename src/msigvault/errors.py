@@ -41,6 +41,10 @@ class SignerRefusal(MsigvaultError):
     """The signer refused to sign: the PSBT asks for something the vault did not authorise."""
 
 
+class RegistrationError(SignerRefusal):
+    """A keyholder's vault registration is missing, does not verify, or was made by another key."""
+
+
 class CombineError(MsigvaultError):
     """PSBTs cannot be combined (different transactions, conflicting or invalid signatures)."""
 

@@ -2,10 +2,16 @@
 
     {"format": "msigvault-vault", "version": 1, "name": "...", "network": "regtest",
      "descriptor": "wsh(sortedmulti(...))#checksum", "policy_id": "<sha256 hex>",
-     "next_change_index": 0}
+     "next_change_index": 0, "accept": [], "registrations": [{"fingerprint": "...",
+     "index_limit": 1000, "signature": "<BIP340 hex>"}]}
 
 ``policy_id`` is recomputed from the descriptor on every read: an edited key, threshold or
-script type is caught even if the descriptor's 40-bit checksum was fixed up.
+script type is caught even if the descriptor's 40-bit checksum was fixed up. That alone is no
+protection against whoever can write the file (they fix the hash too), so each keyholder's
+``registrations`` entry, signed by their own key when they verified the vault (see
+policy/registration.py), is checked on every read, and the signer needs its own.
+``accept`` lists the :class:`~msigvault.policy.vault.Deviation` rules the vault was accepted
+with (files written before registrations existed have neither field).
 ``next_change_index`` is the coordinator's bookkeeping of change addresses handed out.
 """
 
@@ -16,10 +22,13 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import MsigvaultError
+from .errors import MsigvaultError, RegistrationError
 from .fileio import write_atomic
 from .network import Network
+from .policy.registration import Registration, RegisteredVault
 from .policy.vault import Vault
+
+MAX_VAULT_FILE_SIZE = 4 * 1024 * 1024  # a 999-key tr vault with registrations is well below 1 MB
 
 FORMAT = "msigvault-vault"
 VERSION = 1
@@ -34,13 +43,41 @@ class VaultFile:
     vault: Vault
     name: str
     next_change_index: int = 0
+    registrations: "tuple[Registration, ...]" = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "registrations", tuple(self.registrations))
+        for r in self.registrations:
+            r.verify(self.vault, name=self.name)
+        fps = [r.fingerprint for r in self.registrations]
+        if len(set(fps)) != len(fps):
+            raise VaultFileError("a vault file holds one registration per keyholder; this one repeats one")
 
     def to_json(self) -> str:
         return json.dumps({
             "format": FORMAT, "version": VERSION, "name": self.name,
             "network": self.vault.network.name, "descriptor": self.vault.descriptor(),
             "policy_id": self.vault.policy_id, "next_change_index": self.next_change_index,
+            "accept": sorted(d.value for d in self.vault.accept),
+            "registrations": [r.to_dict() for r in sorted(self.registrations, key=lambda r: r.fingerprint)],
         }, indent=2) + "\n"
+
+    def registered(self, fingerprint: "bytes | str") -> RegisteredVault:
+        """The vault as keyholder ``fingerprint`` registered it; RegistrationError if they did not."""
+        fp = bytes.fromhex(fingerprint) if isinstance(fingerprint, str) else fingerprint
+        for r in self.registrations:
+            if r.fingerprint == fp:
+                return RegisteredVault(self.vault, self.name, r)
+        raise RegistrationError(
+            f"this vault file holds no registration by {fp.hex()}: before signing, check the vault "
+            "(compare its policy id with every keyholder) and register it with your key: "
+            "msigvault vault verify VAULTFILE --key YOUR.key"
+        )
+
+    def with_registration(self, registration: Registration) -> "VaultFile":
+        """This file with ``registration`` added (replacing that keyholder's earlier one)."""
+        others = tuple(r for r in self.registrations if r.fingerprint != registration.fingerprint)
+        return replace(self, registrations=others + (registration,))
 
     def save(self, path: "str | os.PathLike", *, overwrite: bool = False) -> Path:
         return write_atomic(path, self.to_json().encode(), overwrite=overwrite)
@@ -52,6 +89,8 @@ class VaultFile:
 def load_vault_file(path: "str | os.PathLike") -> VaultFile:
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_VAULT_FILE_SIZE:
+            raise VaultFileError(f"{p} is larger than {MAX_VAULT_FILE_SIZE:,} bytes: it is not a vault file")
         text = p.read_text()
     except FileNotFoundError:
         raise VaultFileError(f"vault file {p} does not exist: create one with 'msigvault vault create'") from None
@@ -68,7 +107,13 @@ def load_vault_file(path: "str | os.PathLike") -> VaultFile:
     for key, kind in (("name", str), ("network", str), ("descriptor", str), ("policy_id", str), ("next_change_index", int)):
         if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool):
             raise VaultFileError(f"vault file {p}: field {key!r} is missing or has the wrong type")
-    vault = Vault.from_descriptor(obj["descriptor"], network=Network.from_name(obj["network"]))
+    accept = obj.get("accept", [])
+    registrations = obj.get("registrations", [])
+    if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
+        raise VaultFileError(f"vault file {p}: field 'accept' must be a list of deviation names")
+    if not isinstance(registrations, list):
+        raise VaultFileError(f"vault file {p}: field 'registrations' must be a list")
+    vault = Vault.from_descriptor(obj["descriptor"], network=Network.from_name(obj["network"]), accept=accept)
     if vault.policy_id != obj["policy_id"]:
         raise VaultFileError(
             f"vault file {p}: the descriptor does not match the recorded policy id; the file was "
@@ -76,4 +121,8 @@ def load_vault_file(path: "str | os.PathLike") -> VaultFile:
         )
     if obj["next_change_index"] < 0:
         raise VaultFileError(f"vault file {p}: next_change_index must not be negative")
-    return VaultFile(vault, obj["name"], obj["next_change_index"])
+    try:
+        return VaultFile(vault, obj["name"], obj["next_change_index"],
+                         tuple(Registration.from_dict(r) for r in registrations))
+    except RegistrationError as e:
+        raise VaultFileError(f"vault file {p}: {e}") from None

@@ -58,9 +58,9 @@ def test_ceremony_through_the_cli(sites, script):
     assert info["threshold"] == 2 and info["n"] == 3 and info["script"] == script
     for name in PASSPHRASES:
         copy(coord / vault, sites[name])
-        v = json.loads(msigvault("vault", "verify", vault, "--key", f"{name}.key", "--json",
+        v = json.loads(msigvault("vault", "verify", vault, "--key", f"{name}.key", "--json", "--yes",
                                  cwd=sites[name], passphrase=PASSPHRASES[name]).stdout)
-        assert v["policy_id"] == info["policy_id"]
+        assert v["policy_id"] == info["policy_id"] and v["registered"] is True
     chain = coord / f"chain-{script}"
     msigvault("regtest", "init", chain, cwd=coord)
     address = json.loads(msigvault("vault", "address", vault, "--index", "0", "--json", cwd=coord).stdout)[0]["address"]

@@ -43,6 +43,8 @@ def world(tmp_path_factory):
     ok("vault", "create", "-m", "2", "a.cosigner", "b.cosigner", "c.cosigner", "-n", "regtest", "-o", "vault.json", cwd=d)
     ok("vault", "create", "-m", "2", "a.cosigner", "b.cosigner", "stranger.cosigner", "-n", "regtest",
        "-o", "other.json", cwd=d)
+    for name in ("a", "b", "c"):
+        ok("vault", "verify", "vault.json", "--key", f"{name}.key", "--yes", cwd=d)
     ok("regtest", "init", "chain", cwd=d)
     address = json.loads(ok("vault", "address", "vault.json", "--json", cwd=d).stdout)[0]["address"]
     ok("regtest", "fund", "chain", address, "500000", cwd=d)

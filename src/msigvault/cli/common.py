@@ -75,14 +75,82 @@ def load_psbt(path):
 
 
 def write_psbt(psbt, path, fmt: str, *, force: bool = False, qr_dir=None) -> None:
-    """Write a PSBT file (never silently replacing one) and, with ``qr_dir``, animated QR frames."""
+    """Write a PSBT file (never silently replacing one) and, with ``qr_dir``, animated QR frames.
+
+    All or nothing: the QR frames are written first; if the PSBT file then cannot be written,
+    frames this call created are removed again.
+    """
     from ..transport.files import write_psbt_file
 
-    write_psbt_file(psbt, path, encoding=fmt, overwrite=force)
+    check_writable(path, force=force)
+    created = []
     if qr_dir is not None:
         from ..transport.qr import write_animated_qr
 
-        write_animated_qr(psbt.serialize(), qr_dir, overwrite=force)
+        require_qr_extra()
+        check_writable_dir(qr_dir)
+        new_dir = not Path(qr_dir).exists()
+        created = write_animated_qr(psbt.serialize(), qr_dir, overwrite=force)
+    try:
+        write_psbt_file(psbt, path, encoding=fmt, overwrite=force)
+    except BaseException:
+        if qr_dir is not None and not force:
+            for f in created:
+                Path(f).unlink(missing_ok=True)
+            if new_dir:
+                try:
+                    Path(qr_dir).rmdir()
+                except OSError:
+                    pass
+        raise
+
+
+def approve(question: str) -> bool:
+    """Ask the person at the terminal (on stderr); no answer (end of input) is a no."""
+    try:
+        return click.confirm(question, err=True)
+    except click.Abort:
+        click.echo("", err=True)
+        return False
+
+
+def check_writable(path, *, force: bool) -> None:
+    """Before any prompt or work: the output file can be created (or replaced with --force)."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise CliError(f"{p} already exists: choose another name, or pass --force to replace it")
+    if p.is_dir():
+        raise CliError(f"{p} is a directory: give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"cannot write {p}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise CliError(f"cannot write {p}: the directory {parent} is not writable")
+
+
+def check_writable_dir(path) -> None:
+    """Before any prompt or work: ``path`` is a writable directory or can be created as one."""
+    p = Path(path)
+    if p.exists():
+        if not p.is_dir():
+            raise CliError(f"{p} exists and is not a directory")
+        if not os.access(p, os.W_OK):
+            raise CliError(f"cannot write into {p}: the directory is not writable")
+        return
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise CliError(f"cannot create the directory {p}: {parent} does not exist or is not writable")
+
+
+def require_qr_extra() -> None:
+    """QR output needs the ``qr`` extra (segno, pillow): say so before any work is done."""
+    try:
+        import PIL  # noqa: F401
+        import segno  # noqa: F401
+    except ImportError:
+        raise CliError(
+            "QR output needs the qr extra: pip install 'msigvault[qr]' (or write the PSBT file only)"
+        ) from None
 
 
 qr_out_option = click.option(
@@ -103,9 +171,21 @@ def passphrase(fd, *, confirm: bool = False, prompt: str = "Keystore passphrase:
     return read_passphrase(prompt=prompt, confirm=confirm, fd=fd)
 
 
-def unlock_root(key_path, fd):
-    """Open a keystore and return its master private key as an ExtendedKey."""
-    from ..keys.keystore import Keystore
+def unlock_root(key_path, fd, *, keystore=None, tries: int = 3):
+    """Open a keystore and return (its master private key as an ExtendedKey, the Keystore).
 
-    ks = Keystore.open(key_path)
-    return ks.root_key(passphrase(fd, prompt=f"Passphrase for {key_path} ({ks.fingerprint}): ")), ks
+    A passphrase typed at the prompt may be retried (``tries`` in all); one from a file
+    descriptor or the environment is tried once.
+    """
+    from ..keys.keystore import Keystore, WrongPassphrase
+
+    ks = keystore or Keystore.open(key_path)
+    interactive = fd is None and not os.environ.get("MSIGVAULT_PASSPHRASE")
+    for attempt in range(1, (tries if interactive else 1) + 1):
+        try:
+            return ks.root_key(passphrase(fd, prompt=f"Passphrase for {key_path} ({ks.fingerprint}): ")), ks
+        except WrongPassphrase as e:
+            if not interactive or attempt == tries:
+                raise
+            click.echo(f"error: {e} ({tries - attempt} more tries)", err=True)
+    raise AssertionError("unreachable")

@@ -8,6 +8,9 @@ import click
 
 from .common import (
     CliError,
+    approve,
+    check_writable,
+    check_writable_dir,
     emit,
     force_option,
     json_option,
@@ -17,6 +20,7 @@ from .common import (
     psbt_format_option,
     qr_out_option,
     read_input,
+    require_qr_extra,
     unlock_root,
     write_output,
     write_psbt,
@@ -172,6 +176,12 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     from ..psbt.signer import SignerPolicy, check, sign
 
     vf = load_vault(vaultfile)
+    ks = Keystore.open(keyfile)
+    registered = vf.registered(ks.fingerprint)  # refuses a vault this keyholder never registered
+    check_writable(output, force=force)
+    if qr_dir is not None:
+        require_qr_extra()
+        check_writable_dir(qr_dir)
     if qr_images:
         from pathlib import Path
 
@@ -195,17 +205,16 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
         policy = replace(policy, max_fee_fraction=max_fee_fraction)
     if allow_witness_utxo_only:
         policy = replace(policy, allow_witness_utxo_only=True)
-    ks = Keystore.open(keyfile)
-    summary, _ = check(p, vf.vault, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)
+    summary, _ = check(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)
     if ks.fingerprint in analyze(p, vf.vault)["signed_by"]:
         raise CliError(f"{psbtfile} is already signed by {ks.fingerprint} on every input: nothing to do; "
                        "send it back to the coordinator")
-    if not as_json:
-        click.echo(summary.text())
-    if not yes and not click.confirm("Sign this transaction?", err=True):
-        raise CliError("not signed")
-    root, _ = unlock_root(keyfile, passphrase_fd)
-    signed, summary = sign(p, vf.vault, root, policy=policy)
+    # never ask for approval of something not shown: with --json the summary goes to stderr
+    click.echo(summary.text(), err=as_json)
+    if not yes and not approve("Sign this transaction?"):
+        raise CliError("not signed: nothing was written")
+    root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
+    signed, summary = sign(p, registered, root, policy=policy)
     write_psbt(signed, output, fmt, force=force, qr_dir=qr_dir)
     emit(as_json, {**summary.to_dict(), "output": output},
          f"signed {summary.signed_inputs} input(s) as {summary.fingerprint}; wrote {output}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, emit, force_option, json_option, load_vault, passphrase_fd_option, read_input, unlock_root, write_output
+from .common import CliError, approve, emit, force_option, json_option, load_vault, passphrase_fd_option, read_input, unlock_root, write_output
 from .keys import NETWORKS, SCRIPTS
 
 
@@ -33,6 +33,9 @@ def vault_summary(vf) -> dict:
         "script": v.script, "network": v.network.name, "descriptor": v.descriptor(),
         "policy_id": v.policy_id, "first_receive_address": v.address(0),
         "first_change_address": v.change_address(0), "next_change_index": vf.next_change_index,
+        "accepted_deviations": list(v.deviations),
+        "registered_by": [{"fingerprint": r.fingerprint.hex(), "index_limit": r.index_limit}
+                          for r in vf.registrations],
     }
 
 
@@ -42,7 +45,18 @@ def _summary_text(d: dict) -> str:
     lines += [f"  {i + 1}. {c}" for i, c in enumerate(d["cosigners"])]
     lines += [f"descriptor: {d['descriptor']}", f"first receive address: {d['first_receive_address']}",
               f"first change address:  {d['first_change_address']}"]
+    lines += [f"accepted deviation: {x}" for x in d["accepted_deviations"]]
+    lines += [f"registered by {r['fingerprint']} (indexes below {r['index_limit']}; signature valid)"
+              for r in d["registered_by"]]
     return "\n".join(lines)
+
+
+_DEVIATIONS = ("coin-type-mismatch", "unseparated-test-keys", "shared-seed")
+accept_option = click.option(
+    "--accept", "accept", multiple=True, type=click.Choice(_DEVIATIONS),
+    help="Accept one departure from the vault rules (repeatable; see docs/psbt.md): coin-type-mismatch, "
+         "unseparated-test-keys (test-network keys without a test coin type), shared-seed (one seed in two slots).",
+)
 
 
 @vault.command("create")
@@ -53,9 +67,10 @@ def _summary_text(d: dict) -> str:
 @click.option("--unsorted", is_flag=True, help="Use multi() in the given key order instead of sortedmulti().")
 @click.option("--name", default="vault", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Vault file to write.")
+@accept_option
 @force_option
 @json_option
-def vault_create(threshold, cosigners, script, network, unsorted, name, output, force, as_json):
+def vault_create(threshold, cosigners, script, network, unsorted, name, output, accept, force, as_json):
     """Create a vault file from COSIGNERS (records [fp/path]xpub, or files holding one).
 
     \b
@@ -66,7 +81,7 @@ def vault_create(threshold, cosigners, script, network, unsorted, name, output, 
     from ..vaultfile import VaultFile
 
     v = Vault.multisig(threshold, [_cosigner_text(c) for c in cosigners], script=script,
-                       sorted=not unsorted, network=network)
+                       sorted=not unsorted, network=network, accept=accept)
     vf = VaultFile(v, name)
     vf.save(output, overwrite=force)
     d = vault_summary(vf)
@@ -85,24 +100,41 @@ def vault_show(vaultfile, as_json):
 @vault.command("verify")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
+@click.option("--index-limit", type=int, default=None,
+              help="Highest vault index + 1 your signer will accept in inputs and change (default 1000, "
+                   "or what you registered before).")
+@click.option("--yes", is_flag=True, help="Register without asking (the vault is still shown).")
 @passphrase_fd_option
 @json_option
-def vault_verify(vaultfile, keyfile, passphrase_fd, as_json):
-    """Check, with your own key, that you are a cosigner of the vault; print what to compare.
+def vault_verify(vaultfile, keyfile, index_limit, yes, passphrase_fd, as_json):
+    """Check, with your own key, that you are a cosigner of the vault, and register it.
 
     Read the policy id aloud with the other keyholders (or compare it out of band): the same id
-    means the same keys, threshold and script type.
+    means the same keys, threshold and script type. Registering signs the vault with your key
+    (into VAULTFILE): your signer then refuses any vault file that differs from what you
+    registered, and any index at or above the index limit.
     """
-    from ..psbt.signer import find_cosigner
+    from ..policy.registration import DEFAULT_INDEX_LIMIT, Registration, own_cosigner
 
     vf = load_vault(vaultfile)
-    root, _ = unlock_root(keyfile, passphrase_fd)
-    me, _ = find_cosigner(vf.vault, root)
-    d = {"vault": vf.name, "you_are": str(me), "policy_id": vf.vault.policy_id,
-         "threshold": vf.vault.m, "n": vf.vault.n, "first_receive_address": vf.vault.address(0)}
-    emit(as_json, d, f"OK: your key {me.fingerprint.hex()} is cosigner {vf.vault.cosigners.index(me) + 1} of "
-                     f"{vf.vault.n} in this {vf.vault.m}-of-{vf.vault.n} vault\npolicy id: {vf.vault.policy_id}\n"
-                     f"first receive address: {vf.vault.address(0)}")
+    root, ks = unlock_root(keyfile, passphrase_fd)
+    me, _ = own_cosigner(vf.vault, root)
+    previous = next((r for r in vf.registrations if r.fingerprint == me.fingerprint), None)
+    limit = index_limit if index_limit is not None else (previous.index_limit if previous else DEFAULT_INDEX_LIMIT)
+    d = vault_summary(vf)
+    text = (_summary_text(d) + f"\nyour key {me.fingerprint.hex()} is cosigner {vf.vault.cosigners.index(me) + 1} "
+            f"of {vf.vault.n}; registering for indexes below {limit}")
+    click.echo(text, err=as_json)
+    if not yes:
+        if not approve("Does this policy id match what every other keyholder sees? Register it"):
+            raise CliError("not registered: nothing was written")
+    reg = Registration.create(vf.vault, root, name=vf.name, index_limit=limit)
+    vf.with_registration(reg).save(vaultfile, overwrite=True)
+    out = {"vault": vf.name, "you_are": str(me), "policy_id": vf.vault.policy_id,
+           "threshold": vf.vault.m, "n": vf.vault.n, "first_receive_address": vf.vault.address(0),
+           "registered": True, "index_limit": limit}
+    emit(as_json, out, f"OK: registered {vaultfile} with your key {me.fingerprint.hex()}\n"
+                       f"policy id: {vf.vault.policy_id}\nfirst receive address: {vf.vault.address(0)}")
 
 
 @vault.command("address")

@@ -75,38 +75,63 @@ def bip87_path(network: Network, account: int = 0) -> "tuple[int, ...]":
     return (87 + HARDENED, network.coin_type + HARDENED, account + HARDENED)
 
 
-def bip45_path() -> "tuple[int, ...]":
-    """BIP45 legacy P2SH multisig purpose path ``m/45'``."""
+def bip45_path(network: "Network | None" = None) -> "tuple[int, ...]":
+    """Legacy P2SH multisig path: BIP45 ``m/45'`` on mainnet; on test networks ``m/45'/1'/0'``
+    (Caravan's testnet convention), so a test vault never uses the keys of a mainnet one."""
+    if network is not None and not network.is_mainnet:
+        return (45 + HARDENED, 1 + HARDENED, 0 + HARDENED)
     return (45 + HARDENED,)
 
 
 def default_account_path(network: Network, script: str, account: int = 0) -> "tuple[int, ...]":
     """The path wallets use by default for a vault of ``script`` type.
 
-    sh-wsh and wsh: BIP48; sh: BIP45 ``m/45'`` (as Coldcard and Sparrow do; it has no account
-    level, so ``account`` must be 0); tr: BIP87 (as Sparrow and Bitcoin Core do for taproot
-    multisig).
+    sh-wsh and wsh: BIP48; sh: BIP45 ``m/45'`` on mainnet (as Coldcard and Sparrow do; it has
+    no account level, so ``account`` must be 0) and ``m/45'/1'/0'`` on test networks (as
+    Caravan does: BIP45 has no coin type, and the same seed must not sign for mainnet and test
+    vaults with one key); tr: BIP87 (as Sparrow and Bitcoin Core do for taproot multisig).
     """
     if script in BIP48_SCRIPT_TYPES:
         return bip48_path(network, script, account)
     if script == "sh":
         if account != 0:
             raise InvalidKey("BIP45 (sh vaults) has no account level: use account 0, or another script type")
-        return bip45_path()
+        return bip45_path(network)
     return bip87_path(network, account)
 
 
-def check_coin_type(path: "tuple[int, ...]", network: Network, who: str) -> None:
-    """For BIP44-family paths (purpose 44/45/48/49/84/86/87) the coin type must match the network."""
-    from ..errors import NetworkMismatch
-
+def coin_type_problem(path: "tuple[int, ...]", network: Network) -> "str | None":
+    """For BIP44-family paths (purpose 44/48/49/84/86/87) the coin type must match the network."""
     if len(path) >= 2 and path[0] - HARDENED in (44, 48, 49, 84, 86, 87) and path[0] >= HARDENED:
         coin = path[1] - HARDENED if path[1] >= HARDENED else path[1]
         if coin != network.coin_type:
-            raise NetworkMismatch(
-                f"{who} has derivation path {format_path(path)} with coin type {coin}, "
-                f"but {network.name} uses coin type {network.coin_type}: export the key for {network.name}"
-            )
+            return (f"derivation path {format_path(path)} has coin type {coin}, but {network.name} "
+                    f"uses coin type {network.coin_type}")
+    return None
+
+
+def separation_problem(path: "tuple[int, ...]", network: Network) -> "str | None":
+    """On a test network, a path must carry the test coin type (1') as its second step.
+
+    A scriptPubKey carries no network: a test vault whose keys sit at a path without a coin type
+    (BIP45 ``m/45'``, a master key, a custom path) derives the very keys a mainnet vault of the
+    same seed uses, so a "test" signature could spend mainnet coins.
+    """
+    if network.is_mainnet:
+        return None
+    if len(path) >= 2 and path[0] >= HARDENED and path[1] == network.coin_type + HARDENED:
+        return None
+    return (f"derivation path {format_path(path)} has no test-network coin type (1h as its second step): "
+            "the same seed would use these keys on mainnet too")
+
+
+def check_coin_type(path: "tuple[int, ...]", network: Network, who: str) -> None:
+    """Raise NetworkMismatch if ``path`` has a coin type other than ``network``'s."""
+    from ..errors import NetworkMismatch
+
+    problem = coin_type_problem(path, network)
+    if problem:
+        raise NetworkMismatch(f"{who}: {problem}: export the key for {network.name}")
 
 
 def _check_account(account: int) -> None:

@@ -7,8 +7,9 @@ branch 0 of every cosigner's account key, change addresses from branch 1 (``/<0;
 
 from __future__ import annotations
 
+import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from embit.hashes import tagged_hash
@@ -17,7 +18,7 @@ from embit.util import secp256k1 as _secp
 from ..address import address_from_script
 from ..errors import InvalidDescriptor, NetworkMismatch, PolicyError
 from ..keys.cosigner import Cosigner
-from ..keys.paths import HARDENED, check_coin_type
+from ..keys.paths import HARDENED, coin_type_problem, separation_problem
 from ..network import Network
 from ..script import (
     multi_a_script,
@@ -36,6 +37,23 @@ RECEIVE, CHANGE = 0, 1
 # BIP341's provably unspendable point H = lift_x(sha256(G uncompressed)): no one knows its
 # discrete log, so the vault can only be spent through its multisig leaf.
 NUMS_H = bytes.fromhex("50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0")
+
+
+class Deviation(str, enum.Enum):
+    """A departure from the rules a vault is built to, accepted only when named explicitly.
+
+    A vault refuses each of these at construction unless it is listed in ``accept``; the
+    keyholder's registration signs the accepted set, so a changed set is caught before signing.
+    """
+
+    #: a BIP44-family path whose coin type is not the network's (e.g. Keystone's mainnet xpubs
+    #: under m/48'/1'/...)
+    COIN_TYPE_MISMATCH = "coin-type-mismatch"
+    #: a test-network vault whose keys sit at a path without the test coin type (BIP45 m/45',
+    #: a master key): the same seed signs for mainnet with those keys
+    UNSEPARATED_TEST_KEYS = "unseparated-test-keys"
+    #: one master fingerprint (one seed) in two cosigner slots: that keyholder alone counts twice
+    SHARED_SEED = "shared-seed"
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,8 @@ class Vault:
 
     Invariants are checked at construction: 1 <= m <= n <= the script type's limit, no cosigner
     appears twice (compared by public key, and by fingerprint + path), every key belongs to
-    ``network``.
+    ``network``. The :class:`Deviation` rules (coin type, test-key separation, one seed in two
+    slots) are refused too unless named in ``accept``; ``deviations`` lists the ones present.
     """
 
     m: int
@@ -89,27 +108,46 @@ class Vault:
     script: str
     sorted: bool
     network: Network
+    accept: "frozenset[Deviation]" = field(default=frozenset(), compare=False, kw_only=True)
 
     def __post_init__(self):
         object.__setattr__(self, "cosigners", tuple(self.cosigners))
+        object.__setattr__(self, "accept", _deviation_set(self.accept))
         _check_policy(self.m, self.cosigners, self.script, self.network)
+        found = deviations_of(self.cosigners, self.network)
+        for kind, problem in found.items():
+            if kind not in self.accept:
+                raise (NetworkMismatch if kind is not Deviation.SHARED_SEED else PolicyError)(
+                    f"{problem}; if this is really intended, accept it explicitly "
+                    f"(accept={{'{kind.value}'}}; on the command line --accept {kind.value})"
+                )
+        object.__setattr__(self, "_deviations", tuple(found.values()))
+
+    @property
+    def deviations(self) -> "tuple[str, ...]":
+        """What this vault departs from (each one accepted explicitly), as sentences."""
+        return self.__dict__["_deviations"]
 
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
     def multisig(cls, m: int, cosigners: "Iterable[Cosigner | str]", *, script: str = "wsh",
-                 sorted: bool = True, network: "Network | str | None" = None) -> "Vault":
+                 sorted: bool = True, network: "Network | str | None" = None,
+                 accept: "Iterable[Deviation | str]" = ()) -> "Vault":
         """An m-of-n vault. ``cosigners`` are Cosigner records or ``[fp/path]xpub`` strings.
 
         ``network`` is required for test networks (tpub keys serve testnet, signet and regtest).
+        ``accept`` names the :class:`Deviation` rules this vault may break.
         """
         parsed = tuple(c if isinstance(c, Cosigner) else Cosigner.parse(c) for c in cosigners)
         net = _resolve_network(network, parsed)
-        return cls(m, parsed, script, sorted, net)
+        if not isinstance(sorted, bool):
+            raise PolicyError(f"sorted must be True or False, not {sorted!r}")
+        return cls(m, parsed, script, sorted, net, accept=_deviation_set(accept))
 
     @classmethod
     def from_descriptor(cls, text: str, *, network: "Network | str | None" = None,
-                        require_checksum: bool = True) -> "Vault":
+                        require_checksum: bool = True, accept: "Iterable[Deviation | str]" = ()) -> "Vault":
         """Parse a vault descriptor (multipath ``/<0;1>/*``, or a single ``/0/*`` or ``/1/*`` one).
 
         The checksum is verified; a descriptor without one is accepted only with
@@ -122,7 +160,7 @@ class Vault:
         desc, _ = split_checksum(text.strip(), require=require_checksum)
         m, keys, script, is_sorted = parse_vault_descriptor(desc)
         net = _resolve_network(network, keys)
-        return cls(m, keys, script, is_sorted, net)
+        return cls(m, keys, script, is_sorted, net, accept=_deviation_set(accept))
 
     # -- descriptors -----------------------------------------------------------------------------
 
@@ -343,7 +381,6 @@ def _check_policy(m, cosigners, script, network) -> None:
         raise NetworkMismatch("the cosigners mix mainnet (xpub) and test-network (tpub) keys")
     for c in cosigners:
         c.check_network(network)
-        check_coin_type(c.path, network, f"cosigner {c.fingerprint.hex()}")
     seen_keys: dict = {}
     seen_origins: dict = {}
     for i, c in enumerate(cosigners):
@@ -363,3 +400,40 @@ def _check_policy(m, cosigners, script, network) -> None:
                 "and account cannot hold two different keys; one record is wrong"
             )
         seen_origins[origin] = i
+
+
+def _deviation_set(values) -> "frozenset[Deviation]":
+    if isinstance(values, (str, Deviation)):
+        values = (values,)
+    out = set()
+    for v in values:
+        try:
+            out.add(Deviation(v))
+        except ValueError:
+            raise PolicyError(
+                f"unknown deviation {v!r}: accept one of {', '.join(d.value for d in Deviation)}"
+            ) from None
+    return frozenset(out)
+
+
+def deviations_of(cosigners, network: Network) -> "dict[Deviation, str]":
+    """The :class:`Deviation` rules ``cosigners`` break on ``network``, with the first instance of each."""
+    found: "dict[Deviation, str]" = {}
+    for c in cosigners:
+        problem = coin_type_problem(c.path, network)
+        if problem:
+            found.setdefault(Deviation.COIN_TYPE_MISMATCH, f"cosigner {c.fingerprint.hex()}: {problem}")
+        elif not network.is_mainnet:
+            problem = separation_problem(c.path, network)
+            if problem:
+                found.setdefault(Deviation.UNSEPARATED_TEST_KEYS, f"cosigner {c.fingerprint.hex()}: {problem}")
+    seen: "dict[bytes, int]" = {}
+    for i, c in enumerate(cosigners):
+        if c.fingerprint in seen:
+            found.setdefault(
+                Deviation.SHARED_SEED,
+                f"cosigners {seen[c.fingerprint] + 1} and {i + 1} have the same master fingerprint "
+                f"{c.fingerprint.hex()}: one seed holds two keys, so one keyholder alone counts twice",
+            )
+        seen.setdefault(c.fingerprint, i)
+    return found

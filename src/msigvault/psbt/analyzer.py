@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from ..errors import MsigvaultError
+from ..policy.registration import DEFAULT_INDEX_LIMIT
 from ..policy.vault import Vault
 from . import fields as F
 from .common import classify_output, resolve_input, signature_state, spent_output, unsigned_tx
@@ -22,7 +23,10 @@ class _Problem(MsigvaultError):
     pass
 
 
-def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
+def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT) -> dict:
+    """Where ``psbt`` stands. Vault outputs are recognised by their key origins or, where those
+    were cleared (BDK's finalizer does), by their script among the first ``index_limit`` indexes
+    of both branches: the same bound the signer applies by default."""
     tx = unsigned_tx(psbt)
     problems = []
     resolved = []
@@ -69,10 +73,9 @@ def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
         entry.update(amount=spent.amount, vault_index=[d.branch, d.index], signed_by=signed,
                      missing=missing, signatures_needed=needed)
         inputs.append(entry)
-    max_index = max((r[0].index for r in resolved if r and r[0]), default=0)
     outputs = []
     for o in range(psbt.output_count):
-        line, problem = classify_output(psbt, o, vault, max_index=max_index + change_gap)
+        line, problem = classify_output(psbt, o, vault, index_limit=index_limit, match_scripts=True)
         if problem:
             problems.append(problem)
         outputs.append({**asdict(line), "suspicious": bool(problem)})
@@ -93,6 +96,9 @@ def analyze(psbt: Psbt, vault: Vault, *, change_gap: int = 1_000) -> dict:
     complete_signers = set.intersection(*signer_sets) if signer_sets else set()
     return {
         "txid": tx.txid()[::-1].hex(),
+        "spends_from_vault": any(
+            r is not None and (r[0] is not None or vault.find(r[1].script_pubkey, gap=index_limit) is not None)
+            for r in resolved),
         "vault": str(vault),
         "threshold": vault.m,
         "inputs": inputs,

@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 from embit.util import secp256k1 as _secp
 
 from ..address import address_from_script
 from ..errors import InvalidAddress, InvalidPSBT
-from ..policy.vault import CHANGE, RECEIVE, DerivedScript, Vault
+from ..policy.vault import CHANGE, NUMS_H, RECEIVE, DerivedScript, Vault
+from ..script import compact_size
 from . import fields as F
 from .psbt import Psbt
 from .sighash import TxIn, TxOut, UnsignedTx
@@ -104,19 +105,38 @@ def _branch_index_from_path(vault: Vault, fingerprint: bytes, path) -> "Optional
     return None
 
 
-def claimed_derivations(m, *, is_input: bool) -> "list[tuple[bytes, bytes, tuple]]":
-    """(pubkey, fingerprint, path) of every BIP32 derivation in an input or output map
-    (taproot derivations give 32-byte x-only keys)."""
+@dataclass(frozen=True)
+class Derivation:
+    """One BIP32 derivation record of an input or output map.
+
+    ``pubkey`` is 33 bytes (BIP174) or 32 bytes x-only (BIP371); ``leaf_hashes`` is None for
+    BIP174 records and the BIP371 leaf hashes for taproot ones.
+    """
+
+    pubkey: bytes
+    fingerprint: bytes
+    path: "tuple[int, ...]"
+    leaf_hashes: "Optional[tuple[bytes, ...]]" = None
+
+
+def claimed_derivations(m, *, is_input: bool) -> "list[Derivation]":
+    """Every BIP32 derivation in an input or output map (taproot derivations give x-only keys)."""
     out = []
     bip32 = F.PSBT_IN_BIP32_DERIVATION if is_input else F.PSBT_OUT_BIP32_DERIVATION
     tap = F.PSBT_IN_TAP_BIP32_DERIVATION if is_input else F.PSBT_OUT_TAP_BIP32_DERIVATION
     for pk, value in m.items_of_type(bip32):
         fp, path = F.parse_key_origin(value, "BIP32 derivation")
-        out.append((bytes(pk), fp, tuple(path)))
+        out.append(Derivation(bytes(pk), fp, tuple(path)))
     for xonly, value in m.items_of_type(tap):
-        _, fp, path = F.parse_tap_bip32(value, "taproot BIP32 derivation")
-        out.append((bytes(xonly), fp, tuple(path)))
+        hashes, fp, path = F.parse_tap_bip32(value, "taproot BIP32 derivation")
+        out.append(Derivation(bytes(xonly), fp, tuple(path), tuple(bytes(h) for h in hashes)))
     return out
+
+
+def is_nums_entry(d: Derivation) -> bool:
+    """BIP371 allows a derivation for the internal key with no leaf hashes; BDK writes one for
+    the vault's unspendable NUMS key. It says nothing about the vault's keys and is ignored."""
+    return d.leaf_hashes == () and d.pubkey == NUMS_H
 
 
 def vault_position(vault: Vault, derivations) -> "Optional[tuple[int, int]]":
@@ -125,8 +145,8 @@ def vault_position(vault: Vault, derivations) -> "Optional[tuple[int, int]]":
     Raises ValueError if they claim several different positions.
     """
     found = set()
-    for _, fp, path in derivations:
-        hit = _branch_index_from_path(vault, fp, path)
+    for d in derivations:
+        hit = _branch_index_from_path(vault, d.fingerprint, d.path)
         if hit is not None:
             found.add(hit[1:])
     if len(found) > 1:
@@ -135,22 +155,67 @@ def vault_position(vault: Vault, derivations) -> "Optional[tuple[int, int]]":
 
 
 def rebuilds(vault: Vault, derived: DerivedScript, derivations) -> Optional[str]:
-    """None if every claimed derivation is exactly a vault key of ``derived``; else the reason."""
+    """None if every claimed derivation is exactly a vault key of ``derived``; else the reason.
+
+    Taproot records must name exactly the vault's one leaf; a record for the NUMS internal key
+    with no leaf hashes (BIP371, written by BDK) is accepted and ignored, and any other record
+    claiming the internal key is refused.
+    """
+    is_tr = derived.script_type == "tr"
     want = {}
     for pos, ci in enumerate(derived.signers):
         c = vault.cosigners[ci]
         pk = derived.pubkeys[pos]
-        key = pk[1:] if derived.script_type == "tr" else pk
-        want[key] = (c.fingerprint, c.path + (derived.branch, derived.index))
+        want[pk[1:] if is_tr else pk] = (c.fingerprint, c.path + (derived.branch, derived.index))
     seen = set()
-    for pk, fp, path in derivations:
-        if pk not in want:
-            return f"it lists key {pk.hex()[:16]}... which is not a vault key at that index"
-        if want[pk] != (fp, tuple(path)):
-            return f"key {pk.hex()[:16]}... is listed with a derivation path that is not the vault's"
-        seen.add(pk)
-    if derivations and len(seen) != len(want):
+    for d in derivations:
+        if is_tr and d.pubkey == NUMS_H:
+            if is_nums_entry(d):
+                continue
+            return "it lists the unspendable internal key with leaf hashes, as if it could sign"
+        if (d.leaf_hashes is not None) != is_tr:
+            return (f"it lists key {d.pubkey.hex()[:16]}... as a "
+                    f"{'taproot' if d.leaf_hashes is not None else 'non-taproot'} key, which this vault's keys are not")
+        if d.pubkey not in want:
+            return f"it lists key {d.pubkey.hex()[:16]}... which is not a vault key at that index"
+        if want[d.pubkey] != (d.fingerprint, tuple(d.path)):
+            return f"key {d.pubkey.hex()[:16]}... is listed with a derivation path that is not the vault's"
+        if is_tr and d.leaf_hashes != (derived.leaf_hash,):
+            return f"key {d.pubkey.hex()[:16]}... is listed with leaf hashes that are not the vault's one leaf"
+        seen.add(d.pubkey)
+    if seen and len(seen) != len(want):
         return f"it lists {len(seen)} of the vault's {len(want)} keys"
+    return None
+
+
+def _tap_tree_of(d: DerivedScript) -> bytes:
+    return bytes([0, 0xC0]) + compact_size(len(d.leaf_script)) + d.leaf_script
+
+
+def metadata_problem(m, d: DerivedScript, *, is_input: bool) -> Optional[str]:
+    """None if every script field of a vault input or output map is the vault's own at ``d``.
+
+    An output that names vault keys but carries another redeem/witness script, internal key or
+    script tree is refused as change fraud (Coldcard refuses these too), even if the
+    scriptPubKey matches: whoever wrote them is not building from the vault.
+    """
+    if is_input:
+        fields = {F.PSBT_IN_REDEEM_SCRIPT: d.redeem_script, F.PSBT_IN_WITNESS_SCRIPT: d.witness_script,
+                  F.PSBT_IN_TAP_INTERNAL_KEY: NUMS_H if d.leaf_script else None,
+                  F.PSBT_IN_TAP_MERKLE_ROOT: d.leaf_hash}
+    else:
+        fields = {F.PSBT_OUT_REDEEM_SCRIPT: d.redeem_script, F.PSBT_OUT_WITNESS_SCRIPT: d.witness_script,
+                  F.PSBT_OUT_TAP_INTERNAL_KEY: NUMS_H if d.leaf_script else None,
+                  F.PSBT_OUT_TAP_TREE: _tap_tree_of(d) if d.leaf_script else None}
+    names = F.INPUT_NAMES if is_input else F.OUTPUT_NAMES
+    for t, want in fields.items():
+        given = m.get(t)
+        if given is not None and bytes(given) != want:
+            return f"its {names.get(t, hex(t))} is not the vault's script data there"
+    if is_input:
+        for control, value in m.items_of_type(F.PSBT_IN_TAP_LEAF_SCRIPT):
+            if d.leaf_script is None or bytes(control) != d.control_block or bytes(value) != d.leaf_script + b"\xc0":
+                return "its taproot leaf script is not the vault's"
     return None
 
 
@@ -198,12 +263,13 @@ def pubkey_of(secret: bytes) -> bytes:
     return _secp.ec_pubkey_serialize(_secp.ec_pubkey_create(secret))
 
 
-def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: bool):
+def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: bool,
+                  index_limit: Optional[int] = None):
     """(DerivedScript, spent TxOut) of input ``i``, proven to be a vault coin; else ``error``.
 
-    The input's BIP32 derivations must name one vault (branch, index); the script rebuilt there
-    from the registered cosigners must be byte for byte the script of the coin spent, and any
-    redeem/witness script in the PSBT must be the vault's.
+    The input's BIP32 derivations must name one vault (branch, index), below ``index_limit`` if
+    given; the script rebuilt there from the registered cosigners must be byte for byte the
+    script of the coin spent, and every script field in the PSBT must be the vault's.
     """
     m = psbt.inputs[i]
     spent = spent_output(psbt, i, error, require_full_tx=require_full_tx)
@@ -217,20 +283,26 @@ def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: b
             f"input {i} does not spend from this vault (none of its key derivations is a vault key): "
             "refusing a PSBT with foreign inputs"
         )
+    if index_limit is not None and position[1] >= index_limit:
+        raise error(
+            f"input {i} spends a coin at vault index {position[1]}, beyond the indexes this keyholder "
+            f"registered (below {index_limit}): anyone who knows the xpubs can plant a coin there to "
+            "move change out of reach; if the index is really in use, register the vault again with a "
+            "higher index limit"
+        )
     d = vault.derive_branch(*position)
     if d.script_pubkey != spent.script_pubkey:
         raise error(
             f"input {i} claims vault branch {position[0]} index {position[1]} but the coin it spends "
             "pays a different script: it is not a vault coin"
         )
-    reason = rebuilds(vault, d, derivations)
+    reason = rebuilds(vault, d, derivations) or metadata_problem(m, d, is_input=True)
     if reason:
         raise error(f"input {i}: {reason}")
-    for t, want in ((F.PSBT_IN_REDEEM_SCRIPT, d.redeem_script), (F.PSBT_IN_WITNESS_SCRIPT, d.witness_script)):
-        given = m.get(t)
-        if given is not None and bytes(given) != want:
-            raise error(f"input {i}: its redeem/witness script is not the vault's script")
     return d, spent
+
+
+OutputKind = Literal["payment", "change", "vault-receive"]
 
 
 @dataclass(frozen=True)
@@ -238,25 +310,31 @@ class OutputLine:
     index: int
     address: str
     amount: int
-    kind: str  # "payment", "change" (vault branch 1) or "vault-receive" (vault branch 0)
+    kind: OutputKind  # "payment", "change" (vault branch 1) or "vault-receive" (vault branch 0)
     vault_index: Optional[int] = None
+    proven_by: Optional[str] = None  # vault outputs: "derivations" (key origins) or "script" (found by script)
+
+    @property
+    def is_vault(self) -> bool:
+        return self.kind != "payment"
 
 
-def classify_output(psbt: Psbt, o: int, vault: Vault, *, max_index: int) -> "tuple[OutputLine, Optional[str]]":
+def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
+                    match_scripts: bool = False) -> "tuple[OutputLine, Optional[str]]":
     """Label output ``o`` and say what is wrong with it, if anything.
 
-    An output is the vault's own only if its derivations name one vault (branch, index) not above
-    ``max_index`` and the script rebuilt there from the registered cosigners is byte for byte its
-    script. One that carries vault fingerprints but does not rebuild is a problem (change fraud or
-    derivation-path ransom); one without vault derivations is a payment.
+    An output is the vault's own only if its derivations name one vault (branch, index) below
+    ``index_limit`` and the script rebuilt there from the registered cosigners is byte for byte
+    its script, with every script field the vault's. One that carries vault fingerprints but does
+    not rebuild is a problem (change fraud or derivation-path ransom); one without vault
+    derivations is a payment, unless ``match_scripts`` finds its script among the vault's first
+    ``index_limit`` scripts of both branches (a PSBT whose derivations were cleared, as BDK's
+    finalizer does).
     """
     m = psbt.outputs[o]
     script = bytes(psbt.script(o))
     amount = psbt.amount(o)
-    try:
-        address = address_from_script(script, vault.network)
-    except InvalidAddress:
-        address = f"script:{script.hex()}"
+    address = display_address(script, vault)
     payment = OutputLine(o, address, amount, "payment")
     try:
         derivations = claimed_derivations(m, is_input=False)
@@ -265,17 +343,23 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, max_index: int) -> "tup
         return payment, f"output {o}: its key derivations are inconsistent ({e})"
     if position is None:
         vault_fps = {c.fingerprint for c in vault.cosigners}
-        if any(fp in vault_fps for _, fp, _ in derivations):
+        if any(d.fingerprint in vault_fps for d in derivations if not is_nums_entry(d)):
             return payment, (
                 f"output {o} carries vault key fingerprints but not at a vault change path "
                 "(hardened step, other branch or other account): it may be a ransom or a fraud"
             )
+        if match_scripts and not derivations:
+            found = vault.find(script, gap=index_limit)
+            if found is not None:
+                kind = "change" if found[0] == CHANGE else "vault-receive"
+                return OutputLine(o, address, amount, kind, found[1], "script"), None
         return payment, None
     branch, index = position
-    if index > max_index:
+    if index >= index_limit:
         return payment, (
-            f"output {o} sends change to vault index {index}, far beyond the indexes in use (up to "
-            f"{max_index} allowed); wallets scanning the vault would not find it (derivation-path ransom)"
+            f"output {o} sends {'change' if branch == CHANGE else 'coins'} to vault index {index}, beyond "
+            f"the indexes this keyholder registered (below {index_limit}); wallets scanning the vault would "
+            "not find it (derivation-path ransom)"
         )
     d = vault.derive_branch(branch, index)
     if d.script_pubkey != script:
@@ -283,10 +367,21 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, max_index: int) -> "tup
             f"output {o} claims to be vault {'change' if branch == CHANGE else 'receive'} index {index} "
             "but its script is not the vault's script there: change fraud"
         )
-    reason = rebuilds(vault, d, derivations)
+    reason = rebuilds(vault, d, derivations) or metadata_problem(m, d, is_input=False)
     if reason:
-        return payment, f"output {o} (claimed vault change): {reason}"
-    return OutputLine(o, address, amount, "change" if branch == CHANGE else "vault-receive", index), None
+        return payment, f"output {o} (claimed vault change): {reason}: change fraud"
+    return OutputLine(o, address, amount, "change" if branch == CHANGE else "vault-receive", index,
+                      "derivations"), None
+
+
+def display_address(script: bytes, vault: Vault) -> str:
+    """The address of ``script`` on the vault's network, or a readable description of it."""
+    try:
+        return address_from_script(script, vault.network)
+    except InvalidAddress:
+        if script[:1] == b"\x6a":
+            return f"OP_RETURN data ({script[1:].hex()[:40]})"
+        return f"script:{script.hex()}"
 
 
 def signature_state(m, d: DerivedScript, pk: bytes, i: int, cache, amount: int) -> str:

@@ -16,6 +16,7 @@ from embit.util import secp256k1 as _secp
 from ..errors import SignerRefusal
 from ..keys.bip32 import SECP256K1_N, ExtendedKey
 from ..keys.cosigner import Cosigner
+from ..policy.registration import DEFAULT_INDEX_LIMIT, RegisteredVault, own_cosigner
 from ..policy.vault import DerivedScript, Vault
 from . import fields as F
 from .common import (
@@ -47,7 +48,15 @@ class SignerPolicy:
     max_fee_fraction: float = 0.10
     allowed_sighashes: frozenset = frozenset()  # beyond ALL (and DEFAULT for taproot)
     allow_witness_utxo_only: bool = False  # segwit v0 inputs without their previous transaction
-    change_gap: int = 1_000  # change index at most this far above the highest input index
+    #: vault indexes (both branches) accepted in inputs and vault outputs when signing for a bare
+    #: Vault; a RegisteredVault uses the index limit its registration signed instead
+    index_limit: int = DEFAULT_INDEX_LIMIT
+
+    def __post_init__(self):
+        for name in ("max_fee_sats", "max_fee_rate", "max_fee_fraction", "index_limit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise SignerRefusal(f"signer policy {name} must be a number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ class SigningSummary:
     fee_rate: float
     signed_inputs: int = 0
     notes: "tuple[str, ...]" = field(default=())
+    vault_name: "str | None" = None  # the registered name, when signing for a registered vault
+    policy_id: str = ""
 
     @property
     def payments(self) -> "list[OutputLine]":
@@ -79,11 +90,16 @@ class SigningSummary:
         return d
 
     def text(self) -> str:
-        lines = [f"Signing as {self.fingerprint}: spending {self.inputs} vault input(s) worth "
-                 f"{_btc(self.input_total)}"]
+        lines = []
+        if self.vault_name is not None:
+            lines.append(f"Vault {self.vault_name!r} (registered), policy id {self.policy_id}")
+        lines.append(f"Signing as {self.fingerprint}: spending {self.inputs} vault input(s) worth "
+                     f"{_btc(self.input_total)}")
         for o in self.outputs:
             label = {"payment": "PAY", "change": "change back to vault", "vault-receive": "to vault (receive)"}[o.kind]
-            where = f" (vault index {o.vault_index})" if o.vault_index is not None else ""
+            where = ""
+            if o.vault_index is not None:
+                where = f" ({'change' if o.kind == 'change' else 'receive'} index {o.vault_index})"
             lines.append(f"  output {o.index}: {label:<22} {_btc(o.amount):>20}  {o.address}{where}")
         lines.append(f"  fee: {_btc(self.fee)} = {self.fee_rate:.2f} sat/vB for about {self.vsize} vB")
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -101,8 +117,20 @@ class _Input:
     sighash: int
 
 
-def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy = SignerPolicy()):
+def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
+          policy: SignerPolicy = SignerPolicy()):
     """Verify ``psbt`` against the registered vault; return (SigningSummary, per-input details)."""
+    registered = vault if isinstance(vault, RegisteredVault) else None
+    if registered is not None:
+        vault = registered.vault
+        if registered.fingerprint != fingerprint:
+            raise SignerRefusal(
+                f"the registration given is {registered.fingerprint.hex()}'s, not this key's "
+                f"({fingerprint.hex()}): register the vault with your own key"
+            )
+    if not isinstance(vault, Vault):
+        raise SignerRefusal("expected a Vault or a RegisteredVault")
+    limit = registered.index_limit if registered is not None else policy.index_limit
     if not isinstance(psbt, Psbt):
         raise SignerRefusal("expected a parsed PSBT")
     if psbt.input_count == 0:
@@ -117,28 +145,37 @@ def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy 
             "longer be checked against the vault; ask the coordinator for the unfinalized PSBT"
         )
     _check_global_xpubs(psbt, vault)
-    inputs = [_check_input(psbt, i, vault, policy) for i in range(psbt.input_count)]
+    inputs = [_check_input(psbt, i, vault, policy, limit) for i in range(psbt.input_count)]
     outpoints = {psbt.prevout(i) for i in range(psbt.input_count)}
     if len(outpoints) != psbt.input_count:
         raise SignerRefusal("the PSBT spends the same coin twice")
-    max_index = max(x.derived.index for x in inputs)
-    outputs = tuple(_check_output(psbt, o, vault, policy, max_index) for o in range(psbt.output_count))
+    outputs = tuple(_check_output(psbt, o, vault, limit) for o in range(psbt.output_count))
     input_total = sum(x.spent.amount for x in inputs)
     output_total = sum(o.amount for o in outputs)
+    if input_total > MAX_MONEY or output_total > MAX_MONEY:
+        raise SignerRefusal("the amounts add up to more than 21 million BTC: the PSBT is forged")
     fee = input_total - output_total
     if fee < 0:
         raise SignerRefusal(f"the outputs ({output_total} sats) exceed the inputs ({input_total} sats)")
     size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(inputs),
                            [len(psbt.script(o)) for o in range(psbt.output_count)]))
     rate = fee / size
-    sent = sum(o.amount for o in outputs if o.kind == "payment")
+    returned = sum(o.amount for o in outputs if o.is_vault)
+    sent = input_total - returned - fee  # everything that leaves the vault and is not proven change
     if fee > policy.max_fee_sats:
         raise SignerRefusal(f"fee {fee} sats is above this signer's limit of {policy.max_fee_sats} sats")
     if rate > policy.max_fee_rate:
         raise SignerRefusal(f"fee rate {rate:.1f} sat/vB is above this signer's limit of {policy.max_fee_rate} sat/vB")
-    if sent and fee > policy.max_fee_fraction * sent:
+    if not any(o.is_vault for o in outputs) and sent == 0:
         raise SignerRefusal(
-            f"fee {fee} sats is more than {policy.max_fee_fraction:.0%} of the {sent} sats being sent"
+            f"nothing is paid to anyone and nothing returns to the vault: all {input_total} sats of the "
+            "inputs would go to fees (fee burn); refusing"
+        )
+    base = sent if sent else input_total  # a consolidation: the fee is measured against what it moves
+    if fee > policy.max_fee_fraction * base:
+        raise SignerRefusal(
+            f"fee {fee} sats is more than {policy.max_fee_fraction:.0%} of the {base} sats "
+            + ("being sent" if sent else "being moved within the vault")
         )
     notes = []
     if not sent:
@@ -148,15 +185,48 @@ def check(psbt: Psbt, vault: Vault, *, fingerprint: bytes, policy: SignerPolicy 
         notes.append(f"cannot be mined before unix time {locktime} (nLockTime)")
     elif locktime > 0:
         notes.append(f"cannot be mined before block {locktime} (nLockTime; normally the current height)")
+    notes.extend(_relative_timelocks(psbt))
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
-                             notes=tuple(notes))
+                             notes=tuple(notes), policy_id=vault.policy_id,
+                             vault_name=registered.name if registered is not None else None)
     return summary, inputs
 
 
-def sign(psbt: Psbt, vault: Vault, root: ExtendedKey, *, policy: SignerPolicy = SignerPolicy()):
-    """Check ``psbt`` and sign every vault input with ``root``; return (new PSBT, SigningSummary)."""
-    me, account = find_cosigner(vault, root)
+MAX_MONEY = 21_000_000 * 100_000_000
+
+
+def _relative_timelocks(psbt: Psbt) -> "list[str]":
+    """BIP68: a version >= 2 transaction whose input sequence has bit 31 clear is time-locked."""
+    if psbt.tx_version < 2:
+        return []
+    notes = []
+    for i in range(psbt.input_count):
+        seq = psbt.sequence(i)
+        if seq & (1 << 31):
+            continue
+        value = seq & 0xFFFF
+        if seq & (1 << 22):
+            notes.append(f"input {i} cannot be mined until {value * 512} seconds after its coin confirmed "
+                         "(relative timelock, nSequence)")
+        else:
+            notes.append(f"input {i} cannot be mined until {value} blocks after its coin confirmed "
+                         "(relative timelock, nSequence)")
+    return notes
+
+
+def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
+         policy: SignerPolicy = SignerPolicy()):
+    """Check ``psbt`` and sign every vault input with ``root``; return (new PSBT, SigningSummary).
+
+    With a :class:`RegisteredVault` (what the CLI always uses) the registration is checked
+    against ``root`` first and its index limit applies; a bare :class:`Vault` is trusted as given.
+    """
+    if isinstance(vault, RegisteredVault):
+        vault.registration.verify_with_root(vault.vault, root, name=vault.name)
+    plain = vault.vault if isinstance(vault, RegisteredVault) else vault
+    me, account = find_cosigner(plain, root)
     summary, inputs = check(psbt, vault, fingerprint=me.fingerprint, policy=policy)
+    vault = plain
     out = psbt.copy()
     tx = unsigned_tx(out)
     is_tr = vault.script == "tr"
@@ -193,8 +263,28 @@ def sign(psbt: Psbt, vault: Vault, root: ExtendedKey, *, policy: SignerPolicy = 
                 continue
             m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + bytes([x.sighash]))
         signed += 1
+    if out.version == 2:
+        _update_modifiable(out, [x.sighash for x in inputs])
     out.canonicalize()
     return out, replace(summary, signed_inputs=signed)
+
+
+def _update_modifiable(psbt: Psbt, sighashes) -> None:
+    """BIP370 Signer: clear Inputs Modifiable unless every signature is ANYONECANPAY, Outputs
+    Modifiable unless it is NONE; set Has SIGHASH_SINGLE for SINGLE signatures."""
+    raw = psbt.globals.get(F.PSBT_GLOBAL_TX_MODIFIABLE)
+    if raw is None:
+        return
+    flags = raw[0]
+    for sh in sighashes:
+        base = SIGHASH_ALL if sh == SIGHASH_DEFAULT else sh & 0x1F
+        if not sh & 0x80:
+            flags &= ~0x01
+        if base != 0x02:  # not SIGHASH_NONE
+            flags &= ~0x02
+        if base == 0x03:
+            flags |= 0x04
+    psbt.globals.set(F.PSBT_GLOBAL_TX_MODIFIABLE, b"", bytes([flags]))
 
 
 class _LeafSigner:
@@ -213,23 +303,8 @@ class _LeafSigner:
 
 
 def find_cosigner(vault: Vault, root: ExtendedKey) -> "tuple[Cosigner, ExtendedKey]":
-    if not isinstance(root, ExtendedKey) or not root.is_private:
-        raise SignerRefusal("signing needs this keyholder's private master key")
-    fp = root.fingerprint
-    for c in vault.cosigners:
-        if c.fingerprint != fp:
-            continue
-        account = root.derive(c.path)
-        if account.public_key == c.public_key and account.chain_code == c.key.chain_code:
-            return c, account
-        raise SignerRefusal(
-            f"the vault lists fingerprint {fp.hex()} at {c.origin()} with a different xpub than this "
-            "key derives: the vault record was altered (cosigner key substitution); do not use it"
-        )
-    raise SignerRefusal(
-        f"this key (fingerprint {fp.hex()}) is not a cosigner of the vault: check you loaded the right "
-        "key and the right vault"
-    )
+    """(this key's cosigner record, its account private key), or SignerRefusal."""
+    return own_cosigner(vault, root)
 
 
 def _check_global_xpubs(psbt: Psbt, vault: Vault) -> None:
@@ -247,9 +322,9 @@ def _check_global_xpubs(psbt: Psbt, vault: Vault) -> None:
             )
 
 
-def _check_input(psbt: Psbt, i: int, vault: Vault, policy: SignerPolicy) -> _Input:
+def _check_input(psbt: Psbt, i: int, vault: Vault, policy: SignerPolicy, limit: int) -> _Input:
     segwit_v0 = vault.script in ("wsh", "sh-wsh")
-    d, spent = resolve_input(psbt, i, vault, SignerRefusal,
+    d, spent = resolve_input(psbt, i, vault, SignerRefusal, index_limit=limit,
                              require_full_tx=vault.script == "sh" or (segwit_v0 and not policy.allow_witness_utxo_only))
     raw = psbt.inputs[i].get(F.PSBT_IN_SIGHASH_TYPE)
     default = SIGHASH_DEFAULT if vault.script == "tr" else SIGHASH_ALL
@@ -264,8 +339,12 @@ def _check_input(psbt: Psbt, i: int, vault: Vault, policy: SignerPolicy) -> _Inp
     return _Input(d, spent, sighash)
 
 
-def _check_output(psbt: Psbt, o: int, vault: Vault, policy: SignerPolicy, max_input_index: int) -> OutputLine:
-    line, problem = classify_output(psbt, o, vault, max_index=max_input_index + policy.change_gap)
+def _check_output(psbt: Psbt, o: int, vault: Vault, limit: int) -> OutputLine:
+    script = bytes(psbt.script(o))
+    # an output without key origins is found by its script only if it has the vault's script
+    # template (so a payment to a P2WPKH address costs no scan of the vault's addresses)
+    template = script[:2] == (b"\x51\x20" if vault.script == "tr" else b"\x00\x20" if vault.script == "wsh" else b"\xa9\x14")
+    line, problem = classify_output(psbt, o, vault, index_limit=limit, match_scripts=template)
     if problem:
         raise SignerRefusal(problem)
     return line
