@@ -329,7 +329,7 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
     not rebuild is a problem (change fraud or derivation-path ransom); one without vault
     derivations is a payment, unless ``match_scripts`` finds its script among the vault's first
     ``index_limit`` scripts of both branches (a PSBT whose derivations were cleared, as BDK's
-    finalizer does).
+    finalizer does); such an output's remaining claims must then be the vault's too.
     """
     m = psbt.outputs[o]
     script = bytes(psbt.script(o))
@@ -348,11 +348,15 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
                 f"output {o} carries vault key fingerprints but not at a vault change path "
                 "(hardened step, other branch or other account): it may be a ransom or a fraud"
             )
-        if match_scripts and not derivations:
-            found = vault.find(script, gap=index_limit)
-            if found is not None:
-                kind = "change" if found[0] == CHANGE else "vault-receive"
-                return OutputLine(o, address, amount, kind, found[1], "script"), None
+        found = vault.find(script, gap=index_limit) if match_scripts else None
+        if found is not None:
+            d = vault.derive_branch(*found)
+            claims = [x for x in derivations if not is_nums_entry(x)]
+            reason = (rebuilds(vault, d, claims) if claims else None) or metadata_problem(m, d, is_input=False)
+            if reason:
+                return payment, f"output {o} pays the vault's own script but {reason}: change fraud"
+            kind = "change" if found[0] == CHANGE else "vault-receive"
+            return OutputLine(o, address, amount, kind, found[1], "script"), None
         return payment, None
     branch, index = position
     if index >= index_limit:
