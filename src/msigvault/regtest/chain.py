@@ -600,6 +600,12 @@ class RegtestChain:
         return [self._utxo(txid, vout, coin) for (txid, vout), coin in self._coins.items()
                 if coin.script_pubkey in wanted]
 
+    def utxo(self, txid: str, vout: int) -> Optional[Utxo]:
+        """The unspent output ``txid:vout`` (display hex), or None if it is spent or unknown."""
+        self._kernel()
+        coin = self._coins.get((txid.lower(), vout))
+        return self._utxo(txid.lower(), vout, coin) if coin is not None else None
+
     def script_pubkeys(self) -> set:
         """Every scriptPubKey that currently has an unspent output."""
         self._kernel()
