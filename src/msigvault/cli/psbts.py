@@ -134,6 +134,10 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 
     vf = load_vault(vaultfile)
     a = analyze(load_psbt(psbtfile), vf.vault)
+    if not a["spends_from_vault"]:
+        spends = ", ".join(x["outpoint"] for x in a["inputs"][:3]) + (" ..." if len(a["inputs"]) > 3 else "")
+        raise CliError(f"{psbtfile} does not spend from the vault in {vaultfile} ({vf.name}): it spends {spends}; "
+                       "check that you have the right vault file and PSBT")
     emit(as_json, a, _inspect_text(a))
 
 

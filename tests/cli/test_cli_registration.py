@@ -1,0 +1,130 @@
+"""The CLI signer signs only for a vault its own key registered; prompts never approve blind;
+outputs are checked before anything is asked or written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PW = "registration passphrase"
+
+
+def run(*args, cwd, stdin=None, passphrase=PW):
+    env = {k: v for k, v in os.environ.items() if k != "MSIGVAULT_PASSPHRASE"}
+    if passphrase is not None:
+        env["MSIGVAULT_PASSPHRASE"] = passphrase
+    return subprocess.run([sys.executable, "-m", "msigvault", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, input=stdin, timeout=120)
+
+
+def ok(*args, **kw):
+    proc = run(*args, **kw)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def fails(*args, match, **kw):
+    proc = run(*args, **kw)
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    assert match in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    d = tmp_path_factory.mktemp("registration")
+    for name in ("a", "b", "c", "m"):
+        ok("key", "new", f"{name}.key", "--skip-backup-check", cwd=d)
+        ok("key", "cosigner", f"{name}.key", "-n", "regtest", "-o", f"{name}.cosigner", cwd=d)
+    ok("vault", "create", "-m", "2", "a.cosigner", "b.cosigner", "c.cosigner", "-n", "regtest",
+       "--name", "reserve", "-o", "vault.json", cwd=d)
+    ok("regtest", "init", "chain", cwd=d)
+    address = json.loads(ok("vault", "address", "vault.json", "--json", cwd=d).stdout)[0]["address"]
+    ok("regtest", "fund", "chain", address, "500000", cwd=d)
+    ok("psbt", "create", "vault.json", "--chain", "chain", "--to",
+       "bcrt1q9czysk38atc47sw05yfg7p80m6p94a48rakthz:100000", "--fee-rate", "2", "-o", "spend.psbt", cwd=d)
+    return d
+
+
+def test_unregistered_vault_is_refused_with_how_to_register(site):
+    fails("psbt", "sign", "vault.json", "spend.psbt", "--key", "a.key", "--yes", "-o", "x.psbt",
+          match="msigvault vault verify", cwd=site)
+    assert not (site / "x.psbt").exists()
+
+
+def test_verify_without_yes_asks_and_no_writes_nothing(site):
+    before = (site / "vault.json").read_bytes()
+    proc = fails("vault", "verify", "vault.json", "--key", "a.key", match="not registered", cwd=site, stdin="n\n")
+    assert "policy id:" in proc.stdout and "Register it" in proc.stderr
+    assert (site / "vault.json").read_bytes() == before
+
+
+def test_registered_sign_and_substitution_refused(site):
+    ok("vault", "verify", "vault.json", "--key", "a.key", "--yes", cwd=site)
+    shown = json.loads(ok("vault", "show", "vault.json", "--json", cwd=site).stdout)
+    assert [r["fingerprint"] for r in shown["registered_by"]] == [json.loads(
+        ok("key", "info", "a.key", "--json", cwd=site).stdout)["fingerprint"]]
+    proc = ok("psbt", "sign", "vault.json", "spend.psbt", "--key", "a.key", "--yes", "-o", "a.psbt", cwd=site)
+    assert "Vault 'reserve' (registered)" in proc.stdout
+    # the attacker swaps cosigner c for their own key, fixing checksum and policy id
+    from msigvault import Vault
+    from msigvault.network import Network
+
+    obj = json.loads((site / "vault.json").read_text())
+    v = Vault.from_descriptor(obj["descriptor"], network=Network.REGTEST)
+    mallory = (site / "m.cosigner").read_text().strip()
+    forged = Vault.multisig(2, [str(v.cosigners[0]), str(v.cosigners[1]), mallory], network=Network.REGTEST)
+    obj["descriptor"], obj["policy_id"] = forged.descriptor(), forged.policy_id
+    (site / "forged.json").write_text(json.dumps(obj))
+    fails("psbt", "sign", "forged.json", "spend.psbt", "--key", "a.key", "--yes", "-o", "f.psbt",
+          match="does not match this vault", cwd=site)
+    assert not (site / "f.psbt").exists()
+
+
+def test_json_sign_shows_the_summary_before_asking(site):
+    ok("vault", "verify", "vault.json", "--key", "b.key", "--yes", cwd=site)
+    proc = fails("psbt", "sign", "vault.json", "spend.psbt", "--key", "b.key", "--json", "-o", "b.psbt",
+                 match="not signed", cwd=site, stdin="n\n")
+    prompt = proc.stderr.index("Sign this transaction?")
+    assert 0 <= proc.stderr.index("PAY") < prompt and proc.stderr.index("fee:") < prompt
+    assert proc.stdout == "" and not (site / "b.psbt").exists()
+
+
+def test_unwritable_output_found_before_the_passphrase(site):
+    # no passphrase is available: had the command got as far as unlocking, it would ask for one
+    proc = fails("psbt", "sign", "vault.json", "spend.psbt", "--key", "b.key", "--yes",
+                 "-o", "no/such/dir/b.psbt", match="does not exist", cwd=site, passphrase=None)
+    assert "Passphrase" not in proc.stderr and ".tmp" not in proc.stderr
+    (site / "exists.psbt").write_text("keep me")
+    fails("psbt", "sign", "vault.json", "spend.psbt", "--key", "b.key", "--yes", "-o", "exists.psbt",
+          match="already exists", cwd=site, passphrase=None)
+    assert (site / "exists.psbt").read_text() == "keep me"
+
+
+def test_inspect_of_another_vaults_psbt_exits_2(site):
+    ok("vault", "create", "-m", "1", "m.cosigner", "-n", "regtest", "-o", "other.json", cwd=site)
+    fails("psbt", "inspect", "other.json", "spend.psbt", match="does not spend from the vault", cwd=site)
+
+
+def test_three_passphrase_tries_at_a_prompt(site, monkeypatch):
+    """A passphrase typed at the prompt may be mistyped twice; from the environment, once."""
+    from msigvault.cli import common
+    from msigvault.keys.keystore import WrongPassphrase
+
+    typed = iter(["wrong", "also wrong", PW])
+    monkeypatch.delenv("MSIGVAULT_PASSPHRASE", raising=False)
+    monkeypatch.setattr(common, "passphrase", lambda fd, **kw: next(typed))
+    root, ks = common.unlock_root(site / "c.key", None)
+    assert root.fingerprint.hex() == ks.fingerprint
+    typed = iter(["wrong", "wrong", "wrong", PW])
+    with pytest.raises(WrongPassphrase):
+        common.unlock_root(site / "c.key", None)
+    assert next(typed) == PW  # exactly three tries were used
+    monkeypatch.setenv("MSIGVAULT_PASSPHRASE", "wrong")
+    typed = iter(["wrong", PW])
+    with pytest.raises(WrongPassphrase):
+        common.unlock_root(site / "c.key", None)
+    assert next(typed) == PW  # one try only when the passphrase does not come from a person
