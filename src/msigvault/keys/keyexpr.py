@@ -18,6 +18,13 @@ from .paths import HARDENED
 _STEP = re.compile(r"^(0|[1-9][0-9]*)(h|')?$")
 _HEX = re.compile(r"^[0-9a-f]*$")
 
+#: Most derivation steps (origin and after the key, with the wildcard) one key expression may
+#: have: a BIP32 depth is one byte.
+MAX_PATH_STEPS = 256
+#: Longest key expression accepted: 256 steps of at most 12 characters, an origin fingerprint
+#: and a 111-character extended key fit with room to spare.
+MAX_KEY_EXPRESSION_LENGTH = 4096
+
 
 @dataclass(frozen=True)
 class KeyExpression:
@@ -41,7 +48,21 @@ def parse_step(text: str, where: str) -> int:
 
 
 def parse_key_expression(text: str) -> KeyExpression:
-    """Parse one BIP380 key expression; raise InvalidKey saying what is wrong."""
+    """Parse one BIP380 key expression; raise InvalidKey saying what is wrong.
+
+    Linear in the text; refuses more than :data:`MAX_KEY_EXPRESSION_LENGTH` characters or
+    :data:`MAX_PATH_STEPS` derivation steps before splitting it.
+    """
+    if len(text) > MAX_KEY_EXPRESSION_LENGTH:
+        raise InvalidKey(
+            f"a key expression of {len(text)} characters is longer than any real key "
+            f"(at most {MAX_KEY_EXPRESSION_LENGTH}): check the text"
+        )
+    if text.count("/") > MAX_PATH_STEPS:
+        raise InvalidKey(
+            f"the key expression has more than {MAX_PATH_STEPS} derivation steps; BIP32 keys "
+            "are at most 255 levels deep"
+        )
     fingerprint, origin = None, ()
     rest = text
     if rest.startswith("["):

@@ -13,9 +13,23 @@ import re
 from ..errors import InvalidDescriptor, InvalidKey
 from ..keys.cosigner import Cosigner
 from ..keys.keyexpr import parse_key_expression, parse_step
-from .checksum import descriptor_checksum
+from .checksum import MAX_DESCRIPTOR_LENGTH, check_length, descriptor_checksum
+
+__all__ = [
+    "parse_vault_descriptor", "parse_structure", "parse_multi_args", "expand_multipath",
+    "MAX_DESCRIPTOR_LENGTH", "MAX_DESCRIPTOR_KEYS", "MAX_MULTIPATH_ARITY", "MAX_EXPANDED_LENGTH",
+]
 
 _THRESHOLD = re.compile(r"^(0|[1-9][0-9]{0,3})$")
+
+#: Most keys any vault descriptor can hold (tr: multi_a with 999 keys).
+MAX_DESCRIPTOR_KEYS = 999
+#: Keys allowed by each script's multi()/multi_a() (consensus and BIP383/BIP387 limits).
+_KEYS_PER_SCRIPT = {"sh": 15, "sh-wsh": 20, "wsh": 20, "tr": MAX_DESCRIPTOR_KEYS}
+#: Most indexes one BIP389 multipath specifier may list.
+MAX_MULTIPATH_ARITY = 256
+#: Most characters all BIP389 expansions of one descriptor may add up to.
+MAX_EXPANDED_LENGTH = 4 * MAX_DESCRIPTOR_LENGTH
 
 
 def _unwrap(text: str, name: str) -> "str | None":
@@ -30,14 +44,17 @@ def parse_vault_descriptor(desc: str):
     The multipath form must be ``/<0;1>/*`` on every key; single-path forms must use ``/0/*``
     on every key or ``/1/*`` on every key.
     """
+    check_length(desc)
+    _check_key_count(desc)
     descriptor_checksum(desc)  # rejects characters outside the descriptor character set
     if " " in desc:
         raise InvalidDescriptor("descriptor contains spaces: remove them")
-    expansions = expand_multipath(desc)
-    if len(expansions) > 1 and (len(expansions) != 2 or set(_MULTIPATH.findall(desc)) != {"0;1"}):
+    specs = set(_MULTIPATH.findall(desc))
+    if specs and specs != {"0;1"}:  # refused before any expansion is built
         raise InvalidDescriptor(
             "the only multipath msigvault accepts is /<0;1>/* (receive branch 0, change branch 1)"
         )
+    expansions = expand_multipath(desc)
     m, keys, script, is_sorted = parse_structure(expansions[0])
     branches = {k.steps for k in keys}
     if len(expansions) == 2:
@@ -61,8 +78,19 @@ def parse_vault_descriptor(desc: str):
     return m, tuple(cosigners), script, is_sorted
 
 
+def _check_key_count(desc: str) -> None:
+    """Refuse more keys than any vault has, counted by commas before any key is parsed."""
+    commas = desc.count(",")  # one before each key of multi(); tr() adds one for its internal key
+    if commas > MAX_DESCRIPTOR_KEYS + 1:
+        raise InvalidDescriptor(
+            f"the descriptor has {commas} commas, so more than {MAX_DESCRIPTOR_KEYS} keys; a vault has "
+            f"at most {MAX_DESCRIPTOR_KEYS} (tr), 20 (wsh, sh-wsh) or 15 (sh): it is not a vault descriptor"
+        )
+
+
 def parse_structure(desc: str):
     """(m, [KeyExpression], script type, sorted) of a single-path vault descriptor (no checksum)."""
+    check_length(desc)
     for outer in ("sh", "wsh", "tr"):
         inner = _unwrap(desc, outer)
         if inner is None:
@@ -120,6 +148,12 @@ def parse_multi_args(text: str, names: "tuple[str, ...]"):
 def _parse_multi(text: str, script: str):
     names = ("sortedmulti_a", "multi_a") if script == "tr" else ("sortedmulti", "multi")
     name, m, key_texts = parse_multi_args(text, names)
+    limit = _KEYS_PER_SCRIPT[script]
+    if len(key_texts) > limit:
+        raise InvalidDescriptor(
+            f"a {script} vault descriptor can have at most {limit} keys, not {len(key_texts)}"
+            + ("; use tr (up to 999)" if script != "tr" else "")
+        )
     keys = []
     for i, key in enumerate(key_texts, 1):
         try:
@@ -133,7 +167,13 @@ _MULTIPATH = re.compile(r"<([^<>]*)>")
 
 
 def expand_multipath(desc: str) -> "list[str]":
-    """BIP389: one descriptor per multipath position (a descriptor without ``<...>`` gives itself)."""
+    """BIP389: one descriptor per multipath position (a descriptor without ``<...>`` gives itself).
+
+    Linear in the length of ``desc`` and of the result; refuses more than
+    :data:`MAX_MULTIPATH_ARITY` indexes in a specifier and results longer than
+    :data:`MAX_EXPANDED_LENGTH` characters.
+    """
+    check_length(desc)
     groups = list(_MULTIPATH.finditer(desc))
     if not groups:
         if "<" in desc or ">" in desc:
@@ -142,33 +182,64 @@ def expand_multipath(desc: str) -> "list[str]":
     stripped = _MULTIPATH.sub("", desc)
     if "<" in stripped or ">" in stripped:
         raise InvalidDescriptor("unbalanced '<' or '>' in a multipath specifier")
-    lengths = set()
-    for g in groups:
-        items = g.group(1).split(";")
-        if len(items) < 2 or any(not i for i in items):
-            raise InvalidDescriptor(f"multipath specifier <{g.group(1)}> needs two or more indexes separated by ';'")
-        values = [_parse_multipath_index(i) for i in items]
-        if len(set(values)) != len(values):
-            raise InvalidDescriptor(f"multipath specifier <{g.group(1)}> repeats an index")
-        lengths.add(len(items))
-        before = desc[: g.start()]
-        if before.rfind("[") > before.rfind("]"):
-            raise InvalidDescriptor("a multipath specifier cannot be inside a key origin")
-        key_start = max(before.rfind(c) for c in ",(")
-        if "<" in desc[key_start + 1: g.start()]:
-            raise InvalidDescriptor("a key can have only one multipath specifier")
-    if len(lengths) != 1:
+    items = _checked_groups(desc, groups)
+    n = len(items[0])
+    if any(len(i) != n for i in items):
         raise InvalidDescriptor("all multipath specifiers in a descriptor must have the same number of indexes")
-    n = lengths.pop()
+    fixed = len(desc) - sum(g.end() - g.start() for g in groups)
+    if n * fixed > MAX_EXPANDED_LENGTH:
+        raise InvalidDescriptor(
+            f"the {n} expansions of this multipath descriptor would be longer than "
+            f"{MAX_EXPANDED_LENGTH} characters: use fewer indexes in its <...> specifiers"
+        )
+    pieces, pos = [], 0
+    for g in groups:
+        pieces.append(desc[pos: g.start()])
+        pos = g.end()
+    pieces.append(desc[pos:])
     out = []
     for k in range(n):
-        pos, parts = 0, []
-        for g in groups:
-            parts.append(desc[pos: g.start()])
-            parts.append(g.group(1).split(";")[k])
-            pos = g.end()
-        parts.append(desc[pos:])
+        parts = [pieces[0]]
+        for j, group_items in enumerate(items):
+            parts.append(group_items[k])
+            parts.append(pieces[j + 1])
         out.append("".join(parts))
+    return out
+
+
+def _multipath_items(text: str) -> "list[str]":
+    """The indexes of one ``<a;b;...>`` specifier, validated (at most MAX_MULTIPATH_ARITY)."""
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    if text.count(";") >= MAX_MULTIPATH_ARITY:
+        raise InvalidDescriptor(
+            f"multipath specifier <{shown}> lists more than {MAX_MULTIPATH_ARITY} indexes"
+        )
+    items = text.split(";")
+    if len(items) < 2 or any(not i for i in items):
+        raise InvalidDescriptor(f"multipath specifier <{shown}> needs two or more indexes separated by ';'")
+    values = [_parse_multipath_index(i) for i in items]
+    if len(set(values)) != len(values):
+        raise InvalidDescriptor(f"multipath specifier <{shown}> repeats an index")
+    return items
+
+
+def _checked_groups(desc: str, groups) -> "list[list[str]]":
+    """Each specifier's indexes, checked left to right in one pass over ``desc``: valid
+    indexes, not inside a key origin, at most one per key."""
+    out = []
+    last_open = last_close = last_sep = -1
+    prev_start, scanned = -1, 0
+    for g in groups:
+        out.append(_multipath_items(g.group(1)))
+        start = g.start()
+        last_open = max(last_open, desc.rfind("[", scanned, start))
+        last_close = max(last_close, desc.rfind("]", scanned, start))
+        last_sep = max(last_sep, desc.rfind(",", scanned, start), desc.rfind("(", scanned, start))
+        if last_open > last_close:
+            raise InvalidDescriptor("a multipath specifier cannot be inside a key origin")
+        if prev_start > last_sep:
+            raise InvalidDescriptor("a key can have only one multipath specifier")
+        prev_start, scanned = start, g.end()
     return out
 
 
