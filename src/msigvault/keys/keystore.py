@@ -31,15 +31,15 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from embit import bip39
+from embit import bip39, ec
 from embit.bip32 import HDKey
 
 from ..errors import KeystoreError
 from ..fileio import FileExists, write_atomic
 
 __all__ = [
-    "Keystore", "read_passphrase", "KeystoreError", "WrongPassphrase", "CorruptKeystore",
-    "FORMAT_VERSION", "MAGIC", "DEFAULT_SCRYPT_N", "MIN_SCRYPT_N", "MAX_SCRYPT_N",
+    "Keystore", "SecretHDKey", "read_passphrase", "KeystoreError", "WrongPassphrase", "CorruptKeystore",
+    "FORMAT_VERSION", "MAGIC", "DEFAULT_SCRYPT_N", "MIN_SCRYPT_N", "MAX_SCRYPT_N", "SCRYPT_R", "SCRYPT_P",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,14 @@ DEFAULT_SCRYPT_N = 2 ** 17
 MIN_SCRYPT_N = 2 ** 14
 #: highest scrypt N accepted, at creation and when reading (1 GiB of memory).
 MAX_SCRYPT_N = 2 ** 20
+#: the only scrypt r and p written, and the only ones a file may ask for: nothing msigvault
+#: makes uses more, and a hostile file must not make an unlock run for minutes (N=2^20, r=8,
+#: p=16 takes about 45 s).
 SCRYPT_R = 8
 SCRYPT_P = 1
-_MAX_R = 16
-_MAX_P = 16
-_MAX_SCRYPT_MEMORY = 2 ** 30  # 128 * n * r bytes; refuse files that ask for more
+_MAX_SCRYPT_WORK = MAX_SCRYPT_N * SCRYPT_R * SCRYPT_P  # N*r*p: the most create() can produce
+_MAX_SCRYPT_MEMORY = 128 * MAX_SCRYPT_N * SCRYPT_R  # 1 GiB
+_KDF_RANGE = "N a power of two from 2^14 to 2^20, r = 8, p = 1"
 
 _KDF_NAME = "scrypt"
 _AEAD_NAME = "chacha20-poly1305"
@@ -90,6 +93,55 @@ class WrongPassphrase(KeystoreError):
 
 class CorruptKeystore(KeystoreError):
     """The file is not a keystore, is truncated, was modified, or uses an unsupported format."""
+
+
+# -- keys that do not print themselves ---------------------------------------------------------
+
+
+class _SecretPrivateKey(ec.PrivateKey):
+    """embit PrivateKey whose repr and str hide the key (``wif()`` still exports it)."""
+
+    def __repr__(self) -> str:
+        return "PrivateKey(<secret>)"
+
+    __str__ = __repr__
+
+
+class SecretHDKey(HDKey):
+    """An embit ``HDKey`` whose ``repr``, ``str`` and f-string show no key material.
+
+    What :meth:`Keystore.unlock` returns. Everything else is embit's ``HDKey``: ``to_base58()``
+    (and ``to_string()``, ``serialize()``) still export the key when asked explicitly, and
+    children (``child``, ``derive``, ``to_public``, ``taproot_tweak``) stay redacted.
+    """
+
+    def __init__(self, key, chain_code: bytes, version=None, depth: int = 0,
+                 fingerprint: bytes = b"\x00\x00\x00\x00", child_number: int = 0):
+        if isinstance(key, ec.PrivateKey) and not isinstance(key, _SecretPrivateKey):
+            key = _SecretPrivateKey(key.secret, key.compressed, key.network)
+        super().__init__(key, chain_code, version=version, depth=depth, fingerprint=fingerprint,
+                         child_number=child_number)
+
+    @classmethod
+    def _of(cls, k: HDKey) -> "SecretHDKey":
+        return cls(k.key, k.chain_code, version=k.version, depth=k.depth,
+                   fingerprint=k.fingerprint, child_number=k.child_number)
+
+    def child(self, index: int, hardened: bool = False) -> "SecretHDKey":
+        return SecretHDKey._of(super().child(index, hardened))
+
+    def taproot_tweak(self, h: bytes = b"") -> "SecretHDKey":
+        return SecretHDKey._of(super().taproot_tweak(h))
+
+    def __repr__(self) -> str:
+        kind = "private" if self.is_private else "public"
+        return (f"SecretHDKey({kind}, depth={self.depth}, "
+                f"fingerprint={self.my_fingerprint.hex()})")
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return format(repr(self), spec)
 
 
 # -- the keystore -----------------------------------------------------------------------------
@@ -204,8 +256,9 @@ class Keystore:
 
     # -- secrets -----------------------------------------------------------------------------
 
-    def unlock(self, passphrase: str, bip39_passphrase: str = "") -> HDKey:
-        """Decrypt and return the BIP32 root private key (embit ``HDKey``, mainnet ``xprv`` version).
+    def unlock(self, passphrase: str, bip39_passphrase: str = "") -> SecretHDKey:
+        """Decrypt and return the BIP32 root private key (a :class:`SecretHDKey`: an embit
+        ``HDKey``, mainnet ``xprv`` version, whose repr and str show no key material).
 
         Callers re-version it for other networks. Raises :class:`WrongPassphrase` for a wrong
         keystore or BIP39 passphrase and :class:`CorruptKeystore` for a damaged or modified file.
@@ -223,7 +276,9 @@ class Keystore:
             )
         entropy = self._decrypt(passphrase)
         root = _root(entropy, b39)
+        del entropy  # no raw secret left among this frame's locals if the check below raises
         if root.my_fingerprint.hex() != self.fingerprint:
+            del root
             if self.uses_bip39_passphrase:
                 raise WrongPassphrase(
                     f"the BIP39 passphrase does not give this keystore's key (fingerprint "
@@ -524,11 +579,8 @@ def _parse(data: bytes, path: Path) -> "tuple[dict, bytes]":
     n, r, p = kdf["n"], kdf["r"], kdf["p"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (n, r, p)):
         raise _damaged(path, "scrypt parameters are not integers")
-    if not (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= _MAX_R
-            and 1 <= p <= _MAX_P and 128 * n * r <= _MAX_SCRYPT_MEMORY):
-        raise _damaged(
-            path, f"scrypt parameters out of the accepted range (N a power of two from 2^14 to "
-                  f"2^20, r 1..{_MAX_R}, p 1..{_MAX_P}, at most 1 GiB)")
+    if not _kdf_in_range(n, r, p):
+        raise _damaged(path, f"scrypt parameters out of the accepted range ({_KDF_RANGE})")
     _expect_hex(kdf["salt"], _SALT_LEN, "salt", path)
     _expect_hex(kdf["check"], _CHECK_LEN, "passphrase check", path)
 
@@ -581,8 +633,17 @@ def _tampered_fingerprint_message(path: Path, fingerprint: str) -> str:
 # -- crypto and key helpers -----------------------------------------------------------------------
 
 
+def _kdf_in_range(n, r, p) -> bool:
+    """True for the scrypt parameters msigvault writes and reads (see docs/keystore.md)."""
+    return (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and r == SCRYPT_R
+            and p == SCRYPT_P and n * r * p <= _MAX_SCRYPT_WORK
+            and 128 * n * r <= _MAX_SCRYPT_MEMORY)
+
+
 def _derive(key_input: bytes, salt: bytes, n: int, r: int, p: int) -> "tuple[bytes, bytes]":
     """(encryption key, passphrase check) from scrypt: 64 bytes out, split in two halves."""
+    if not _kdf_in_range(n, r, p):  # _parse refuses these already; never run an unbounded KDF
+        raise CorruptKeystore(f"scrypt parameters out of the accepted range ({_KDF_RANGE})")
     out = Scrypt(salt=salt, length=2 * _KEY_LEN, n=n, r=r, p=p).derive(key_input)
     key = out[:_KEY_LEN]
     check = hmac.digest(out[_KEY_LEN:], _CHECK_INFO, hashlib.sha256)[:_CHECK_LEN]
@@ -708,10 +769,9 @@ def _entropy_from_mnemonic(mnemonic) -> bytes:
     return bytes(entropy)
 
 
-def _root(entropy: bytes, bip39_passphrase: str) -> HDKey:
+def _root(entropy: bytes, bip39_passphrase: str) -> SecretHDKey:
     """BIP32 master private key (mainnet version) for the entropy's mnemonic and a BIP39 passphrase."""
-    seed = bip39.mnemonic_to_seed(bip39.mnemonic_from_bytes(entropy), bip39_passphrase)
-    return HDKey.from_seed(seed)
+    return SecretHDKey.from_seed(bip39.mnemonic_to_seed(bip39.mnemonic_from_bytes(entropy), bip39_passphrase))
 
 
 def _master_fingerprint(entropy: bytes, bip39_passphrase: str) -> str:
