@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean deep
+.PHONY: demo test bench clean deep fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(VENV)/.dev-installed
 
 deep: $(VENV)/.dev-installed
 	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fuzz harnesses with many more examples than CI runs (MSIGVAULT_FUZZ_EXAMPLES per harness).
+fuzz: $(VENV)/.dev-installed
+	MSIGVAULT_FUZZ_EXAMPLES=$${MSIGVAULT_FUZZ_EXAMPLES:-20000} HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q \
+		-p no:cacheprovider tests/psbt/test_fuzz_roles.py tests/psbt/test_fuzz_parse.py \
+		tests/test_fuzz_parsers.py tests/formats/test_fuzz.py
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/addresses.py
