@@ -7,6 +7,7 @@ Modules:
 - :mod:`msigvault.transport.ur` -- BCR-2020-005 Uniform Resources: single- and multi-part URs,
   ``ur:crypto-psbt`` / ``ur:psbt``, ``ur:crypto-output`` and ``ur:crypto-account``
 - :mod:`msigvault.transport.registry` -- the CBOR registry types (descriptors, HD keys, accounts)
+- :mod:`msigvault.transport.bbqr` -- Coinkite's BBQr (``B$`` parts: hex, base32, zlib + base32)
 - :mod:`msigvault.transport.qr` -- QR rendering (segno) and reading (zxing-cpp), animated QR frames
 - :mod:`msigvault.transport.files` -- PSBT files as binary, base64 or hex
 
@@ -23,7 +24,7 @@ class TransportError(MsigvaultError):
 
 
 class ForeignFrameError(TransportError):
-    """A UR frame belongs to a different transfer than the one being collected."""
+    """A UR frame or BBQr part belongs to a different transfer than the one being collected."""
 
 
 class IncompleteTransfer(TransportError):
@@ -45,6 +46,12 @@ _EXPORTS = {
     "qr_svg": "qr",
     "qr_terminal": "qr",
     "write_animated_qr": "qr",
+    "write_animated_bbqr": "qr",
+    "bbqr_split": "bbqr",
+    "bbqr_join": "bbqr",
+    "bbqr_to_psbt": "bbqr",
+    "psbt_to_bbqr_parts": "bbqr",
+    "BBQrDecoder": "bbqr",
     "read_qr_images": "qr",
     "decode_psbt_from_images": "qr",
     "write_psbt_file": "files",

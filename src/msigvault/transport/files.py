@@ -1,7 +1,8 @@
 """PSBT files for USB sticks and shared folders: binary (BIP174 ``.psbt``), base64 or hex text.
 
 Reading detects the encoding from the content, so a keyholder never has to say which one a file
-uses. A text file of UR frames (one ``ur:crypto-psbt`` per line, any order) is read too.
+uses. A text file of UR frames (one ``ur:crypto-psbt`` per line, any order) or of BBQr parts
+(one ``B$...`` per line, any order, as Coinkite's tools save a scan) is read too.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def write_psbt_file(psbt, path, *, encoding: str = "binary", overwrite: bool = F
 
 
 def read_psbt_file(path) -> bytes:
-    """The binary PSBT in a file written as binary, base64, hex, or UR frames (one per line)."""
+    """The binary PSBT in a file written as binary, base64, hex, UR frames or BBQr parts (one per
+    line)."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -88,6 +90,13 @@ def read_psbt_file(path) -> bytes:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and lines[0][:3].lower() == "ur:":
         return ur_to_psbt(lines)
+    if lines and lines[0].startswith("B$"):
+        from .bbqr import bbqr_to_psbt
+
+        try:
+            return bbqr_to_psbt(lines)
+        except TransportError as e:
+            raise type(e)(f"{path}: {e}") from None
     try:
         return psbt_from_text(text)
     except TransportError as e:

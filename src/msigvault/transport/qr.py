@@ -1,8 +1,14 @@
 """QR codes: render with segno, read with zxing-cpp; animated QR for PSBTs too big for one code.
 
+Two animated formats: BC-UR (``ur:crypto-psbt`` fountain frames, :func:`write_animated_qr`) and
+BBQr (Coinkite's ``B$`` parts, zlib-compressed, :func:`write_animated_bbqr`). Reading detects which
+one the frames are.
+
 UR text is put into QR codes in upper case: every character of an upper-case UR (``A-Z``, ``0-9``,
 ``:``, ``/``, ``-``) is in the QR alphanumeric set, which packs 5.5 bits per character instead of 8,
 so the code is smaller for the same content (BCR-2020-005 recommends it). Decoders accept any case.
+BBQr text is upper case by definition and always goes into the QR in alphanumeric mode, every
+frame of a series at the same QR version.
 
 Files are written atomically (:func:`msigvault.fileio.write_atomic`).
 """
@@ -16,8 +22,9 @@ from pathlib import Path
 
 from ..fileio import FileExists, write_atomic
 from . import IncompleteTransfer, TransportError
+from . import bbqr
 from .files import psbt_from_text
-from .ur import DEFAULT_MAX_FRAGMENT_LEN, URDecoder, psbt_to_ur_parts, ur_payload_to_psbt
+from .ur import DEFAULT_MAX_FRAGMENT_LEN, URDecoder, _psbt_bytes, psbt_to_ur_parts, ur_payload_to_psbt
 
 #: Frame file names written by :func:`write_animated_qr`.
 FRAME_PATTERN = "frame-{:04d}.png"
@@ -47,17 +54,19 @@ def qr_content(data: str) -> str:
     return data
 
 
-def _make(data: str, error: str):
+def _make(data: str, error: str, version: "int | None" = None):
     segno = _segno()
     content = qr_content(data)
     if not isinstance(error, str) or error.upper() not in ("L", "M", "Q", "H"):
         raise TransportError(f"QR error correction level must be L, M, Q or H, not {error!r}")
+    mode = "alphanumeric" if bbqr.is_bbqr(content) else None
     try:
-        return segno.make_qr(content, error=error, boost_error=False)
+        return segno.make_qr(content, error=error, version=version, mode=mode, boost_error=False)
     except segno.DataOverflowError:
         raise TransportError(
-            f"{len(content)} characters do not fit in one QR code: use an animated QR "
-            "(write_animated_qr, or a smaller max_fragment_len)"
+            f"{len(content)} characters do not fit in one QR code"
+            + (f" of version {version}" if version else "")
+            + ": use an animated QR (write_animated_qr or write_animated_bbqr, or smaller frames)"
         ) from None
     except ValueError as e:
         raise TransportError(f"cannot make a QR code: {e}") from None
@@ -122,8 +131,7 @@ def write_animated_qr(psbt_bytes, directory, *, max_fragment_len: int = DEFAULT_
     never mix); ``overwrite=True`` replaces them and removes leftover frames of the old set.
     """
     _check_dims(scale, border)
-    if isinstance(frame_ms, bool) or not isinstance(frame_ms, int) or not 20 <= frame_ms <= 60_000:
-        raise TransportError(f"frame_ms must be a whole number of milliseconds from 20 to 60000, not {frame_ms!r}")
+    _check_frame_ms(frame_ms)
     if isinstance(max_fragment_len, int) and max_fragment_len > MAX_QR_FRAGMENT_LEN:
         raise TransportError(
             f"max_fragment_len {max_fragment_len} is too large: one QR code holds a frame of at most "
@@ -134,6 +142,37 @@ def write_animated_qr(psbt_bytes, directory, *, max_fragment_len: int = DEFAULT_
         if extra_parts is None:
             extra_parts = math.ceil(len(parts) / 2)
         parts = psbt_to_ur_parts(psbt_bytes, max_fragment_len, extra_parts=extra_parts, ur_type=ur_type)
+    return _write_frames(parts, directory, None, gif=gif, scale=scale, border=border, frame_ms=frame_ms,
+                         overwrite=overwrite)
+
+
+def write_animated_bbqr(data, directory, *, max_version: int = bbqr.DEFAULT_MAX_VERSION,
+                        encoding: str = "Z", file_type: str = "P", gif: bool = True, scale: int = 4,
+                        border: int = 4, frame_ms: int = 250, overwrite: bool = False) -> "list[Path]":
+    """Write a PSBT (or, with another ``file_type``, any file) as BBQr frames: ``frame-0001.png``
+    ... in part order and, with ``gif=True``, ``animated.gif`` playing them in a loop.
+
+    The parts are as few as fit QR codes of at most ``max_version`` (1-40); every frame is drawn
+    at the same version, in alphanumeric mode, error level L. ``encoding`` ``Z`` (default)
+    compresses, falling back to base32 (``2``) when that is not smaller; ``H`` is hex. Unlike UR
+    there are no extra frames: the scanner needs every part, in any order. Directory rules as in
+    :func:`write_animated_qr`.
+    """
+    _check_dims(scale, border)
+    _check_frame_ms(frame_ms)
+    payload = _psbt_bytes(data) if file_type == "P" else data
+    split = bbqr.bbqr_split(payload, file_type, encoding=encoding, max_version=max_version)
+    return _write_frames(split.parts, directory, split.version, gif=gif, scale=scale, border=border,
+                         frame_ms=frame_ms, overwrite=overwrite)
+
+
+def _check_frame_ms(frame_ms) -> None:
+    if isinstance(frame_ms, bool) or not isinstance(frame_ms, int) or not 20 <= frame_ms <= 60_000:
+        raise TransportError(f"frame_ms must be a whole number of milliseconds from 20 to 60000, not {frame_ms!r}")
+
+
+def _write_frames(parts, directory, version: "int | None", *, gif: bool, scale: int, border: int,
+                  frame_ms: int, overwrite: bool) -> "list[Path]":
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -147,7 +186,7 @@ def write_animated_qr(psbt_bytes, directory, *, max_fragment_len: int = DEFAULT_
         )
     paths, images = [], []
     for i, text in enumerate(parts, 1):
-        png = _render(_make(text, "L"), "png", scale, border)
+        png = _render(_make(text, "L", version), "png", scale, border)
         paths.append(write_atomic(directory / FRAME_PATTERN.format(i), png, overwrite=True))
         if gif:
             images.append(png)
@@ -248,14 +287,17 @@ def read_qr_images(paths, *, skip_unreadable: bool = False) -> "list[str]":
     return texts
 
 
-def decode_psbt_from_images(paths) -> bytes:
+def decode_psbt_from_images(paths, *, max_size: int = bbqr.DEFAULT_MAX_SIZE) -> bytes:
     """The binary PSBT shown in QR images: the frames of a ``ur:crypto-psbt`` / ``ur:psbt`` animation
-    (any order, some missing, repeats fine), or one QR code holding a base64 or hex PSBT.
+    (any order, some missing, repeats fine), the parts of a BBQr series (``B$``: any order,
+    repeats fine, all needed), or one QR code holding a base64 or hex PSBT. The format is detected
+    from the codes; ``max_size`` bounds a decompressed BBQr file.
 
     Images are read in order and reading stops as soon as the animation's PSBT is complete; images
     without a readable code are passed over (a blurred frame is normal when filming a screen).
     """
     decoder = URDecoder()
+    parts = bbqr.BBQrDecoder(max_size)
     others: "set[str]" = set()
     images = 0
     for _, texts in _iter_images(paths):
@@ -263,19 +305,28 @@ def decode_psbt_from_images(paths) -> bytes:
         for text in texts:
             if text[:3].lower() == "ur:":
                 decoder.receive_part(text)
+            elif bbqr.is_bbqr(text):
+                parts.receive_part(text)
             else:
                 others.add(text.strip())
-        if others and decoder.ur_type is not None:
-            raise TransportError(
-                "the images mix UR frames with other QR codes: give only the frames of one animated QR"
-            )
+        _check_one_kind(decoder.ur_type is not None, parts.expected_part_count is not None, bool(others))
         if decoder.is_complete:
             return ur_payload_to_psbt(*decoder.result)
+        if parts.is_complete:
+            return bbqr.bbqr_file_to_psbt(parts.result)
     if decoder.ur_type is not None:
         raise IncompleteTransfer(
             f"the {images} image(s) hold {decoder.received_part_count} of the "
             f"{decoder.expected_part_count} fragments of this PSBT (progress "
             f"{decoder.progress:.0%}): capture more frames of the animated QR"
+        )
+    if parts.expected_part_count is not None:
+        missing = parts.missing_parts
+        shown = ", ".join(str(i + 1) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise IncompleteTransfer(
+            f"the {images} image(s) hold {parts.received_part_count} of the {parts.expected_part_count} "
+            f"BBQr parts of this PSBT (missing part {shown}, counting from 1): capture every frame "
+            "of the animated QR"
         )
     if not others:
         raise TransportError(f"no readable QR code in the {images} image(s) given")
@@ -285,3 +336,12 @@ def decode_psbt_from_images(paths) -> bytes:
             "give one QR code holding one PSBT"
         )
     return psbt_from_text(others.pop())
+
+
+def _check_one_kind(ur: bool, bbqr_parts: bool, other: bool) -> None:
+    if ur + bbqr_parts + other > 1:
+        kinds = [name for name, seen in (("UR frames", ur), ("BBQr parts", bbqr_parts),
+                                         ("other QR codes", other)) if seen]
+        raise TransportError(
+            f"the images mix {' and '.join(kinds)}: give only the frames of one animated QR"
+        )
