@@ -219,3 +219,52 @@ def test_key_expression_limits():
 def test_fast_checksum_matches_the_reference():
     for desc in (tr(KEYS[:3]), wsh(KEYS[:20]), "raw(deadbeef)", "pk(" + "'h" * 50 + ")", ""):
         assert add_checksum(desc) == reference_checksum(desc)
+
+
+# -- the formats' and the UR registry's own descriptor parsers -----------------------------------
+
+
+def test_format_import_refuses_other_multipaths_before_expanding(monkeypatch):
+    import msigvault.formats._common as common
+
+    monkeypatch.setattr(common, "expand_multipath", lambda d: pytest.fail("expanded"))
+    key = f"{XPUB}/{multipath_list(3)}/*"
+    with pytest.raises(InvalidDescriptor, match=r"found <0;1;2>"):
+        import_vault(f"wsh(multi(1,{key},{key}))", network="regtest")
+
+
+def test_ur_registry_refuses_more_than_20_multi_keys_before_parsing_them(monkeypatch):
+    from msigvault.transport import registry
+
+    plain = [k.split("/<")[0] + "/0/*" for k in KEYS[:21]]
+    assert registry.descriptor_to_cbor(f"wsh(sortedmulti(2,{','.join(plain[:20])}))")
+    monkeypatch.setattr(registry, "_parse_key", lambda text: pytest.fail("a key was parsed"))
+    with pytest.raises(InvalidDescriptor, match="at most 20 keys, not 21"):
+        registry.descriptor_to_cbor(f"wsh(sortedmulti(2,{','.join(plain)}))")
+
+
+def test_ur_registry_refuses_overlong_descriptors():
+    from msigvault.transport import registry
+
+    with pytest.raises(InvalidDescriptor, match=f"more than the {MAX_DESCRIPTOR_LENGTH}"):
+        registry.descriptor_to_cbor(tr([KEYS[0]] * 2000))
+
+
+def test_ur_registry_decoder_refuses_more_than_20_multi_keys():
+    from msigvault.transport import TransportError, _cbor, registry
+
+    key = _cbor.tag(registry.TAG_ECKEY, {3: bytes.fromhex("02" + "11" * 32)})
+    payload = _cbor.dumps(_cbor.tag(registry.SCRIPT_TAGS["wsh"], _cbor.tag(
+        registry.SCRIPT_TAGS["multi"], {1: 1, 2: [key] * 21})))
+    with pytest.raises(TransportError, match="21 keys, more than the 20"):
+        registry.cbor_to_descriptor(payload)
+
+
+def test_ur_crypto_account_has_a_descriptor_count_limit():
+    from msigvault.transport import TransportError, _cbor, registry
+
+    with pytest.raises(InvalidDescriptor, match="at most 64 output descriptors"):
+        registry.account_to_cbor("01020304", ["wpkh([01020304/84h/1h/0h]tpub)"] * 65)
+    payload = _cbor.dumps({1: 0x01020304, 2: [0] * 65})
+    with pytest.raises(TransportError, match="65 output descriptors"):
+        registry.cbor_to_account(payload)

@@ -229,6 +229,7 @@ class ParsedDescriptor:
 
 
 _MULTIPATH = re.compile(r"<([^<>]*)>")
+_INDEXES = re.compile(r"[0-9;h']*")  # what a multipath specifier may show of itself in a message
 _WS = re.compile(r"\s")
 
 
@@ -247,15 +248,16 @@ def parse_descriptor(text: str, fmt: str, *, allow: "Iterable[str]" = ("multipat
     if _WS.search(text):
         raise FormatError(f"{fmt}: the descriptor contains spaces or line breaks inside it: remove them")
     with context(fmt):
-        desc, checksum = split_checksum(text, require=False)
+        desc, checksum = split_checksum(text, require=False)  # refuses over-long text first
+    specs = set(_MULTIPATH.findall(desc))
+    if specs and specs != {"0;1"}:  # checked before any expansion is built
+        shown = sorted(f"<{s}>" if len(s) <= 24 and _INDEXES.fullmatch(s) else "<...>" for s in specs)
+        raise InvalidDescriptor(
+            f"{fmt}: the only multipath msigvault accepts is /<0;1>/* (receive 0, change 1), found "
+            + ", ".join(shown[:4]) + (f" and {len(shown) - 4} more" if len(shown) > 4 else "")
+        )
+    with context(fmt):
         expansions = expand_multipath(desc)
-    if len(expansions) > 1:
-        specs = set(_MULTIPATH.findall(desc))
-        if len(expansions) != 2 or specs != {"0;1"}:
-            raise InvalidDescriptor(
-                f"{fmt}: the only multipath msigvault accepts is /<0;1>/* (receive 0, change 1), found "
-                + ", ".join(sorted(f"<{s}>" for s in specs))
-            )
     with context(fmt):
         m, keys, script, is_sorted = parse_structure(expansions[0])
     if script not in SCRIPT_TYPES:  # pragma: no cover - parse_structure only returns these

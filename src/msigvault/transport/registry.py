@@ -47,6 +47,10 @@ TAG_NAMES = {v: k for k, v in SCRIPT_TAGS.items()}
 _KEY_FUNCS = ("pk", "pkh", "wpkh", "combo", "tr")
 _MULTI = ("multi", "sortedmulti")
 _NAME = re.compile(r"^[a-z_]+$")
+#: multi()/sortedmulti() hold at most 20 keys (OP_CHECKMULTISIG); counted before any is parsed.
+MAX_MULTI_KEYS = 20
+#: most output descriptors one crypto-account may carry.
+MAX_ACCOUNT_DESCRIPTORS = 64
 
 
 # ============================================================================ descriptor text
@@ -97,6 +101,8 @@ def _parse_node(text: str, parent: "str | None", account: bool):
     if name in _MULTI:
         if len(args) < 2:
             raise InvalidDescriptor(f"{name}() needs a threshold and at least one key")
+        if len(args) - 1 > MAX_MULTI_KEYS:
+            raise InvalidDescriptor(f"{name}() can have at most {MAX_MULTI_KEYS} keys, not {len(args) - 1}")
         if not re.fullmatch(r"(0|[1-9][0-9]{0,3})", args[0]):
             raise InvalidDescriptor(f"{name}() threshold {args[0][:12]!r} is not a whole number")
         k, keys = int(args[0]), [_parse_key(a) for a in args[1:]]
@@ -267,6 +273,11 @@ def account_to_cbor(master_fingerprint, descriptors) -> bytes:
     fp = _fingerprint(master_fingerprint)
     if isinstance(descriptors, str):
         descriptors = [descriptors]
+    descriptors = list(descriptors)
+    if len(descriptors) > MAX_ACCOUNT_DESCRIPTORS:
+        raise InvalidDescriptor(
+            f"a crypto-account can carry at most {MAX_ACCOUNT_DESCRIPTORS} output descriptors, not {len(descriptors)}"
+        )
     entries = [_node_cbor(_parse_descriptor(d, account=True), fp) for d in descriptors]
     if not entries:
         raise InvalidDescriptor("a crypto-account needs at least one output descriptor")
@@ -438,6 +449,8 @@ def _decode_node(value, top: bool, account_fp=None, allow_bare_key=False) -> str
         k, keys = m.get(1), m.get(2)
         if not isinstance(keys, (list, tuple)) or not keys:
             raise _bad(f"{name}() needs an array of keys")
+        if len(keys) > MAX_MULTI_KEYS:
+            raise _bad(f"{name}() has {len(keys)} keys, more than the {MAX_MULTI_KEYS} it can hold")
         if type(k) is not int or not 1 <= k <= len(keys):
             raise _bad(f"{name}() threshold must be between 1 and the number of keys")
         return f"{name}({k},{','.join(_decode_key(x, account_fp) for x in keys)})"
@@ -461,5 +474,10 @@ def cbor_to_account(payload: bytes) -> "tuple[bytes, list[str]]":
     if not isinstance(value, Mapping) or not isinstance(value.get(2), (list, tuple)):
         raise TransportError("the ur:crypto-account is malformed: it must be {1: fingerprint, 2: [outputs]}")
     fp = _uint(value.get(1), "master fingerprint").to_bytes(4, "big")
+    if len(value[2]) > MAX_ACCOUNT_DESCRIPTORS:
+        raise TransportError(
+            f"the ur:crypto-account lists {len(value[2])} output descriptors, more than the "
+            f"{MAX_ACCOUNT_DESCRIPTORS} msigvault reads"
+        )
     outputs = [_decode_node(v, True, fp, allow_bare_key=True) for v in value[2]]
     return fp, outputs
