@@ -13,7 +13,7 @@ from ..errors import MsigvaultError
 from ..policy.registration import DEFAULT_INDEX_LIMIT
 from ..policy.vault import Vault
 from . import fields as F
-from .common import classify_output, resolve_input, signature_state, spent_output, unsigned_tx
+from .common import classify_output, has_vault_template, resolve_input, signature_state, spent_output, unsigned_tx
 from .psbt import Psbt
 from .sighash import SighashCache
 from .weight import input_weight, tx_weight, vsize
@@ -97,7 +97,8 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
     return {
         "txid": tx.txid()[::-1].hex(),
         "spends_from_vault": any(
-            r is not None and (r[0] is not None or vault.find(r[1].script_pubkey, gap=index_limit) is not None)
+            r is not None and (r[0] is not None or (has_vault_template(r[1].script_pubkey, vault)
+                                                     and vault.find(r[1].script_pubkey, gap=index_limit) is not None))
             for r in resolved),
         "vault": str(vault),
         "threshold": vault.m,

@@ -348,7 +348,7 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
                 f"output {o} carries vault key fingerprints but not at a vault change path "
                 "(hardened step, other branch or other account): it may be a ransom or a fraud"
             )
-        found = vault.find(script, gap=index_limit) if match_scripts else None
+        found = vault.find(script, gap=index_limit) if match_scripts and has_vault_template(script, vault) else None
         if found is not None:
             d = vault.derive_branch(*found)
             claims = [x for x in derivations if not is_nums_entry(x)]
@@ -376,6 +376,16 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
         return payment, f"output {o} (claimed vault change): {reason}: change fraud"
     return OutputLine(o, address, amount, "change" if branch == CHANGE else "vault-receive", index,
                       "derivations"), None
+
+
+def has_vault_template(script: bytes, vault: Vault) -> bool:
+    """Whether ``script`` has the shape of the vault's scripts (P2TR, P2WSH or P2SH), so that
+    only such outputs cost a search of the vault's addresses."""
+    if vault.script == "tr":
+        return len(script) == 34 and script[:2] == b"\x51\x20"
+    if vault.script == "wsh":
+        return len(script) == 34 and script[:2] == b"\x00\x20"
+    return len(script) == 23 and script[:2] == b"\xa9\x14" and script[-1:] == b"\x87"
 
 
 def display_address(script: bytes, vault: Vault) -> str:

@@ -340,11 +340,7 @@ def _check_input(psbt: Psbt, i: int, vault: Vault, policy: SignerPolicy, limit: 
 
 
 def _check_output(psbt: Psbt, o: int, vault: Vault, limit: int) -> OutputLine:
-    script = bytes(psbt.script(o))
-    # an output without key origins is found by its script only if it has the vault's script
-    # template (so a payment to a P2WPKH address costs no scan of the vault's addresses)
-    template = script[:2] == (b"\x51\x20" if vault.script == "tr" else b"\x00\x20" if vault.script == "wsh" else b"\xa9\x14")
-    line, problem = classify_output(psbt, o, vault, index_limit=limit, match_scripts=template)
+    line, problem = classify_output(psbt, o, vault, index_limit=limit, match_scripts=True)
     if problem:
         raise SignerRefusal(problem)
     return line
