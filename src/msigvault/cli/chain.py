@@ -137,9 +137,9 @@ def broadcast(vaultfile, file, chain_dir, as_json):
     vf = load_vault(vaultfile)
     data = read_input(file)
     stripped = data.strip()
+    psbt = None
     if data.startswith(b"psbt\xff") or stripped.startswith((b"cHNidP", b"70736274ff")):
-        tx = vf.vault.extract(Psbt.load(data))
-        raw, txid = tx.raw, tx.txid
+        psbt = Psbt.load(data)
     else:
         from ..psbt import fields as F
         from ..psbt.common import legacy_txid
@@ -150,6 +150,30 @@ def broadcast(vaultfile, file, chain_dir, as_json):
             raise CliError(f"{file} is neither a PSBT nor a transaction in hex") from None
         txid = legacy_txid(F.parse_tx(raw, "transaction"))[::-1].hex()
     with open_chain(chain_dir) as chain:
+        extra, note = {}, ""
+        if psbt is not None:
+            from ..psbt.extractor import extract
+
+            # the chain's own UTXOs, not the PSBT's claims, are what the scripts are verified against
+            tx = extract(psbt, spent_outputs=chain_spent_outputs(chain, psbt), vault=vf.vault)
+            raw, txid = tx.raw, tx.txid
+            extra = {"verified_by_kernel": tx.verified_by_kernel, "verified_against": tx.verified_against.value}
+            note = f"; verified against {tx.verified_against.describe()}"
         block = chain.submit([raw])
-        emit(as_json, {"txid": txid, "block": block, "height": chain.height},
-             f"broadcast {txid}: mined in block {block} at height {chain.height}")
+        emit(as_json, {"txid": txid, "block": block, "height": chain.height, **extra},
+             f"broadcast {txid}: mined in block {block} at height {chain.height}{note}")
+
+
+def chain_spent_outputs(chain, psbt) -> list:
+    """The chain's unspent output for each input of ``psbt``; CliError if one is not unspent."""
+    out = []
+    for i in range(psbt.input_count):
+        txid, vout = psbt.prevout(i)
+        utxo = chain.utxo(bytes(txid)[::-1].hex(), vout)
+        if utxo is None:
+            raise CliError(
+                f"input {i} spends {bytes(txid)[::-1].hex()}:{vout}, which is not an unspent output of the "
+                "chain: it was spent already or never confirmed; nothing was broadcast"
+            )
+        out.append(utxo)
+    return out

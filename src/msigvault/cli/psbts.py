@@ -262,6 +262,8 @@ def psbt_finalize(vaultfile, psbtfile, output, tx_output, fmt, force, as_json):
     if tx_output:
         write_output(tx_output, tx.hex().encode() + b"\n", force=force)
     emit(as_json, {"output": output, "txid": tx.txid, "vsize": tx.vsize, "fee": tx.fee,
-                   "verified_by_kernel": tx.verified_by_kernel, "tx": tx.hex()},
+                   "verified_by_kernel": tx.verified_by_kernel, "verified_against": tx.verified_against.value,
+                   "tx": tx.hex()},
          f"finalized {output}: txid {tx.txid}, {tx.vsize} vB, fee {tx.fee} sats"
-         + (", scripts verified by libbitcoinkernel" if tx.verified_by_kernel else ""))
+         + (f", scripts verified by libbitcoinkernel against {tx.verified_against.describe()}"
+            if tx.verified_by_kernel else f", fee computed from {tx.verified_against.describe()}"))

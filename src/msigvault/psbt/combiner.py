@@ -5,6 +5,12 @@ signature (or a BIP340 signature) by a vault key of that input over the input's 
 SIGHASH_ALL (or DEFAULT for taproot). Two different values for one key are an error, except two
 valid signatures by the same key (a keyholder who signed twice): the smaller value is kept, so
 combining is commutative and associative.
+
+Everything else that can end up in the transaction is verified or refused too: a final
+scriptSig/witness is accepted only as the vault's satisfaction (exactly m valid signatures, the
+vault's script byte for byte, see :mod:`.satisfaction`; of two valid finals of one input the
+smaller is kept); taproot key-path signatures (the vault's internal key is the unspendable NUMS
+point) and MuSig2 fields (vaults have no MuSig2 keys) are refused.
 """
 
 from __future__ import annotations
@@ -14,11 +20,24 @@ from typing import Iterable
 from ..errors import CombineError
 from ..policy.vault import Vault
 from . import fields as F
-from .common import foreign_signature_keys, resolve_input, signature_state, unsigned_tx
+from .common import foreign_signature_keys, signature_state, unsigned_tx
 from .psbt import Psbt
+from .satisfaction import FINAL_TYPES, Final, has_final, resolve_vault_input, verify_final
 from .sighash import SighashCache
 
 _SIG_TYPES = (F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_SCRIPT_SIG)
+# merged only after each copy's value is verified
+_VERIFIED_TYPES = _SIG_TYPES + FINAL_TYPES
+# input fields no vault can use: refused in any copy
+_REFUSED = {
+    F.PSBT_IN_TAP_KEY_SIG: (
+        "a taproot key-path signature (PSBT_IN_TAP_KEY_SIG), but the vault's internal key is the "
+        "unspendable NUMS point, so no key-path signature can be valid"
+    ),
+    F.PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS: "MuSig2 participant keys (BIP373), but vaults have no MuSig2 keys",
+    F.PSBT_IN_MUSIG2_PUB_NONCE: "a MuSig2 nonce (BIP373), but vaults have no MuSig2 keys",
+    F.PSBT_IN_MUSIG2_PARTIAL_SIG: "a MuSig2 partial signature (BIP373), but vaults have no MuSig2 keys",
+}
 
 
 def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
@@ -29,10 +48,13 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
     if psbts:
         version = psbts[0].version
         psbts = [p if p.version == version else (p.to_v2() if version == 2 else p.to_v0()) for p in psbts]
-    # 1. everything but signatures, so inputs can be resolved from the union of all copies
-    result, tx = _merge_all(psbts, skip_signatures=True)
-    # 2. every signature of every copy is verified against the merged input data, then merged
-    verifier = _Verifier(result, vault, tx)
+    _refuse_unusable(psbts)
+    # 1. everything but signatures and finals, so inputs can be resolved from the union of all copies
+    result, tx = _merge_all(psbts, skip=_VERIFIED_TYPES)
+    # 2. every signature and final of every copy is verified against the merged input data, then merged
+    finalized = {i for p in psbts for i, m in enumerate(p.inputs) if has_final(m)}
+    verifier = _Verifier(result, vault, tx, finalized)
+    finals: "dict[int, Final]" = {}
     for k, p in enumerate(psbts, 1):
         for i, m in enumerate(p.inputs):
             verifier.check_signatures(m, i, k)
@@ -41,8 +63,23 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
                     have = result.inputs[i].get(t, keydata)
                     if have is None or value < have:  # two valid signatures by one key: keep the smaller
                         result.inputs[i].set(t, keydata, value)
+            if has_final(m):
+                final = verifier.check_final(m, i, k)
+                have = finals.get(i)
+                if have is None or final.order_key() < have.order_key():  # two valid finals: the smaller
+                    finals[i] = final
+    for i, final in finals.items():
+        final.write(result.inputs[i])
     result.canonicalize()
     return result
+
+
+def _refuse_unusable(psbts: "list[Psbt]") -> None:
+    for k, p in enumerate(psbts, 1):
+        for i, m in enumerate(p.inputs):
+            for t, what in _REFUSED.items():
+                if m.has_type(t):
+                    raise CombineError(f"PSBT {k}, input {i}: carries {what}: reject that copy")
 
 
 def merge(psbts: "Iterable[Psbt]") -> Psbt:
@@ -50,14 +87,14 @@ def merge(psbts: "Iterable[Psbt]") -> Psbt:
 
     Vault ceremonies use :func:`combine`, which verifies every signature first.
     """
-    result, _ = _merge_all(list(psbts), skip_signatures=False)
+    result, _ = _merge_all(list(psbts), skip=())
     result.canonicalize()
     return result
 
 
-def _merge_all(psbts: "list[Psbt]", *, skip_signatures: bool):
-    """(merged copy, unsigned tx): every map entry of every copy of one transaction; signatures
-    are left out with ``skip_signatures``. Conflicting values are an error."""
+def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]"):
+    """(merged copy, unsigned tx): every map entry of every copy of one transaction except the
+    input key types in ``skip``. Conflicting values are an error."""
     if not psbts:
         raise CombineError("nothing to combine: give at least one PSBT")
     tx = unsigned_tx(psbts[0])
@@ -66,22 +103,26 @@ def _merge_all(psbts: "list[Psbt]", *, skip_signatures: bool):
         if other != tx:
             raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, other)}")
     result = psbts[0].copy()
-    if skip_signatures:
-        for m in result.inputs:
-            for t in _SIG_TYPES:
-                m.delete_type(t)
+    for m in result.inputs:
+        for t in skip:
+            m.delete_type(t)
     for k, p in enumerate(psbts, 1):  # the first copy merges into itself as a no-op
         _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
         for i, m in enumerate(p.inputs):
-            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip_signatures=skip_signatures)
+            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip=skip)
         for o, m in enumerate(p.outputs):
             _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+    merged = unsigned_tx(result)
+    if merged != tx:  # e.g. BIP370 lock times spread over copies that each agree alone
+        raise CombineError(
+            f"the merged PSBT is for a different transaction than its copies: {_difference(tx, merged)}"
+        )
     return result, tx
 
 
-def _merge(into, other, where: str, k: int, names: dict, skip_signatures: bool = False) -> None:
+def _merge(into, other, where: str, k: int, names: dict, skip: "tuple[int, ...]" = ()) -> None:
     for key, value in other.items():
-        if skip_signatures and F.keytype_of(key) in _SIG_TYPES:
+        if skip and F.keytype_of(key) in skip:
             continue
         have = into.raw_get(key)
         if have is None:
@@ -96,19 +137,22 @@ def _merge(into, other, where: str, k: int, names: dict, skip_signatures: bool =
 
 
 class _Verifier:
-    """Verifies signatures against the merged PSBT's inputs; each distinct set once."""
+    """Verifies signatures and finals against the merged PSBT's inputs; each distinct one once."""
 
-    def __init__(self, merged: Psbt, vault: Vault, tx):
+    def __init__(self, merged: Psbt, vault: Vault, tx, finalized: "set[int]"):
         self.vault = vault
+        self._finalized = finalized
         self.tx = tx
         self._merged = merged
         self._derived = {}
         self._cache = None
         self._checked = set()
+        self._finals = {}
 
     def _input(self, i: int):
         if i not in self._derived:
-            self._derived[i] = resolve_input(self._merged, i, self.vault, CombineError, require_full_tx=False)
+            self._derived[i] = resolve_vault_input(self._merged, i, self.vault, CombineError,
+                                                    finalized=i in self._finalized)
         return self._derived[i]
 
     def _sighashes(self) -> SighashCache:
@@ -144,6 +188,15 @@ class _Verifier:
                     "transaction data, or high S): reject that keyholder's copy and ask them to sign again"
                 )
         self._checked.add(token)
+
+    def check_final(self, m, i: int, k: int) -> Final:
+        """The canonical final fields of copy ``k``'s input ``i``, verified as the vault's satisfaction."""
+        token = (i,) + tuple(None if v is None else bytes(v) for v in map(m.get, FINAL_TYPES))
+        if token not in self._finals:
+            d, spent = self._input(i)
+            self._finals[token] = verify_final(m, d, self.vault, i, self._sighashes(), spent.amount,
+                                               CombineError, f"PSBT {k}, input {i}")
+        return self._finals[token]
 
 
 def _difference(a, b) -> str:

@@ -1,27 +1,65 @@
 """Extractor (BIP174): the network transaction from a finalized PSBT, sanity-checked.
 
-Checks: every input finalized, fee not negative and within limits, no dust outputs, standard
-weight. When libbitcoinkernel is installed (extra ``regtest``), every input's script is verified
-by Bitcoin Core's own interpreter before the transaction is returned.
+The transaction is the PSBT's unsigned transaction with each input's final scriptSig and
+witness; nothing else comes from the PSBT. Checks: every input finalized, fee not negative and
+within limits, no dust outputs, standard weight. With ``vault=`` every final scriptSig/witness is
+verified as the vault's satisfaction (no libbitcoinkernel needed). When libbitcoinkernel is
+installed (extra ``regtest``), every input's script is verified by Bitcoin Core's own
+interpreter against the spent outputs, and :class:`FinalTx` says where those came from
+(:class:`UtxoEvidence`): the PSBT's previous transactions, its witness_utxo claims, or the
+caller's own chain (``spent_outputs=``), which the PSBT's claims must then agree with.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from ..errors import ExtractError
+from ..policy.vault import Vault
 from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, is_dust, is_standard_output
+from ..types import Utxo
 from . import fields as F
 from .common import spent_output, unsigned_tx
 from .psbt import Psbt
-from .sighash import TxOut
+from .satisfaction import resolve_vault_input, verify_final
+from .sighash import SighashCache, TxOut, UnsignedTx
+
+MAX_MONEY = 21_000_000 * 100_000_000
+
+
+class UtxoEvidence(enum.Enum):
+    """Where the spent outputs (amounts and scripts) behind the fee and the script checks came from.
+
+    BIP341 signatures commit to the amounts they are told, so a kernel that verifies against
+    amounts the PSBT merely claims says "valid if the claims are true", nothing more.
+    """
+
+    PREVIOUS_TRANSACTIONS = "previous_transactions"
+    """every spent output read from a non_witness_utxo whose txid is the outpoint's: proven"""
+    WITNESS_UTXO_CLAIMS = "witness_utxo_claims"
+    """at least one spent output only as the PSBT's witness_utxo claims it: not proven"""
+    CALLER = "caller"
+    """the caller's ``spent_outputs`` (from a chain it trusts); the PSBT's claims agree with them"""
+
+    def describe(self) -> str:
+        return {
+            UtxoEvidence.PREVIOUS_TRANSACTIONS: "the previous transactions in the PSBT (txids match)",
+            UtxoEvidence.WITNESS_UTXO_CLAIMS: "the PSBT's witness_utxo claims only (amounts not proven)",
+            UtxoEvidence.CALLER: "the spent outputs given by the caller's chain",
+        }[self]
 
 
 @dataclass(frozen=True)
 class FinalTx:
-    """A signed transaction ready to broadcast."""
+    """A signed transaction ready to broadcast.
+
+    ``verified_by_kernel``: libbitcoinkernel ran and accepted every input's script;
+    ``verified_against``: where the spent outputs it (and the fee) used came from;
+    ``vault_verified``: every final scriptSig/witness was checked as the vault's satisfaction.
+    """
 
     raw: bytes
     txid: str  # display hex
@@ -29,6 +67,8 @@ class FinalTx:
     weight: int
     fee: int
     verified_by_kernel: bool
+    verified_against: UtxoEvidence
+    vault_verified: bool
 
     @property
     def vsize(self) -> int:
@@ -40,14 +80,21 @@ class FinalTx:
 
 def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool = True,
             max_weight: Optional[int] = MAX_STANDARD_TX_WEIGHT,
-            min_fee_rate: Optional[float] = MIN_RELAY_FEE_RATE) -> FinalTx:
+            min_fee_rate: Optional[float] = MIN_RELAY_FEE_RATE,
+            spent_outputs: "Optional[Sequence[Union[TxOut, Utxo]]]" = None,
+            vault: Optional[Vault] = None) -> FinalTx:
     """The final transaction, checked against consensus (when libbitcoinkernel is installed) and
     against the mempool policy a broadcaster needs: minimum relay fee rate, no dust, standard
     output scripts, standard weight. ``max_fee_sats=None``, ``max_weight=None`` and
     ``min_fee_rate=None`` lift those limits (the transaction may then be valid in a block but not
-    relayed by nodes)."""
+    relayed by nodes).
+
+    ``spent_outputs``: the output each input spends (TxOut, or Utxo records whose outpoints are
+    checked), in input order, from a chain the caller trusts; the fee and the kernel use them and
+    the PSBT's UTXO fields must agree. ``vault``: verify each final scriptSig/witness as that
+    vault's satisfaction first.
+    """
     tx = unsigned_tx(psbt)
-    spent = []
     script_sigs, witnesses = [], []
     for i, m in enumerate(psbt.inputs):
         ss = m.get(F.PSBT_IN_FINAL_SCRIPTSIG)
@@ -56,7 +103,9 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
             raise ExtractError(f"input {i} is not finalized: run the Finalizer first")
         script_sigs.append(bytes(ss) if ss is not None else b"")
         witnesses.append(bytes(wit) if wit is not None else b"\x00")
-        spent.append(spent_output(psbt, i, ExtractError, require_full_tx=False))
+    spent, evidence = _spent_outputs(psbt, tx, spent_outputs)
+    if vault is not None:
+        _verify_finals(psbt, tx, vault, spent)
     fee = sum(s.amount for s in spent) - sum(o.amount for o in tx.outputs)
     if fee < 0:
         raise ExtractError(f"the outputs exceed the inputs by {-fee} sats")
@@ -84,7 +133,62 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
     verified = False
     if verify:
         verified = verify_scripts(full, spent)
-    return FinalTx(full, _dsha(base)[::-1].hex(), _dsha(full)[::-1].hex(), weight, fee, verified)
+    return FinalTx(full, _dsha(base)[::-1].hex(), _dsha(full)[::-1].hex(), weight, fee, verified,
+                   evidence, vault is not None)
+
+
+def _spent_outputs(psbt: Psbt, tx: UnsignedTx, given) -> "tuple[list[TxOut], UtxoEvidence]":
+    """The outputs the inputs spend and where they came from; the caller's, if ``given``, after
+    checking that the PSBT's own UTXO fields agree with them."""
+    if given is None:
+        spent = [spent_output(psbt, i, ExtractError, require_full_tx=False) for i in range(len(tx.inputs))]
+        proven = all(m.get(F.PSBT_IN_NON_WITNESS_UTXO) is not None for m in psbt.inputs)
+        return spent, UtxoEvidence.PREVIOUS_TRANSACTIONS if proven else UtxoEvidence.WITNESS_UTXO_CLAIMS
+    given = list(given)
+    if len(given) != len(tx.inputs):
+        raise ExtractError(
+            f"spent_outputs has {len(given)} entries for {len(tx.inputs)} inputs: give the output each "
+            "input spends, in input order"
+        )
+    spent = [_caller_output(given[i], tx, i) for i in range(len(tx.inputs))]
+    for i, true in enumerate(spent):
+        m = psbt.inputs[i]
+        if m.get(F.PSBT_IN_NON_WITNESS_UTXO) is None and m.get(F.PSBT_IN_WITNESS_UTXO) is None:
+            continue
+        claimed = spent_output(psbt, i, ExtractError, require_full_tx=False)
+        if claimed != true:
+            what = (f"{claimed.amount} sats" if claimed.amount != true.amount else "a different script")
+            raise ExtractError(
+                f"input {i}: the PSBT claims the coin it spends holds {what}, but your chain says "
+                f"{true.amount} sats to script {true.script_pubkey.hex()[:16]}...: the signatures commit to "
+                "the false claim, so the network would reject the transaction (or the fee is not what was "
+                "shown); do not broadcast, and rebuild the PSBT from the chain's UTXOs"
+            )
+    return spent, UtxoEvidence.CALLER
+
+
+def _caller_output(item, tx: UnsignedTx, i: int) -> TxOut:
+    if isinstance(item, Utxo):
+        txin = tx.inputs[i]
+        if (item.txid.lower(), item.vout) != (txin.txid[::-1].hex(), txin.vout):
+            raise ExtractError(
+                f"spent_outputs[{i}] is the coin {item.outpoint}, but input {i} spends "
+                f"{txin.txid[::-1].hex()}:{txin.vout}: give the outputs in input order"
+            )
+        item = TxOut(item.amount, bytes(item.script_pubkey))
+    if not isinstance(item, TxOut):
+        raise ExtractError(f"spent_outputs[{i}] is a {type(item).__name__}, not a TxOut or Utxo")
+    if isinstance(item.amount, bool) or not isinstance(item.amount, int) or not 0 <= item.amount <= MAX_MONEY:
+        raise ExtractError(f"spent_outputs[{i}] has amount {item.amount!r}, not 0 to 21,000,000 BTC in sats")
+    return item
+
+
+def _verify_finals(psbt: Psbt, tx: UnsignedTx, vault: Vault, spent: "list[TxOut]") -> None:
+    """Every input's final fields, verified as ``vault``'s satisfaction (ExtractError otherwise)."""
+    resolved = [resolve_vault_input(psbt, i, vault, ExtractError, finalized=True) for i in range(len(tx.inputs))]
+    cache = SighashCache(tx, spent if vault.script == "tr" else None)
+    for i, (d, _) in enumerate(resolved):
+        verify_final(psbt.inputs[i], d, vault, i, cache, spent[i].amount, ExtractError, f"input {i}")
 
 
 def _dsha(b: bytes) -> bytes:

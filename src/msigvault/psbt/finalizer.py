@@ -2,18 +2,23 @@
 
 Descriptor-driven: the script comes from the registered vault (rebuilt at the input's
 derivation), never from the PSBT, and every signature is verified again before it is used.
-With fewer than m valid signatures it refuses and names the cosigners still missing.
+With fewer than m valid signatures it refuses and names the cosigners still missing. An input
+that arrives already finalized is kept only if its final scriptSig/witness verifies as the
+vault's satisfaction (see :mod:`.satisfaction`); then the fields BIP174 clears are cleared.
 """
 
 from __future__ import annotations
 
 from ..errors import FinalizeError
 from ..policy.vault import Vault
-from ..script import compact_size, push_data
+from ..script import push_data
 from . import fields as F
-from .common import resolve_input, signature_state, unsigned_tx
+from .common import signature_state, unsigned_tx
 from .psbt import Psbt
+from .satisfaction import expected_final, has_final, resolve_vault_input, verify_final, witness_bytes
 from .sighash import SighashCache
+
+__all__ = ["finalize", "set_final_multisig", "witness_bytes"]
 
 # BIP174 / BIP370: what a finalized input keeps (UTXOs, finals, the v2 transaction fields);
 # unknown and proprietary keys are kept as well.
@@ -25,20 +30,19 @@ _KEEP = {
 }
 
 
-def witness_bytes(items: "list[bytes]") -> bytes:
-    return compact_size(len(items)) + b"".join(compact_size(len(x)) + x for x in items)
-
-
 def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     """A copy of ``psbt`` with every input finalized; FinalizeError if any lacks signatures."""
     out = psbt.copy()
     tx = unsigned_tx(out)
-    resolved = [resolve_input(out, i, vault, FinalizeError, require_full_tx=False) for i in range(out.input_count)]
+    resolved = [resolve_vault_input(out, i, vault, FinalizeError) for i in range(out.input_count)]
     cache = SighashCache(tx, [s for _, s in resolved] if vault.script == "tr" else None)
     missing = []
     for i, (d, spent) in enumerate(resolved):
         m = out.inputs[i]
-        if m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None:
+        if has_final(m):  # finalized elsewhere: kept only once verified
+            final = verify_final(m, d, vault, i, cache, spent.amount, FinalizeError, f"input {i}")
+            _clear_for_final(m)
+            final.write(m)
             continue
         chosen = []  # (script position, signature) for valid signatures, in script order
         for pos, pk in enumerate(d.pubkeys):
@@ -61,11 +65,10 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
             by_pos = dict(chosen)
             # multi_a checks key 1 first, which consumes the top of the stack: reverse script order
             items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
-            _clear_for_final(m)
-            m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes(items + [d.leaf_script, d.control_block]))
         else:
-            set_final_multisig(m, d.script_type, [sig for _, sig in chosen],
-                               redeem_script=d.redeem_script, witness_script=d.witness_script)
+            items = [sig for _, sig in chosen]
+        _clear_for_final(m)
+        expected_final(d, items).write(m)
     if missing:
         i, need, absent = missing[0]
         more = f" (and {len(missing) - 1} more input(s))" if len(missing) > 1 else ""
