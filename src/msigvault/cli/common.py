@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -85,12 +86,10 @@ def write_psbt(psbt, path, fmt: str, *, force: bool = False, qr_dir=None) -> Non
     check_writable(path, force=force)
     created = []
     if qr_dir is not None:
-        from ..transport.qr import write_animated_qr
-
         require_qr_extra()
         check_writable_dir(qr_dir)
         new_dir = not Path(qr_dir).exists()
-        created = write_animated_qr(psbt.serialize(), qr_dir, overwrite=force)
+        created = write_qr_frames(psbt.serialize(), qr_dir, overwrite=force)
     try:
         write_psbt_file(psbt, path, encoding=fmt, overwrite=force)
     except BaseException:
@@ -153,10 +152,59 @@ def require_qr_extra() -> None:
         ) from None
 
 
-qr_out_option = click.option(
-    "--qr", "qr_dir", type=click.Path(file_okay=False), default=None,
+@dataclass(frozen=True)
+class QrTarget:
+    """Where ``--qr`` frames go and in which format (``ur`` or ``bbqr``); usable as a path."""
+
+    directory: str
+    qr_format: str = "ur"
+
+    def __fspath__(self) -> str:
+        return self.directory
+
+    def __str__(self) -> str:
+        return self.directory
+
+
+def write_qr_frames(data: bytes, target, *, overwrite: bool = False) -> "list[Path]":
+    """Animated QR frames of a PSBT into ``target`` (a path, or a :class:`QrTarget` naming the format)."""
+    from ..transport import qr
+
+    if getattr(target, "qr_format", "ur") == "bbqr":
+        return qr.write_animated_bbqr(data, target, overwrite=overwrite)
+    return qr.write_animated_qr(data, target, overwrite=overwrite)
+
+
+_QR_FORMAT_KEY = "msigvault.qr_format"
+
+
+def _remember_qr_format(ctx, param, value):
+    ctx.meta[_QR_FORMAT_KEY] = value
+    return value
+
+
+def _qr_target(ctx, param, value):
+    if value is None:
+        if ctx.get_parameter_source("qr_format") == click.core.ParameterSource.COMMANDLINE:
+            raise CliError("--qr-format says how to write the --qr frames: give --qr DIR too")
+        return None
+    return QrTarget(value, ctx.meta.get(_QR_FORMAT_KEY, "ur"))
+
+
+_qr_dir_option = click.option(
+    "--qr", "qr_dir", type=click.Path(file_okay=False), default=None, callback=_qr_target,
     help="Also write the PSBT as animated QR frames (PNG, and a GIF) into this directory.",
 )
+_qr_format_option = click.option(
+    "--qr-format", "qr_format", type=click.Choice(["ur", "bbqr"]), default="ur", show_default=True,
+    is_eager=True, expose_value=False, callback=_remember_qr_format,
+    help="Frames for --qr: ur (BC-UR fountain frames) or bbqr (Coldcard's BBQr, compressed: fewer frames).",
+)
+
+
+def qr_out_option(f):
+    """``--qr DIR`` and ``--qr-format ur|bbqr``: the command receives ``qr_dir`` (a QrTarget or None)."""
+    return _qr_dir_option(_qr_format_option(f))
 
 
 psbt_format_option = click.option(
