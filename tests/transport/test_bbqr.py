@@ -431,6 +431,36 @@ def test_zip_bomb_is_cut_off_without_inflating_it():
     assert bbqr_join(bbqr_split(bytes(1000), "B").parts, max_size=1000).data == bytes(1000)
 
 
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+
+@given(st.lists(st.text(alphabet=_ALNUM, max_size=60).map(lambda t: "B$" + t), min_size=1, max_size=6))
+def test_arbitrary_text_only_raises_transport_errors(texts):
+    decoder = BBQrDecoder(max_size=10_000)
+    for text in texts:
+        try:
+            decoder.receive_part(text)
+        except TransportError:
+            pass
+    try:
+        decoder.result
+    except TransportError:
+        pass
+
+
+@given(st.binary(min_size=1, max_size=600), st.sampled_from("H2Z"), st.data())
+def test_one_changed_character_is_refused_or_decodes_cleanly(data, encoding, draw):
+    parts = list(bbqr_split(data, "B", encoding=encoding, min_version=1, max_version=3).parts)
+    i = draw.draw(st.integers(0, len(parts) - 1))
+    j = draw.draw(st.integers(0, len(parts[i]) - 1))
+    parts[i] = parts[i][:j] + draw.draw(st.sampled_from(_ALNUM)) + parts[i][j + 1:]
+    try:
+        result = bbqr_join(parts, max_size=10_000)
+    except TransportError:
+        return
+    assert isinstance(result.data, bytes) and 0 < len(result.data) <= 10_000
+
+
 def test_header_parsing():
     h = parse_header("B$ZPZZ1Axx")
     assert (h.encoding, h.file_type, h.total, h.index) == ("Z", "P", 1295, 46)

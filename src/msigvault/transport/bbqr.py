@@ -407,11 +407,11 @@ class BBQrDecoder:
                 "it belongs to another file"
             )
         if self._part_len is None and not last:
-            tail = [b for i, b in self._bodies.items() if i == header.total - 1]
-            if tail and len(tail[0]) > len(body):
+            tail = self._bodies.get(header.total - 1)
+            if tail is not None and len(tail) > len(body):
                 raise ForeignFrameError(
                     f"BBQr part {header.index} has {len(body)} characters, fewer than the last part's "
-                    f"{len(tail[0])}: it belongs to another file"
+                    f"{len(tail)}: it belongs to another file"
                 )
             at_least = (header.total - 1) * len(body) * (4 if header.encoding == "H" else 5) // 8
             if header.encoding != "Z" and at_least > self.max_size:
