@@ -1,11 +1,19 @@
 """Cosigner: the public record a keyholder hands over (master fingerprint, derivation path, xpub).
 
 Rendered and parsed as a descriptor key origin: ``[f00dbabe/48h/1h/0h/2h]tpubD6Nz...``.
+
+A record whose origin does not fit its xpub (wrong depth, child number or fingerprint, or no
+origin at all) is refused unless the caller accepts the deviation: :meth:`Cosigner.unchecked_origin`
+builds such a record and lists what is wrong in ``origin_issues``. Other wallets write these records
+(Jade, Cobo, Caravan, Sparrow); such a vault can be watched and its addresses derived, but the
+keyholder whose own record is wrong cannot sign until it is corrected (the signer derives the key at
+the record's path and compares).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cached_property
 
 from ..errors import InvalidKey, NetworkMismatch
@@ -15,6 +23,19 @@ from .keyexpr import KeyExpression, parse_key_expression
 from .paths import HARDENED, format_path, parse_path
 
 
+UNKNOWN_FINGERPRINT = bytes(4)  # "00000000": what Caravan and Sparrow write for an unknown master fingerprint
+
+
+class OriginIssue(str, Enum):
+    """Ways a cosigner record's key origin can disagree with its xpub (or be unknown)."""
+
+    UNKNOWN = "origin-unknown"  # no origin: recorded as its own root (its own fingerprint, path m)
+    FINGERPRINT_UNKNOWN = "fingerprint-unknown"  # fingerprint 00000000 with a path
+    DEPTH = "origin-depth-mismatch"  # the xpub's depth is not the path length
+    CHILD = "origin-child-mismatch"  # the xpub's child number is not the path's last step
+    FINGERPRINT = "origin-fingerprint-mismatch"  # a master/depth-1 key names another fingerprint
+
+
 @dataclass(frozen=True)
 class Cosigner:
     """One keyholder's public key record.
@@ -22,13 +43,16 @@ class Cosigner:
     ``fingerprint`` is the master key fingerprint (4 bytes), ``path`` the account derivation path
     from the master key, ``xpub`` the account-level extended public key, normalised to the plain
     ``xpub``/``tpub`` version. Invariants checked at construction: the key is public, its depth is
-    the path length, and a depth-1 key's parent fingerprint is the master fingerprint.
+    the path length, its child number is the path's last step, and a depth-0/1 key's own/parent
+    fingerprint is the master fingerprint. ``origin_issues`` lists the origin checks the caller
+    accepts to fail (see :meth:`unchecked_origin`); after construction it holds the ones that did.
     """
 
     fingerprint: bytes
     path: "tuple[int, ...]"
     xpub: str
     _key: ExtendedKey = field(repr=False, compare=False, hash=False, default=None)
+    origin_issues: "tuple[OriginIssue, ...]" = field(default=(), compare=False, hash=False)
 
     def __post_init__(self):
         fp = self.fingerprint
@@ -48,31 +72,32 @@ class Cosigner:
                 f"the key for cosigner {fp.hex()} is a private extended key ({key.prefix}...): "
                 "a cosigner record must hold only the public key; never share the private one"
             )
-        if key.depth != len(path):
-            raise InvalidKey(
-                f"cosigner {fp.hex()}: the xpub has depth {key.depth} but the key origin path "
-                f"{format_path(path)} has {len(path)} steps; the path or the xpub is wrong"
-            )
-        if key.depth == 0 and key.fingerprint != fp:
-            raise InvalidKey(
-                f"cosigner {fp.hex()}: this is a master key whose own fingerprint is "
-                f"{key.fingerprint.hex()}; the record's fingerprint is wrong"
-            )
-        if key.depth == 1 and key.parent_fingerprint != fp:
-            raise InvalidKey(
-                f"cosigner {fp.hex()}: the xpub's parent fingerprint is {key.parent_fingerprint.hex()}, "
-                "not the master fingerprint given; the record mixes keys from different seeds"
-            )
-        if path and key.child_number != path[-1]:
-            raise InvalidKey(
-                f"cosigner {fp.hex()}: the xpub is child {_step(key.child_number)} but the path "
-                f"ends in {_step(path[-1])}; the path or the xpub is wrong"
-            )
+        accepted = {OriginIssue(i) for i in self.origin_issues}
+        found = origin_problems(fp, path, key)
+        for issue, message in found:
+            if issue not in accepted:
+                raise InvalidKey(message)
+        object.__setattr__(self, "origin_issues", tuple(issue for issue, _ in found))
         normal = key.neuter()  # plain xpub/tpub version, even if given as SLIP-132 Zpub etc.
         object.__setattr__(self, "_key", normal)
         object.__setattr__(self, "xpub", normal.to_base58())
 
     # -- construction ----------------------------------------------------------------------------
+
+    @classmethod
+    def unchecked_origin(cls, fingerprint, path, xpub: str) -> "Cosigner":
+        """A record whose origin may disagree with its xpub; what disagrees is in ``origin_issues``.
+
+        The key must still be a valid public extended key. With ``fingerprint=None`` and
+        ``path=None`` (no origin known) the key is recorded as its own root: its own fingerprint and
+        the empty path, which is what BIP380 and Bitcoin Core mean by a key without an origin (and
+        each such key keeps a distinct fingerprint). ``fingerprint=None`` with a path records
+        ``00000000``, as Caravan and Sparrow write an unknown master fingerprint.
+        """
+        if fingerprint is None and path is None:
+            fingerprint = ExtendedKey.parse(xpub).fingerprint
+        fp = UNKNOWN_FINGERPRINT if fingerprint is None else fingerprint
+        return cls(fp, () if path is None else path, xpub, origin_issues=tuple(OriginIssue))
 
     @classmethod
     def parse(cls, text: str, *, network: "Network | None" = None) -> "Cosigner":
@@ -94,14 +119,21 @@ class Cosigner:
         return c
 
     @classmethod
-    def from_key_expression(cls, expr: KeyExpression) -> "Cosigner":
-        """The cosigner of a parsed key expression (its derivation steps are ignored)."""
+    def from_key_expression(cls, expr: KeyExpression, *, check_origin: bool = True) -> "Cosigner":
+        """The cosigner of a parsed key expression (its derivation steps are ignored).
+
+        ``check_origin=False`` accepts an origin that disagrees with the xpub, or none, and records
+        it in ``origin_issues`` (see :meth:`unchecked_origin`).
+        """
         if expr.kind not in ("xpub", "xprv"):
             raise InvalidKey(
                 "a vault cosigner is an extended public key (xpub/tpub) with its key origin, not a "
                 + ("raw public key" if expr.kind == "pubkey" else "private key")
             )
         key = ExtendedKey.parse(expr.key)
+        if not check_origin:
+            return cls.unchecked_origin(expr.fingerprint, expr.origin_path if expr.fingerprint else None,
+                                        key.to_base58())
         if expr.fingerprint is None:
             if key.depth != 0:
                 raise InvalidKey(
@@ -133,8 +165,15 @@ class Cosigner:
         """The account-level public key; cosigners are compared by it."""
         return self._key.public_key
 
+    @property
+    def origin_verified(self) -> bool:
+        """True when the key origin fits the xpub (no accepted deviation)."""
+        return not self.origin_issues
+
     def origin(self, hardened_marker: str = "h") -> str:
-        """``[f00dbabe/48h/1h/0h/2h]``"""
+        """``[f00dbabe/48h/1h/0h/2h]``; empty for a record with no known origin (a bare xpub)."""
+        if OriginIssue.UNKNOWN in self.origin_issues:
+            return ""
         steps = format_path(self.path, prefix="", hardened_marker=hardened_marker)
         return f"[{self.fingerprint.hex()}{'/' + steps if steps else ''}]"
 
@@ -162,6 +201,36 @@ class Cosigner:
 
     def pubkey_at(self, branch: int, index: int) -> bytes:
         return self.branch(branch).child_pubkey(index)
+
+
+def origin_problems(fp: bytes, path: "tuple[int, ...]", key: ExtendedKey) -> "list[tuple[OriginIssue, str]]":
+    """Every way the origin (``fp``, ``path``) disagrees with ``key``, each with a message."""
+    who = f"cosigner {fp.hex()}"
+    if fp == key.fingerprint and not path and key.depth != 0:
+        return [(OriginIssue.UNKNOWN, (
+            f"the key {key.to_base58()[:12]}... has depth {key.depth} but no key origin: add "
+            "[master fingerprint/derivation path] in front so signers can find their keys"))]
+    out = []
+    if fp == UNKNOWN_FINGERPRINT and key.depth != 0:
+        out.append((OriginIssue.FINGERPRINT_UNKNOWN, (
+            f"{who}: the master fingerprint is unknown (00000000); signers find their keys by it")))
+    if key.depth != len(path):
+        out.append((OriginIssue.DEPTH, (
+            f"{who}: the xpub has depth {key.depth} but the key origin path {format_path(path)} has "
+            f"{len(path)} steps; the path or the xpub is wrong")))
+    if key.depth == 0 and key.fingerprint != fp:
+        out.append((OriginIssue.FINGERPRINT, (
+            f"{who}: this is a master key whose own fingerprint is {key.fingerprint.hex()}; the record's "
+            "fingerprint is wrong")))
+    if key.depth == 1 and key.parent_fingerprint != fp and fp != UNKNOWN_FINGERPRINT:
+        out.append((OriginIssue.FINGERPRINT, (
+            f"{who}: the xpub's parent fingerprint is {key.parent_fingerprint.hex()}, not the master "
+            "fingerprint given; the record mixes keys from different seeds")))
+    if path and key.child_number != path[-1]:
+        out.append((OriginIssue.CHILD, (
+            f"{who}: the xpub is child {_step(key.child_number)} but the path ends in {_step(path[-1])}; "
+            "the path or the xpub is wrong")))
+    return out
 
 
 def _parse_fingerprint(text: str) -> bytes:
