@@ -60,6 +60,7 @@ class VaultFile:
             "policy_id": self.vault.policy_id, "next_change_index": self.next_change_index,
             "accept": sorted(d.value for d in self.vault.accept),
             "registrations": [r.to_dict() for r in sorted(self.registrations, key=lambda r: r.fingerprint)],
+            **_origin_issues(self.vault),
         }, indent=2) + "\n"
 
     def registered(self, fingerprint: "bytes | str") -> RegisteredVault:
@@ -113,7 +114,16 @@ def load_vault_file(path: "str | os.PathLike") -> VaultFile:
         raise VaultFileError(f"vault file {p}: field 'accept' must be a list of deviation names")
     if not isinstance(registrations, list):
         raise VaultFileError(f"vault file {p}: field 'registrations' must be a list")
-    vault = Vault.from_descriptor(obj["descriptor"], network=Network.from_name(obj["network"]), accept=accept)
+    origin_issues = obj.get("origin_issues", [])
+    if not isinstance(origin_issues, list) or not all(isinstance(a, str) for a in origin_issues):
+        raise VaultFileError(f"vault file {p}: field 'origin_issues' must be a list of names")
+    if origin_issues:  # imported from another wallet's file with key-origin warnings (docs/formats.md)
+        from .formats.descriptor import vault_with_origin_issues
+
+        vault = vault_with_origin_issues(obj["descriptor"], network=Network.from_name(obj["network"]),
+                                         accept=accept, origin_issues=origin_issues)
+    else:
+        vault = Vault.from_descriptor(obj["descriptor"], network=Network.from_name(obj["network"]), accept=accept)
     if vault.policy_id != obj["policy_id"]:
         raise VaultFileError(
             f"vault file {p}: the descriptor does not match the recorded policy id; the file was "
@@ -126,3 +136,10 @@ def load_vault_file(path: "str | os.PathLike") -> VaultFile:
                          tuple(Registration.from_dict(r) for r in registrations))
     except RegistrationError as e:
         raise VaultFileError(f"vault file {p}: {e}") from None
+
+
+def _origin_issues(vault: Vault) -> dict:
+    """``{"origin_issues": [...]}`` when a cosigner record's origin disagrees with its xpub (an
+    import from another wallet's file, accepted with warnings); nothing otherwise."""
+    found = sorted({i.value for c in vault.cosigners for i in c.origin_issues})
+    return {"origin_issues": found} if found else {}

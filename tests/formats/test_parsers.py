@@ -6,7 +6,7 @@ import pytest
 
 from msigvault import Network
 from msigvault.errors import InvalidDescriptor, InvalidKey, NetworkMismatch
-from msigvault.formats import FormatError, detect_format, export_vault, import_cosigner, import_vault
+from msigvault.formats import FormatError, WarningCode, detect_format, export_vault, import_cosigner, import_vault
 from msigvault.keys import format_path
 
 
@@ -52,13 +52,14 @@ def test_coldcard_variants(make_vault):
     assert import_vault(variant, network="regtest").vault == vault
     # no Policy line: N-of-N, with a warning
     got = import_vault(text.replace("Policy: 2 of 3\n", ""), network="regtest")
-    assert got.vault.m == 3 and "3-of-3 assumed" in got.warnings[0]
+    assert got.vault.m == 3 and "3-of-3 assumed" in got.warnings[0].message
+    assert got.warnings[0].code is WarningCode.ASSUMED_DEFAULT
     # Sorted: false means multi (keys in file order)
     got = import_vault(text.replace("Name: test", "Name: test\nSorted: false"), network="regtest")
     assert not got.vault.sorted and got.vault.cosigners == vault.cosigners
     # an unknown label is reported, not silently used
     got = import_vault(text.replace("Name: test", "Name: test\nColor: blue"), network="regtest")
-    assert any("unknown label 'color'" in w for w in got.warnings)
+    assert [w.code for w in got.warnings if "unknown label 'color'" in w.message] == [WarningCode.IGNORED_FIELD]
 
 
 def test_coldcard_bip48_path_against_format(make_vault):
@@ -66,7 +67,8 @@ def test_coldcard_bip48_path_against_format(make_vault):
     text = coldcard_lines(vault).replace("Format: P2WSH", "Format: P2SH-P2WSH")
     got = import_vault(text, network="regtest")
     assert got.vault.script == "sh-wsh"
-    assert any("BIP48 path m/48h/1h/0h/2h, which is for P2WSH" in w for w in got.warnings)
+    assert {w.code for w in got.warnings if "BIP48 path m/48h/1h/0h/2h, which is for P2WSH" in w.message} == {
+        WarningCode.PATH_SCRIPT_MISMATCH}
 
 
 def test_coldcard_bare_depth1_xpub(keyholder):
@@ -76,10 +78,12 @@ def test_coldcard_bare_depth1_xpub(keyholder):
     net = Network.REGTEST
     cos = [keyholder(f"bip45-{i}").cosigner("sh") for i in range(2)]
     cos = [type(c).from_root(keyholder(f"bip45-{i}").root, "m/45h", net) for i, c in enumerate(cos)]
-    vault = Vault.multisig(2, cos, script="sh", network=net)
+    # m/45h on regtest has no test coin type: accepted on import, with a warning
+    vault = Vault.multisig(2, cos, script="sh", network=net, accept={"unseparated-test-keys"})
     text = "Policy: 2 of 2\n" + "\n".join(c.xpub for c in cos) + "\n"
     got = import_vault(text, network="regtest", fmt="coldcard")
     assert got.vault == vault
+    assert WarningCode.UNSEPARATED_TEST_KEYS in got.warning_codes()
     # a deeper key without fingerprint cannot be placed
     deep = keyholder("deep").cosigner("wsh")
     with pytest.raises(FormatError, match="Derivation line"):
@@ -117,10 +121,11 @@ def test_descriptor_variants(make_vault):
     assert got.vault == vault and got.warnings == ()
     # without checksum: accepted, with a warning
     got = import_vault(vault.descriptor(checksum=False), network="regtest")
-    assert got.vault == vault and "no checksum" in got.warnings[0]
+    assert got.vault == vault and "no checksum" in got.warnings[0].message
+    assert got.warning_codes() == {WarningCode.NO_CHECKSUM}
     # a receive descriptor alone
     got = import_vault(recv, network="regtest")
-    assert got.vault == vault and "only the receive" in got.warnings[0]
+    assert got.vault == vault and "only the receive" in got.warnings[0].message
 
 
 @pytest.mark.parametrize("edit,match", [
@@ -169,10 +174,12 @@ def test_bip388_refusals(make_vault):
     with pytest.raises(FormatError, match="nothing after the xpub"):
         import_vault(json.dumps({"descriptor_template": policy["descriptor_template"],
                                  "keys_info": [k + "/0/*" for k in keys]}), network="regtest")
-    # keys without origin: allowed by BIP388, but a vault needs them (depth > 0)
-    with pytest.raises(InvalidKey, match="no key origin|origin"):
-        import_vault(json.dumps({"descriptor_template": policy["descriptor_template"],
-                                 "keys_info": [k.split("]")[1] for k in keys]}), network="regtest")
+    # keys without origin: allowed by BIP388; a vault records each as its own root, with a warning
+    got = import_vault(json.dumps({"descriptor_template": policy["descriptor_template"],
+                                   "keys_info": [k.split("]")[1] for k in keys]}), network="regtest")
+    assert [c.xpub for c in got.vault.cosigners] == [c.xpub for c in vault.cosigners]
+    assert got.vault.addresses(0, 3) == vault.addresses(0, 3)
+    assert [w.code for w in got.warnings if w.key] == [WarningCode.ORIGIN_UNKNOWN] * 2
 
 
 # -- caravan and specter ----------------------------------------------------------------------
@@ -185,7 +192,8 @@ def test_caravan_details(make_vault):
     obj["startingAddressIndex"] = 20
     obj["client"] = {"type": "private", "url": "http://node:8332", "username": "u", "password": "hunter2"}
     got = import_vault(json.dumps(obj))
-    assert got.vault == vault and "startingAddressIndex is 20" in got.warnings[0]
+    assert got.vault == vault and "startingAddressIndex is 20" in got.warnings[0].message
+    assert got.warnings[0].code is WarningCode.STARTING_INDEX
     obj["addressType"] = "P2TR"
     with pytest.raises(FormatError, match="unsupported addressType") as e:
         import_vault(json.dumps(obj))
@@ -202,7 +210,7 @@ def test_specter_details(make_vault):
     internal = {"name": "vault", "recv_descriptor": recv, "change_descriptor": change, "devices": ["a", "b"]}
     got = import_vault(json.dumps(internal), network="regtest")
     assert got.format == "specter" and got.vault == vault and got.name == "vault"
-    assert any("2 device(s) for 3 keys" in w for w in got.warnings)
+    assert [w.code for w in got.warnings if "2 device(s) for 3 keys" in w.message] == [WarningCode.DEVICE_COUNT]
     internal["change_descriptor"] = recv
     with pytest.raises(FormatError, match="marked internal"):
         import_vault(json.dumps(internal), network="regtest")

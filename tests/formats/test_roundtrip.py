@@ -14,9 +14,9 @@ from msigvault.formats import FORMATS, FormatError, ImportedVault, detect_format
 from msigvault.policy import SCRIPT_TYPES
 
 UNSUPPORTED = {
-    ("coldcard", "tr"), ("caravan", "tr"), ("bip388", "tr"),
+    ("coldcard", "tr"), ("caravan", "tr"), ("bip388", "tr"), ("electrum", "tr"),
 }
-SORTED_ONLY = {"coldcard", "caravan"}
+SORTED_ONLY = {"coldcard", "caravan", "electrum"}
 NAMED = {"coldcard", "caravan", "specter", "bip388"}
 
 
@@ -118,12 +118,14 @@ def test_coldcard_refuses_more_than_15(make_vault):
 def test_unknown_format_and_option(make_vault):
     vault = make_vault()
     with pytest.raises(FormatError, match="unknown format"):
-        export_vault(vault, "electrum")
+        export_vault(vault, "electrum-json")
     with pytest.raises(FormatError, match="unknown option"):
         export_vault(vault, "coldcard", token="00")
     with pytest.raises(FormatError, match="unknown form"):
         export_vault(vault, "descriptor", form="xml")
     with pytest.raises(FormatError, match="unknown format"):
+        import_vault(export_vault(vault, "coldcard"), fmt="wasabi")
+    with pytest.raises(FormatError, match="not valid JSON"):
         import_vault(export_vault(vault, "coldcard"), fmt="electrum")
     with pytest.raises(FormatError, match="TOKEN only applies"):
         import_vault(export_vault(vault, "coldcard"), network="regtest", token="a54044308ceac9b7")

@@ -33,6 +33,9 @@ def test_mistyped_xpub_character(fmt, make_vault):
     typo = xpub[:pos] + ("x" if xpub[pos] != "x" else "y") + xpub[pos + 1:]
     if fmt == "bsms":
         text = text  # the descriptor record's template has no checksum; base58 catches it
+    if fmt == "electrum":  # Electrum writes the SLIP-132 form (Vpub for P2WSH on test networks)
+        xpub = slip132(xpub, "Vpub")
+        typo = xpub[:pos] + ("x" if xpub[pos] != "x" else "y") + xpub[pos + 1:]
     with pytest.raises(MsigvaultError) as e:
         import_vault(text.replace(xpub, typo), network="regtest")
     assert isinstance(e.value, (InvalidKey, ChecksumError)), e.value

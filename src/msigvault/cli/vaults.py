@@ -156,7 +156,7 @@ def vault_address(vaultfile, index, count, change, as_json):
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", default="descriptor", show_default=True,
               help="descriptor (multipath), descriptors (receive and change lines), or a wallet format: "
-                   "bip388, bsms, coldcard, specter, caravan, sparrow (see docs/formats.md).")
+                   "bip388, bsms, coldcard, specter, specter-diy, caravan, sparrow, electrum (see docs/formats.md).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @force_option
 def vault_export(vaultfile, fmt, output, force):
@@ -168,9 +168,13 @@ def vault_export(vaultfile, fmt, output, force):
         text = "\n".join(vf.vault.descriptors()) + "\n"
     else:
         formats = _formats()
-        if fmt not in formats.FORMATS:
-            raise CliError(f"unknown format {fmt!r}: choose descriptor, descriptors, " + ", ".join(formats.FORMATS))
-        text = formats.export_vault(vf.vault, fmt, name=vf.name)
+        if fmt == "specter-diy":
+            text = formats.export_vault(vf.vault, "specter", name=vf.name, form="diy")
+        elif fmt not in formats.FORMATS:
+            raise CliError(f"unknown format {fmt!r}: choose descriptor, descriptors, specter-diy, "
+                           + ", ".join(formats.FORMATS))
+        else:
+            text = formats.export_vault(vf.vault, fmt, name=vf.name)
     if output:
         write_output(output, text.encode(), force=force)
     else:
@@ -186,7 +190,11 @@ def vault_export(vaultfile, fmt, output, force):
 @json_option
 def vault_import(file, network, name, output, force, as_json):
     """Import a vault from a descriptor or another wallet's export (Coldcard, Specter, Caravan,
-    Sparrow, BSMS, BIP388, Bitcoin Core); the format is detected and every check is applied.
+    Sparrow, Electrum, BSMS, BIP388, Bitcoin Core); the format is detected and every check is applied.
+
+    Inconsistencies other wallets write (a key origin that does not fit its xpub, no origin, a
+    coin type that is not the network's) are imported and printed as warnings (in --json: a
+    "warnings" list of {code, message, key}); only that keyholder will be refused at signing.
 
     \b
     Example:
@@ -197,11 +205,12 @@ def vault_import(file, network, name, output, force, as_json):
     result = _formats().import_vault(read_input(file), network=network)
     v, found_format, imported_name = result.vault, result.format, name or result.name or Path(file).stem
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(f"warning [{warning.code.value}]: {warning.message}", err=True)
     vf = VaultFile(v, imported_name)
     vf.save(output, overwrite=force)
     d = vault_summary(vf)
-    emit(as_json, {**d, "format": found_format, "output": output},
+    emit(as_json, {**d, "format": found_format, "output": output,
+                   "warnings": [w.to_dict() for w in result.warnings]},
          f"imported {found_format} file {file}\n" + _summary_text(d) + f"\nwrote {output}")
 
 

@@ -9,7 +9,11 @@ is verified (checksums, key origins against xpub depth/child/parent, SLIP-132 ve
 script type, networks, m-of-n, duplicate keys, first address when the file carries one, MACs and
 signatures for BSMS); a mismatch raises a :class:`msigvault.errors.MsigvaultError` subclass, most
 often :class:`FormatError`, whose message says what is wrong. Things that are not wrong but worth
-knowing (a default was assumed, a branch was implied) come back in ``ImportedVault.warnings``.
+knowing (a default was assumed, a branch was implied) and inconsistencies other wallets write
+routinely (a key origin that disagrees with its xpub, no origin at all, a coin type that is not the
+network's) come back in ``ImportedVault.warnings`` as :class:`FormatWarning` (a
+:class:`WarningCode` and a message). Such a vault can be watched; the signer refuses only the
+keyholder whose own record is wrong.
 """
 
 from __future__ import annotations
@@ -22,20 +26,22 @@ from ..errors import InvalidKey
 from ..keys.cosigner import Cosigner
 from ..network import Network
 from ..policy.vault import Vault
-from . import bip388, bsms, caravan, coldcard, descriptor, sparrow, specter
+from . import bip388, bsms, caravan, coldcard, descriptor, electrum, sparrow, specter
 from ._common import FormatError, as_text, load_json
+from ._warnings import FormatWarning, WarningCode, deviation_warnings
 from .bsms import bsms_key_record, parse_bsms_key_record, verify_bsms_key_record
 from .coldcard import cosigner_from_xpub_export
 
-FORMATS = ("descriptor", "bip388", "bsms", "coldcard", "specter", "caravan", "sparrow")
+FORMATS = ("descriptor", "bip388", "bsms", "coldcard", "specter", "caravan", "sparrow", "electrum")
 
 _MODULES = {
     "descriptor": descriptor, "bip388": bip388, "bsms": bsms, "coldcard": coldcard,
-    "specter": specter, "caravan": caravan, "sparrow": sparrow,
+    "specter": specter, "caravan": caravan, "sparrow": sparrow, "electrum": electrum,
 }
 
 __all__ = [
-    "FORMATS", "ImportedVault", "FormatError", "export_vault", "import_vault", "detect_format",
+    "FORMATS", "ImportedVault", "FormatError", "FormatWarning", "WarningCode", "export_vault", "import_vault",
+    "detect_format",
     "import_cosigner", "bsms_key_record", "verify_bsms_key_record", "parse_bsms_key_record",
     "cosigner_from_xpub_export",
 ]
@@ -48,7 +54,11 @@ class ImportedVault:
     vault: Vault
     format: str  # one of FORMATS: what the file was read as
     name: Optional[str]  # the wallet name the file carries, if any
-    warnings: "tuple[str, ...]" = ()
+    warnings: "tuple[FormatWarning, ...]" = ()
+
+    def warning_codes(self) -> "frozenset[WarningCode]":
+        """The codes of ``warnings`` (e.g. to refuse a file with an unverified key origin)."""
+        return frozenset(w.code for w in self.warnings)
 
 
 def _check_fmt(fmt) -> str:
@@ -63,7 +73,8 @@ def export_vault(vault: Vault, fmt: str, *, name: str = "msigvault", **options) 
     Options by format: ``descriptor``: ``form`` (multipath, pair, listdescriptors,
     importdescriptors), ``timestamp``, ``range_end``; ``bip388``: ``form`` (json, text);
     ``bsms``: ``token`` (encrypts the descriptor record); ``coldcard``: ``header``; ``specter``:
-    ``blockheight``, ``devices``; ``caravan``: ``key_names``, ``client``.
+    ``blockheight``, ``devices``, ``form`` (json, diy); ``caravan``: ``key_names``, ``client``;
+    ``electrum``: none.
     A format that cannot express the vault (taproot in Coldcard, Caravan or BIP388; unsorted
     ``multi`` in Coldcard or Caravan) raises :class:`FormatError` saying which format can.
     """
@@ -89,11 +100,15 @@ def detect_format(text) -> str:
         raise FormatError("the file is empty")
     if s.startswith("BSMS ") or bsms.is_encrypted(s):
         return "bsms"
+    if electrum.is_encrypted(s):
+        return "electrum"
+    if specter.is_diy(s):
+        return "specter"
     if s.startswith(("{", "[")):
         obj = load_json(s, "detect")
         if isinstance(obj, dict):
-            if coldcard.is_electrum_multisig(obj):
-                return "coldcard"
+            if electrum.is_multisig_wallet(obj) or "wallet_type" in obj and "seed_version" in obj:
+                return "electrum"
             if "extendedPublicKeys" in obj or "quorum" in obj or "addressType" in obj:
                 return "caravan"
             if "descriptor_template" in obj or "keys_info" in obj:
@@ -146,6 +161,7 @@ def import_vault(text, *, network=None, fmt: Optional[str] = None, token=None) -
         if token is not None:
             raise FormatError(f"{found}: a TOKEN only applies to BSMS records")
         vault, name, warnings = _MODULES[found].parse(text, network=network)
+    warnings = list(warnings) + deviation_warnings(vault, found)
     return ImportedVault(vault, found, name, tuple(warnings))
 
 

@@ -21,7 +21,13 @@ from ..keys.keyexpr import KeyExpression
 from ..network import Network
 from ..policy.checksum import split_checksum
 from ..policy.descriptor import parse_structure, expand_multipath
-from ..policy.vault import SCRIPT_TYPES, Vault
+from ..policy.vault import SCRIPT_TYPES, Deviation, Vault
+from ._warnings import FormatWarning, WarningCode, origin_warnings  # noqa: F401 (re-exported)
+
+#: what an imported file may depart from: other wallets' files do (Keystone's coin types, BIP45
+#: m/45' on testnet); import_vault() reports each one in ImportedVault.warnings. One seed in two
+#: slots stays refused, as Coldcard refuses it.
+IMPORT_ACCEPT = frozenset({Deviation.COIN_TYPE_MISMATCH, Deviation.UNSEPARATED_TEST_KEYS})
 
 MAX_INPUT_CHARS = 1_000_000
 _LONG_NUMBER = re.compile(r"[0-9]{400,}")
@@ -178,6 +184,16 @@ def implied_fingerprint(key) -> "str | None":
     return None
 
 
+def file_cosigner(xfp, path, key_text: str, fmt: str, index: int, where: str
+                  ) -> "tuple[Cosigner, list[FormatWarning]]":
+    """A cosigner record as a file states it (``xfp`` hex or None, ``path`` or None = unknown), and
+    a warning for each way its origin disagrees with the xpub. Invalid keys are still refused."""
+    with context(fmt, where):
+        fp = None if xfp is None else bytes.fromhex(xfp)
+        cosigner = Cosigner.unchecked_origin(fp, path, key_text)
+    return cosigner, origin_warnings(cosigner, index, fmt)
+
+
 def check_first_address(vault: Vault, address: str, fmt: str, *, branch: int = 0, index: int = 0) -> None:
     """The file's first address must be the vault's address at (branch, index)."""
     if not isinstance(address, str) or not address.strip():
@@ -211,10 +227,12 @@ class ParsedDescriptor:
     checksum: Optional[str]
 
     def cosigners(self, fmt: str) -> "tuple[Cosigner, ...]":
+        """The cosigner records; an origin that disagrees with its xpub is recorded, not refused
+        (see :meth:`build` for the warnings)."""
         out = []
         for i, k in enumerate(self.keys, 1):
             with context(fmt, f"key {i} of the descriptor: "):
-                out.append(Cosigner.from_key_expression(k))
+                out.append(Cosigner.from_key_expression(k, check_origin=False))
         return tuple(out)
 
     @property
@@ -222,10 +240,17 @@ class ParsedDescriptor:
         return [key_prefix(k.key) if k.kind == "xpub" else "" for k in self.keys]
 
     def vault(self, network, fmt: str) -> Vault:
+        return self.build(network, fmt)[0]
+
+    def build(self, network, fmt: str) -> "tuple[Vault, list[FormatWarning]]":
+        """The vault, and a warning for each key origin that disagrees with its xpub."""
         cosigners = self.cosigners(fmt)
+        warnings = [w for i, c in enumerate(cosigners, 1) for w in origin_warnings(c, i, fmt)]
         check_slip132(self.prefixes, self.script, fmt, what="the descriptor")
         with context(fmt):
-            return Vault.multisig(self.m, cosigners, script=self.script, sorted=self.sorted, network=network)
+            vault = Vault.multisig(self.m, cosigners, script=self.script, sorted=self.sorted, network=network,
+                                   accept=IMPORT_ACCEPT)
+        return vault, warnings
 
 
 _MULTIPATH = re.compile(r"<([^<>]*)>")

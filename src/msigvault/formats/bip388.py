@@ -74,8 +74,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         raise FormatError(f"{fmt}: missing the descriptor template (\"descriptor_template\")")
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise FormatError(f"{fmt}: the key information vector (\"keys_info\") must be a list of strings")
-    vault = policy_to_vault(template, keys, network, fmt)
-    return vault, name, []
+    vault, warnings = policy_to_vault(template, keys, network, fmt, with_warnings=True)
+    return vault, name, warnings
 
 
 def _parse_text(text: str, fmt: str):
@@ -162,7 +162,7 @@ def check_template(template: str, nkeys: int, fmt: str = FORMAT) -> "list[tuple[
     return found
 
 
-def policy_to_vault(template: str, keys: "list[str]", network, fmt: str = FORMAT) -> Vault:
+def policy_to_vault(template: str, keys: "list[str]", network, fmt: str = FORMAT, *, with_warnings: bool = False):
     if not keys:
         raise FormatError(f"{fmt}: the key information vector is empty")
     if len(keys) > _MAX_KEYS:
@@ -192,4 +192,5 @@ def policy_to_vault(template: str, keys: "list[str]", network, fmt: str = FORMAT
     desc = _KP.sub(substitute, template).replace("/**", "/<0;1>/*")
     parsed = parse_descriptor(desc, fmt, allow=("multipath",))
     with context(fmt):
-        return parsed.vault(network, fmt)
+        vault, warnings = parsed.build(network, fmt)
+    return (vault, warnings) if with_warnings else vault

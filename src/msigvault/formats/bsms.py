@@ -47,6 +47,8 @@ from ..network import Network
 from ..policy.checksum import split_checksum
 from ..policy.vault import NUMS_H, Vault
 from ._common import (
+    FormatWarning,
+    WarningCode,
     FormatError,
     as_text,
     check_first_address,
@@ -388,7 +390,8 @@ def parse(text, *, network=None, token=None, fmt: str = FORMAT):
             )
         text = decrypt(text, raw).strip()
     elif raw is not None:
-        warnings.append(f"{fmt}: a TOKEN was given but the record is not encrypted, so no MAC protects it")
+        warnings.append(FormatWarning(
+            WarningCode.NOT_AUTHENTICATED, f"{fmt}: a TOKEN was given but the record is not encrypted, so no MAC protects it"))
     lines = [line.strip() for line in text.split("\n")]
     if not lines or lines[0] != VERSION:
         if lines and lines[0].startswith("BSMS "):
@@ -410,7 +413,8 @@ def parse(text, *, network=None, token=None, fmt: str = FORMAT):
     if not address:
         raise FormatError(f"{fmt}: the first address (line 4) is empty")
     if restrictions == "":
-        warnings.append(f"{fmt}: the path restrictions line is blank; read as '{NO_RESTRICTIONS}'")
+        warnings.append(FormatWarning(
+            WarningCode.ASSUMED_DEFAULT, f"{fmt}: the path restrictions line is blank; read as '{NO_RESTRICTIONS}'"))
         restrictions = NO_RESTRICTIONS
     compact = "".join(restrictions.split())
     if "/**" in desc_line:
@@ -419,10 +423,11 @@ def parse(text, *, network=None, token=None, fmt: str = FORMAT):
         if compact == STANDARD_RESTRICTIONS:
             pass
         elif restrictions == NO_RESTRICTIONS:
-            warnings.append(
+            warnings.append(FormatWarning(
+                WarningCode.ASSUMED_DEFAULT,
                 f"{fmt}: the template has no path restrictions; /** read as /<0;1>/* (receive /0/*, change /1/*) "
                 "as in BIP388"
-            )
+            ))
         else:
             raise FormatError(
                 f"{fmt}: path restrictions {restrictions[:40]!r} are not supported: msigvault vaults receive on "
@@ -438,21 +443,24 @@ def parse(text, *, network=None, token=None, fmt: str = FORMAT):
         parsed = parse_descriptor(desc_line, fmt, allow=("multipath", "branch", "fixed"))
         if parsed.shape == "fixed":
             branch, index = parsed.branch, parsed.index
-            warnings.append(
+            warnings.append(FormatWarning(
+                WarningCode.IMPLIED_BRANCH,
                 f"{fmt}: the record's descriptor names one address ({'receive' if branch == 0 else 'change'} index "
                 f"{index}); the vault extends it to all receive (/0/*) and change (/1/*) addresses of the same keys"
-            )
+            ))
         elif parsed.shape == "branch":
             branch, index = parsed.branch, 0
-            warnings.append(
+            warnings.append(FormatWarning(
+                WarningCode.IMPLIED_BRANCH,
                 f"{fmt}: the record's descriptor covers only /{branch}/*; the vault uses /0/* and /1/* of the same keys"
-            )
+            ))
         else:
             branch, index = 0, 0
     net = resolve_network(network, None, fmt)
     if net is None and not all(c.is_mainnet for c in parsed.cosigners(fmt)):
         net = network_from_address(address)
-    vault = parsed.vault(net, fmt)
+    vault, origin_notes = parsed.build(net, fmt)
+    warnings += origin_notes
     check_first_address(vault, address, fmt, branch=branch, index=index)
     return vault, None, warnings
 

@@ -9,10 +9,14 @@
 
 Caravan always uses BIP67 ``sortedmulti`` on ``/0/*`` and ``/1/*``. ``addressType`` is ``P2SH``,
 ``P2SH-P2WSH`` or ``P2WSH`` (no taproot); ``network`` is ``mainnet``, ``testnet``, ``signet`` or
-``regtest``. On import, ``totalSigners`` must equal the number of keys, every key needs its
-``bip32Path`` and ``xfp`` (Caravan writes "Unknown" when it does not know them: msigvault refuses,
-because a signer could not find its key), keys must belong to ``network``, and ``client`` details
-(which can hold node credentials) are ignored and never echoed.
+``regtest``. On import, ``totalSigners`` must equal the number of keys and keys must belong to
+``network``; ``client`` details (which can hold node credentials) are ignored and never echoed.
+Caravan writes ``"bip32Path": "Unknown"`` (or ``"Unknown (make sure you have written this down
+previously!)"``) and ``"xfp": "00000000"`` or ``""`` for a key pasted as text: such a key is
+imported with a warning, recorded with the fingerprint the file gives (or, with none, as its own
+root, as BIP380 reads a key without origin). The vault can be watched; that keyholder cannot sign
+until the key is imported again with its origin. Export writes ``"Unknown"`` / ``"00000000"`` back
+for such keys.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ import json
 import re
 
 from ..keys.bip32 import ExtendedKey
-from ..keys.cosigner import Cosigner
+from ..keys.cosigner import OriginIssue
 from ..keys.paths import format_path, parse_path
 from ..network import Network
 from ..policy.vault import Vault
 from ._common import (
+    IMPORT_ACCEPT,
     FormatError,
+    FormatWarning,
+    WarningCode,
+    file_cosigner,
     implied_fingerprint,
     as_text,
     check_slip132,
@@ -58,11 +66,12 @@ def export(vault: Vault, *, name: str = "msigvault", key_names=None, client=None
         raise FormatError(f"{FORMAT}: key_names must give one name per cosigner ({vault.n})")
     keys = []
     for label, c in zip(key_names, vault.cosigners):
+        unknown = OriginIssue.UNKNOWN in c.origin_issues
         keys.append({
             "name": clean_name(label, FORMAT),
-            "bip32Path": format_path(c.path, hardened_marker="'"),
+            "bip32Path": "Unknown" if unknown else format_path(c.path, hardened_marker="'"),
             "xpub": c.xpub,
-            "xfp": c.fingerprint.hex(),
+            "xfp": "00000000" if unknown else c.fingerprint.hex(),
             "method": "text",
         })
     obj = {
@@ -116,27 +125,31 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         xfp = get_str(item, "xfp", fmt, where=where, required=False)
         with context(fmt, where):
             key = ExtendedKey.parse(xpub)
-        if not path_text or path_text.lower().startswith("unknown"):
-            raise FormatError(
-                f"{fmt}: {where}its bip32Path is unknown; msigvault needs every key's derivation path (and "
-                "master fingerprint) so that each signer can find its key: re-import the key from its device"
-            )
-        with context(fmt, where):
-            path = parse_path(path_text)
-        if not xfp:
-            xfp = implied_fingerprint(key)
-            if xfp is None:
-                raise FormatError(f"{fmt}: {where}its xfp (master fingerprint) is missing")
-        if not _XFP.match(xfp):
+        path = None
+        if path_text and not path_text.lower().startswith("unknown"):
+            with context(fmt, where):
+                path = parse_path(path_text)
+        if not xfp or xfp.lower() in ("00000000", "unknown"):
+            xfp = implied_fingerprint(key) if path is not None else None
+        elif not _XFP.match(xfp):
             raise FormatError(f"{fmt}: {where}xfp must be 8 hex digits")
-        with context(fmt, where):
-            cosigners.append(Cosigner(bytes.fromhex(xfp), path, xpub))
+        cosigner, notes = file_cosigner(xfp, path, xpub, fmt, i, where)
+        if path is None:
+            notes = [FormatWarning(
+                WarningCode.ORIGIN_UNKNOWN,
+                f"{fmt}: key {i} ({item.get('name', '')!s:.40}): its bip32Path is unknown (Caravan writes this for a "
+                f"key pasted as text){'' if xfp else ' and so is its xfp'}: it is recorded as "
+                f"{cosigner.origin() or 'a bare xpub'}; the vault can be watched and its addresses derived, but this "
+                "keyholder's signer will refuse to sign until the key is imported again from its device", i)]
+        cosigners.append(cosigner)
+        warnings += notes
         prefixes.append(key.prefix)
     check_slip132(prefixes, script, fmt, what="addressType")
     start = get_int(obj, "startingAddressIndex", fmt, required=False)
     if start:
-        warnings.append(f"{fmt}: startingAddressIndex is {start}: Caravan skips the addresses below it")
+        warnings.append(FormatWarning(
+            WarningCode.STARTING_INDEX, f"{fmt}: startingAddressIndex is {start}: Caravan skips the addresses below it"))
     name = obj.get("name") if isinstance(obj.get("name"), str) else None
     with context(fmt):
-        vault = Vault.multisig(m, cosigners, script=script, sorted=True, network=net)
+        vault = Vault.multisig(m, cosigners, script=script, sorted=True, network=net, accept=IMPORT_ACCEPT)
     return vault, name, warnings

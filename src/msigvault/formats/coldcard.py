@@ -21,15 +21,19 @@ comment, which Electrum and BlueWallet write before each key, sets the next key'
 (Coldcard ignores comments, so one that contradicts a ``Derivation:`` line is refused).
 A ``Sorted: false`` line (some wallets add it) selects ``multi`` instead of BIP67 ``sortedmulti``.
 
-On import, msigvault checks more than Coldcard can: every key's depth, child number and (depth 1)
-parent fingerprint against its derivation, the SLIP-132 version (Ypub/Upub = P2SH-P2WSH, Zpub/Vpub
-= P2WSH) against ``Format``, coin type against network, N against the number of keys, duplicate
-keys; it warns when a BIP48 path names another script type than ``Format``.
+On import, msigvault checks more than Coldcard can and refuses the SLIP-132 version (Ypub/Upub =
+P2SH-P2WSH, Zpub/Vpub = P2WSH) against ``Format``, N against the number of keys, mixed networks and
+duplicate keys. It warns, key by key, when a key's depth, child number or (depth 0/1) fingerprint
+disagrees with its derivation (Jade, Cobo Vault, BlueWallet and Nunchuk write depth-3 xpubs under
+4-step BIP48 paths; Sparrow's multi-derivation export names the wrong last step), when the coin
+type is not the network's (Keystone), and when a BIP48 path names another script type than
+``Format``: such a vault can be watched, and only the keyholder whose own record is wrong is
+refused at signing.
 
 There is no taproot in this format (Coldcard registers taproot multisig as a descriptor).
 
-The same module reads Coldcard's other multisig JSON, the "Electrum Wallet" export
-(``el-NAME.json``, Electrum's wallet-file skeleton): see :func:`parse_electrum`.
+Coldcard's other multisig JSON, the "Electrum Wallet" export (``el-NAME.json``), is an Electrum
+wallet file: :mod:`msigvault.formats.electrum` reads it (``fmt="coldcard"`` still accepts it).
 
 ``cosigner_from_xpub_export`` reads Coldcard's "Export XPUB" file (``ccxp-XXXXXXXX.json``), which
 carries one keyholder's cosigner record for each script type, and the ``bip45``/``bip48_1``/
@@ -41,13 +45,17 @@ from __future__ import annotations
 import re
 
 from ..keys.bip32 import ExtendedKey
-from ..keys.cosigner import Cosigner
+from ..keys.cosigner import Cosigner, OriginIssue
 from ..keys.paths import HARDENED, format_path, parse_path
 from ..network import Network
 from ..policy.vault import Vault
 from ._common import (
+    IMPORT_ACCEPT,
     SCRIPT_LABELS,
     FormatError,
+    FormatWarning,
+    WarningCode,
+    file_cosigner,
     implied_fingerprint,
     as_text,
     check_slip132,
@@ -65,6 +73,7 @@ MAX_SIGNERS = 15  # Coldcard's limit (CHECKMULTISIG in P2SH)
 _POLICY = re.compile(r"^([0-9]{1,4})\s*(?:of|/|,|\s)\s*([0-9]{1,4})$", re.IGNORECASE)
 _XFP = re.compile(r"^[0-9a-fA-F]{8}$")
 _BIP48_SCRIPT = {1: "sh-wsh", 2: "wsh"}
+_SINGLE_LABELS = ("name", "policy", "format", "sorted")  # "derivation" may repeat: it applies to the keys after it
 
 
 def export(vault: Vault, *, name: str = "msigvault", header: str = "created by msigvault") -> str:
@@ -81,6 +90,12 @@ def export(vault: Vault, *, name: str = "msigvault", header: str = "created by m
         )
     if vault.n > MAX_SIGNERS:
         raise FormatError(f"{FORMAT}: Coldcard supports at most {MAX_SIGNERS} co-signers, this vault has {vault.n}")
+    for i, c in enumerate(vault.cosigners, 1):
+        if OriginIssue.UNKNOWN in c.origin_issues:
+            raise FormatError(
+                f"{FORMAT}: key {i} has no known key origin, and a Coldcard setup file needs every key's "
+                "fingerprint and derivation: use fmt='descriptor' or 'caravan'"
+            )
     name = clean_name(name, FORMAT, max_len=20, ascii_only=True)
     header = clean_name(header, FORMAT)
     lines = [f"# Coldcard Multisig setup file ({header})", "#", f"Name: {name}", f"Policy: {vault.m} of {vault.n}"]
@@ -121,6 +136,7 @@ def parse(text, *, network=None, fmt: str = FORMAT):
     comment_deriv = None  # from a "# derivation:" comment: applies to the next key only
     keys = []  # (xfp hex or None, path or None, key text, line number)
     warnings = []
+    seen_labels: "dict[str, int]" = {}
     for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line:
@@ -141,6 +157,15 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         else:
             label, _, value = line.partition(":")
             label, value = label.strip().lower(), value.strip()
+        if label in _SINGLE_LABELS:
+            if label in seen_labels:
+                # devices disagree on which copy counts (Jade refuses, others take the first or the
+                # last): a file that says two things is refused rather than read one way
+                raise FormatError(
+                    f"{fmt}: line {lineno}: a second {label.capitalize()} line (the first is line "
+                    f"{seen_labels[label]}); a setup file states each of Name, Policy, Format and Sorted once"
+                )
+            seen_labels[label] = lineno
         if label == "name":
             name = value
         elif label == "policy":
@@ -183,12 +208,15 @@ def parse(text, *, network=None, fmt: str = FORMAT):
                 comment_deriv = None
             keys.append((label or None, path, value, lineno))
         else:
-            warnings.append(f"{fmt}: line {lineno}: unknown label {label[:20]!r} ignored")
+            warnings.append(FormatWarning(
+                WarningCode.IGNORED_FIELD, f"{fmt}: line {lineno}: unknown label {label[:20]!r} ignored"))
     if not keys:
         raise FormatError(f"{fmt}: the file lists no keys ('XFP: xpub' lines)")
     if m is None:
         m = n = len(keys)
-        warnings.append(f"{fmt}: no Policy line: {m}-of-{n} assumed (Coldcard's default: every key must sign)")
+        warnings.append(FormatWarning(
+            WarningCode.ASSUMED_DEFAULT,
+            f"{fmt}: no Policy line: {m}-of-{n} assumed (Coldcard's default: every key must sign)"))
     if n != len(keys):
         raise FormatError(
             f"{fmt}: the Policy says {m} of {n}, but the file lists {len(keys)} key(s): a key is missing or extra"
@@ -197,7 +225,7 @@ def parse(text, *, network=None, fmt: str = FORMAT):
     if script is None:
         script = "sh"
         format_what = "the file (no Format line: P2SH, Coldcard's default)"
-        warnings.append(f"{fmt}: no Format line: P2SH assumed (Coldcard's default)")
+        warnings.append(FormatWarning(WarningCode.ASSUMED_DEFAULT, f"{fmt}: no Format line: P2SH assumed (Coldcard's default)"))
     cosigners, prefixes = [], []
     for i, (xfp, path, key_text, lineno) in enumerate(keys, 1):
         with context(fmt, f"key {i} (line {lineno}): "):
@@ -216,24 +244,27 @@ def parse(text, *, network=None, fmt: str = FORMAT):
             xfp = implied_fingerprint(key)
             if xfp is None:
                 raise FormatError(f"{fmt}: key {i} (line {lineno}) has no master fingerprint; write it as 'XFP: xpub'")
-        with context(fmt, f"key {i} ({xfp.upper()}, line {lineno}): "):
-            cosigners.append(Cosigner(bytes.fromhex(xfp), path, key_text))
+        cosigner, notes = file_cosigner(xfp, path, key_text, fmt, i, f"key {i} ({xfp.upper()}, line {lineno}): ")
+        cosigners.append(cosigner)
+        warnings += notes
         prefixes.append(key.prefix)
         if len(path) >= 4 and path[0] == 48 + HARDENED and path[3] - HARDENED in _BIP48_SCRIPT:
             implied = _BIP48_SCRIPT[path[3] - HARDENED]
             if implied != script:
-                warnings.append(
+                warnings.append(FormatWarning(
+                    WarningCode.PATH_SCRIPT_MISMATCH,
                     f"{fmt}: key {i} ({xfp.upper()}) has the BIP48 path {format_path(path)}, which is for "
-                    f"{SCRIPT_LABELS[implied]}, but the file's Format is {SCRIPT_LABELS[script]}"
-                )
+                    f"{SCRIPT_LABELS[implied]}, but the file's Format is {SCRIPT_LABELS[script]}", i
+                ))
     check_slip132(prefixes, script, fmt, what=format_what)
     if len(keys) > MAX_SIGNERS:
-        warnings.append(f"{fmt}: {len(keys)} keys: a Coldcard accepts at most {MAX_SIGNERS}")
+        warnings.append(FormatWarning(WarningCode.DEVICE_LIMIT, f"{fmt}: {len(keys)} keys: a Coldcard accepts at most {MAX_SIGNERS}"))
     if name is not None and (len(name) > 20 or not name.isascii()):
-        warnings.append(f"{fmt}: the name is longer than 20 characters or not ASCII; a Coldcard will refuse it")
+        warnings.append(FormatWarning(
+            WarningCode.DEVICE_LIMIT, f"{fmt}: the name is longer than 20 characters or not ASCII; a Coldcard will refuse it"))
     net = resolve_network(network, None, fmt)
     with context(fmt):
-        vault = Vault.multisig(m, cosigners, script=script, sorted=is_sorted, network=net)
+        vault = Vault.multisig(m, cosigners, script=script, sorted=is_sorted, network=net, accept=IMPORT_ACCEPT)
     return vault, name, warnings
 
 
@@ -302,94 +333,16 @@ def cosigner_from_xpub_export(text, script: str = "wsh", network=None) -> Cosign
     return cosigner
 
 
-# -- Coldcard's "Electrum Wallet" multisig export (Electrum's wallet-file JSON) ---------------
-
-_WALLET_TYPE = re.compile(r"^([0-9]{1,3})of([0-9]{1,3})$")
-_ELECTRUM_SCRIPT = {"xpub": "sh", "tpub": "sh", "Ypub": "sh-wsh", "Upub": "sh-wsh", "Zpub": "wsh", "Vpub": "wsh"}
-
+# -- Coldcard's "Electrum Wallet" multisig export: Electrum's wallet JSON (see formats/electrum.py) --
 
 def is_electrum_multisig(obj) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("wallet_type"), str) and "x1/" in obj
+    from .electrum import is_multisig_wallet
+
+    return is_multisig_wallet(obj)
 
 
 def parse_electrum(obj, *, network=None, fmt: str = FORMAT):
-    """Coldcard's "Electrum Wallet" export (``el-NAME.json``): Electrum's multisig wallet skeleton.
+    """Coldcard's "Electrum Wallet" export (``el-NAME.json``), read by :mod:`.electrum`."""
+    from .electrum import parse_wallet
 
-    ``wallet_type`` is ``MofN``; keys ``x1/`` ... ``xN/`` hold ``xpub`` (whose SLIP-132 version is
-    the script type, as in Electrum: xpub/tpub P2SH, Ypub/Upub P2SH-P2WSH, Zpub/Vpub P2WSH),
-    ``derivation`` and the master fingerprint as ``ckcc_xfp`` (Coldcard: a little-endian 32-bit
-    integer) or ``root_fingerprint`` (Electrum: hex).
-    """
-    if not is_electrum_multisig(obj):
-        raise FormatError(f"{fmt}: this JSON is not a Coldcard/Electrum multisig wallet (wallet_type and x1/ ...)")
-    mat = _WALLET_TYPE.match(obj["wallet_type"])
-    if not mat:
-        raise FormatError(f"{fmt}: wallet_type must read MofN (e.g. 2of3)")
-    m, n = int(mat.group(1)), int(mat.group(2))
-    if obj.get("use_encryption") is True:
-        raise FormatError(f"{fmt}: the Electrum wallet file is encrypted; export an unencrypted watch-only copy")
-    extra = [k for k in obj if re.fullmatch(r"x[0-9]+/", k) and not 1 <= int(k[1:-1]) <= n]
-    if extra or n == 0:
-        raise FormatError(f"{fmt}: wallet_type says {m}of{n}, but the file has other keystores ({', '.join(sorted(extra)[:3])})")
-    cosigners, prefixes = [], []
-    for i in range(1, n + 1):
-        ks = obj.get(f"x{i}/")
-        where = f"keystore x{i}/: "
-        if not isinstance(ks, dict):
-            raise FormatError(f"{fmt}: wallet_type says {m}of{n}, but keystore x{i}/ is missing")
-        if any(k in ks for k in ("xprv", "seed", "keypairs")):
-            raise FormatError(
-                f"{fmt}: {where}the file holds private keys or a seed; give msigvault a watch-only copy"
-            )
-        key_text = get_str(ks, "xpub", fmt, where=where)
-        with context(fmt, where):
-            key = ExtendedKey.parse(key_text)
-        fingerprints = set()
-        ckcc = ks.get("ckcc_xfp")
-        if ckcc is not None:
-            if isinstance(ckcc, bool) or not isinstance(ckcc, int) or not 0 < ckcc < 2**32:
-                raise FormatError(f"{fmt}: {where}ckcc_xfp must be a 32-bit number")
-            fingerprints.add(ckcc.to_bytes(4, "little").hex())
-        root_fp = ks.get("root_fingerprint")
-        if root_fp is not None:
-            if not isinstance(root_fp, str) or not _XFP.match(root_fp):
-                raise FormatError(f"{fmt}: {where}root_fingerprint must be 8 hex digits")
-            fingerprints.add(root_fp.lower())
-        if len(fingerprints) > 1:
-            raise FormatError(f"{fmt}: {where}ckcc_xfp and root_fingerprint name different master keys")
-        deriv = ks.get("derivation")
-        if deriv is None:
-            path = (key.child_number,) if key.depth == 1 else None
-            if key.depth == 0:
-                path = ()
-            if path is None:
-                raise FormatError(f"{fmt}: {where}no derivation for a key of depth {key.depth}")
-        elif not isinstance(deriv, str):
-            raise FormatError(f"{fmt}: {where}derivation must be a string")
-        else:
-            with context(fmt, where):
-                path = parse_path(deriv)
-        if not fingerprints:
-            implied = implied_fingerprint(key)
-            if implied is None:
-                raise FormatError(f"{fmt}: {where}no master fingerprint (ckcc_xfp or root_fingerprint)")
-            fingerprints.add(implied)
-        with context(fmt, where):
-            cosigners.append(Cosigner(bytes.fromhex(fingerprints.pop()), path, key_text))
-        prefixes.append(key.prefix)
-    scripts = {_ELECTRUM_SCRIPT.get(p) for p in prefixes}
-    if None in scripts:
-        bad = next(p for p in prefixes if p not in _ELECTRUM_SCRIPT)
-        raise FormatError(f"{fmt}: a {bad} key is a single-signature key; Electrum multisig uses xpub, Ypub or Zpub")
-    if len(scripts) != 1:
-        raise FormatError(
-            f"{fmt}: the keys have different SLIP-132 versions ({', '.join(sorted(set(prefixes)))}), so the file "
-            "names no single script type"
-        )
-    script = scripts.pop()
-    warnings = [f"{fmt}: Electrum wallet file: the script type ({SCRIPT_LABELS[script]}) comes from the keys' "
-                "SLIP-132 versions"]
-    net = resolve_network(network, None, fmt)
-    with context(fmt):
-        vault = Vault.multisig(m, cosigners, script=script, sorted=True, network=net)
-    return vault, None, warnings
+    return parse_wallet(obj, network=network, fmt=fmt)

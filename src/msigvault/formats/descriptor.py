@@ -26,6 +26,8 @@ from typing import Optional
 from ..policy.vault import Vault
 from ._common import (
     FormatError,
+    FormatWarning,
+    WarningCode,
     as_text,
     describe_difference,
     load_json,
@@ -119,10 +121,11 @@ def combine(entries, network, fmt: str, *, allow=("multipath", "branch")):
             covered = {0, 1}
         elif parsed.shape == "bare":
             covered = {0, 1}
-            warnings.append(
+            warnings.append(FormatWarning(
+                WarningCode.IMPLIED_BRANCH,
                 f"{fmt}: the descriptor's keys carry no derivation after the xpub; receive /0/* and change "
                 "/1/* are assumed, as Specter and Sparrow do"
-            )
+            ))
         else:
             covered = {parsed.branch}
         if internal is not None and parsed.shape == "branch" and internal != (parsed.branch == 1):
@@ -130,9 +133,10 @@ def combine(entries, network, fmt: str, *, allow=("multipath", "branch")):
                 f"{where}: marked {'internal (change)' if internal else 'external (receive)'} but its keys end in "
                 f"/{parsed.branch}/*"
             )
-        v = parsed.vault(network, where)
+        v, origin_notes = parsed.build(network, where)
         if vault is None:
             vault = v
+            warnings += origin_notes
         elif not same_vault(vault, v):
             raise FormatError(
                 f"{fmt}: descriptor {i} describes a different vault than descriptor 1 ({describe_difference(vault, v)}); "
@@ -140,14 +144,19 @@ def combine(entries, network, fmt: str, *, allow=("multipath", "branch")):
             )
         branches |= covered
     if no_checksum:
-        warnings.append(
+        warnings.append(FormatWarning(
+            WarningCode.NO_CHECKSUM,
             f"{fmt}: {'a descriptor has' if no_checksum == 1 else f'{no_checksum} descriptors have'} no checksum, "
             "so nothing guards against a typo: compare the vault's first address with another device"
-        )
+        ))
     if branches == {0}:
-        warnings.append(f"{fmt}: only the receive descriptor (/0/*) is given; change addresses use /1/* of the same keys")
+        warnings.append(FormatWarning(
+            WarningCode.IMPLIED_BRANCH,
+            f"{fmt}: only the receive descriptor (/0/*) is given; change addresses use /1/* of the same keys"))
     elif branches == {1}:
-        warnings.append(f"{fmt}: only the change descriptor (/1/*) is given; receive addresses use /0/* of the same keys")
+        warnings.append(FormatWarning(
+            WarningCode.IMPLIED_BRANCH,
+            f"{fmt}: only the change descriptor (/1/*) is given; receive addresses use /0/* of the same keys"))
     return vault, warnings
 
 
@@ -182,3 +191,25 @@ def _parse_core_json(obj, network, fmt: str):
     vault, warnings = combine(entries, network, fmt)
     return vault, name, warnings
 
+
+
+def vault_with_origin_issues(text: str, *, network, accept=(), origin_issues=()) -> Vault:
+    """A vault from its descriptor (checksum required) when its key origins may disagree with
+    their xpubs: a vault imported with origin warnings and saved. Every origin problem found must be
+    listed in ``origin_issues`` (``OriginIssue`` values); ``accept`` is passed to the Vault."""
+    from ..errors import InvalidKey
+    from ..keys.cosigner import OriginIssue
+
+    where = "vault descriptor"
+    parsed = parse_descriptor(text, where)
+    if parsed.checksum is None:
+        raise FormatError(f"{where}: the descriptor has no checksum")
+    cosigners = parsed.cosigners(where)
+    allowed = {OriginIssue(i) for i in origin_issues}
+    for i, c in enumerate(cosigners, 1):
+        extra = [x.value for x in c.origin_issues if x not in allowed]
+        if extra:
+            raise InvalidKey(f"{where}: key {i}: its key origin has problems the vault was not accepted with "
+                             f"({', '.join(extra)})")
+    return Vault.multisig(parsed.m, cosigners, script=parsed.script, sorted=parsed.sorted, network=network,
+                          accept=accept)

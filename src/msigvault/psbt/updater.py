@@ -21,6 +21,10 @@ from .psbt import Psbt
 
 def add_global_xpubs(psbt: Psbt, vault: Vault) -> None:
     for c in vault.cosigners:
+        if len(c.path) != c.key.depth:
+            # an imported record whose origin does not fit its xpub (Cosigner.origin_issues): BIP174
+            # requires the global xpub's path to have the key's depth, so it is left out
+            continue
         psbt.globals.set(F.PSBT_GLOBAL_XPUB, c.key.serialize(), encode_origin(c.fingerprint, c.path))
 
 
