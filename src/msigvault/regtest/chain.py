@@ -436,16 +436,18 @@ class RegtestChain:
             )
         return self.mine(height - self.height, to=to)
 
-    def submit(self, txs: Sequence[TxLike]) -> str:
+    def submit(self, txs: Sequence[TxLike], to: Optional[ScriptLike] = None) -> str:
         """Mine ``txs`` (serialized bytes, hex or embit transactions) in one new block.
 
         Returns the block hash. Raises :class:`BlockRejected` (a ChainError) with Core's reason
-        if libbitcoinkernel refuses the block; the chain is then unchanged.
+        if libbitcoinkernel refuses the block; the chain is then unchanged. ``to`` receives the
+        coinbase (default: the chain's own wallet).
         """
         if isinstance(txs, (bytes, bytearray, str, Transaction)):
             raise ChainError("submit() takes a list of transactions: wrap the one in [ ]")
         parsed = [_parse_tx_like(tx, i) for i, tx in enumerate(txs)]
-        return self._connect(parsed, ANYONE_CAN_SPEND_SCRIPT_PUBKEY).hash_hex
+        payout = self._script(to) if to is not None else ANYONE_CAN_SPEND_SCRIPT_PUBKEY
+        return self._connect(parsed, payout).hash_hex
 
     def fund(self, address_or_script: ScriptLike, amounts: Sequence[int]) -> list[Utxo]:
         """Pay each of ``amounts`` (sats) to ``address_or_script`` in one confirmed transaction.
@@ -619,6 +621,26 @@ class RegtestChain:
         """The serialized transaction ``txid`` (display hex) if a block of this chain has it."""
         self._kernel()
         return self._txs.get(txid.lower())
+
+    def block_hash(self, height: int) -> str:
+        """Hash (display hex) of the active chain's block at ``height``."""
+        return str(self._entry(height).block_hash)
+
+    def block_raw(self, height: int) -> bytes:
+        """The serialized block at ``height`` of the active chain, read back from the kernel."""
+        chainman = self._kernel()
+        return bytes(chainman.blocks[self._entry(height)])
+
+    def block_time(self, height: int) -> int:
+        """Timestamp of the block at ``height``."""
+        self._entry(height)
+        return self._times[height]
+
+    def _entry(self, height: int) -> pbk.BlockTreeEntry:
+        chain = self._kernel().get_active_chain()
+        if isinstance(height, bool) or not isinstance(height, int) or not 0 <= height <= chain.height:
+            raise ChainError(f"no block at height {height!r}: the chain's height is {chain.height}")
+        return chain.block_tree_entries[height]
 
     @property
     def wallet_script(self) -> bytes:
