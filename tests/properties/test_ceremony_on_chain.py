@@ -54,6 +54,7 @@ def test_any_m_subset_any_order_is_accepted_by_core(chain, vh, amounts, data):
     pays = data.draw(payment_requests(sum(amounts)))
     fee_rate = data.draw(st.sampled_from([1.0, 2.5, 10.0]))
     psbt = vault.create_psbt(utxos, [(PAYEE, a) for a in pays], fee_rate=fee_rate, change_index=index,
+                             fee_limits=RELAXED,
                              current_height=chain.height, version=data.draw(st.sampled_from([0, 2])))
     signers = data.draw(signer_orders(holders, vault.m))
     # small payments at high fee rates trip the signer's 10 % fee rule; that rule has its own tests

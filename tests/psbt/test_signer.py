@@ -190,7 +190,7 @@ def test_fee_limits():
     vault, holders, psbt = setup("wsh", fee_rate=50.0)
     fp = holders[0].fingerprint
     summary, _ = check(psbt, vault, fingerprint=fp)
-    with pytest.raises(SignerRefusal, match="above this signer's limit of 100 sats"):
+    with pytest.raises(SignerRefusal, match="above the limit of 100 sats"):
         check(psbt, vault, fingerprint=fp, policy=SignerPolicy(max_fee_sats=100))
     with pytest.raises(SignerRefusal, match="sat/vB is above"):
         check(psbt, vault, fingerprint=fp, policy=SignerPolicy(max_fee_rate=10.0))

@@ -45,6 +45,20 @@ def _parse_destination(text: str):
     return address, int(amount)
 
 
+def fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction):
+    """The signer's default limits with the --max-fee-* overrides given."""
+    from dataclasses import replace
+
+    from ..psbt.signer import SignerPolicy
+
+    policy = SignerPolicy()
+    for name, value in (("max_fee_sats", max_fee_sats), ("max_fee_rate", max_fee_rate),
+                        ("max_fee_fraction", max_fee_fraction)):
+        if value is not None:
+            policy = replace(policy, **{name: value})
+    return policy
+
+
 def load_utxos(path):
     from ..errors import MsigvaultError
     from ..types import Utxo
@@ -71,12 +85,17 @@ def load_utxos(path):
 @click.option("--psbt-version", type=click.Choice(["0", "2"]), default="0", show_default=True)
 @click.option("--no-rbf", is_flag=True, help="Do not signal replace-by-fee.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--max-fee-sats", type=int, default=None,
+              help="Refuse to create a PSBT whose fee is above this (default: the signer's 2,500,000).")
+@click.option("--max-fee-rate", type=float, default=None, help="Likewise for the fee rate (default 1,000 sat/vB).")
+@click.option("--max-fee-fraction", type=float, default=None,
+              help="Likewise for the fee as a fraction of what leaves the vault (default 0.10).")
 @psbt_format_option
 @qr_out_option
 @force_option
 @json_option
 def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_index, psbt_version, no_rbf,
-                output, fmt, qr_dir, force, as_json):
+                output, max_fee_sats, max_fee_rate, max_fee_fraction, fmt, qr_dir, force, as_json):
     """Create an unsigned PSBT paying --to destinations from the vault's UTXOs (coordinator).
 
     \b
@@ -97,9 +116,14 @@ def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_
         with open_chain(chain_dir) as chain:
             utxos, height = vault_utxos(chain, vf.vault), chain.height
     index = vf.next_change_index if change_index is None else change_index
+    limits = fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction)
+    check_writable(output, force=force)
+    if qr_dir is not None:
+        require_qr_extra()
+        check_writable_dir(qr_dir)
     p = vf.vault.create_psbt(utxos, [_parse_destination(d) for d in destinations], fee_rate=fee_rate,
                              change_index=index, rbf=not no_rbf, current_height=height,
-                             version=int(psbt_version))
+                             version=int(psbt_version), fee_limits=limits)
     write_psbt(p, output, fmt, force=force, qr_dir=qr_dir)
     if change_index is None or change_index >= vf.next_change_index:
         vf.with_next_change_index(index + 1).save(vaultfile, overwrite=True)
@@ -177,7 +201,7 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
 
     from ..keys.keystore import Keystore
     from ..psbt.analyzer import analyze
-    from ..psbt.signer import SignerPolicy, check, sign
+    from ..psbt.signer import check, sign
 
     vf = load_vault(vaultfile)
     ks = Keystore.open(keyfile)
@@ -200,13 +224,7 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
         p = Psbt.parse(decode_psbt_from_images(images))
     else:
         p = load_psbt(psbtfile)
-    policy = SignerPolicy()
-    if max_fee_sats is not None:
-        policy = replace(policy, max_fee_sats=max_fee_sats)
-    if max_fee_rate is not None:
-        policy = replace(policy, max_fee_rate=max_fee_rate)
-    if max_fee_fraction is not None:
-        policy = replace(policy, max_fee_fraction=max_fee_fraction)
+    policy = fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction)
     if allow_witness_utxo_only:
         policy = replace(policy, allow_witness_utxo_only=True)
     summary, _ = check(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)

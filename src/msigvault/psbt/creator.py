@@ -17,8 +17,9 @@ from ..types import Utxo
 from . import fields as F
 from .coinselect import fee_for, select_coins
 from .psbt import Psbt
+from .signer import SignerPolicy, fee_problem
 from .updater import add_global_xpubs, update_input, update_output
-from .weight import input_weight, output_weight, tx_weight
+from .weight import input_weight, output_weight, tx_weight, vsize
 
 SEQUENCE_RBF = 0xFFFFFFFD
 SEQUENCE_LOCKTIME_NO_RBF = 0xFFFFFFFE
@@ -29,12 +30,15 @@ Destination = Union[str, bytes]
 def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[Destination, int]]", *,
                 fee_rate: float, change_index: int, rbf: bool = True, locktime: "int | None" = None,
                 current_height: "int | None" = None, version: int = 0,
-                max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT) -> Psbt:
+                max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT,
+                fee_limits: "SignerPolicy | None" = SignerPolicy()) -> Psbt:
     """A new PSBT paying ``outputs`` ([(address or scriptPubKey, sats)]) from ``utxos``.
 
     ``locktime`` defaults to ``current_height`` when given (anti-fee-sniping, as Bitcoin Core
     does), else 0. The final transaction's weight may not exceed ``max_weight`` (the standard
-    400,000 WU; ``None`` lifts it). To spend everything, use :func:`create_sweep`.
+    400,000 WU; ``None`` lifts it). The fee must pass ``fee_limits``, by default the signer's own
+    default limits (so no keyholder is asked to sign what their signer would refuse); ``None``
+    lifts them. To spend everything, use :func:`create_sweep`.
     """
     if version not in (0, 2):
         raise PolicyError("PSBT version must be 0 (BIP174) or 2 (BIP370)")
@@ -68,13 +72,15 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
     if total_in - sum(a for _, a in out_list) < fee_for(weight, fee_rate):
         raise CoinSelectionError("internal: the selected coins do not cover the fee")  # pragma: no cover
     _check_weight(weight, max_weight, len(chosen))
+    _check_fee(vault, chosen, out_list, change_pos, fee_limits)
     return _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version)
 
 
 def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, *, fee_rate: float,
                  rbf: bool = True, locktime: "int | None" = None, current_height: "int | None" = None,
-                 version: int = 0, max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT) -> Psbt:
-    """Spend every UTXO to one destination, everything but the fee."""
+                 version: int = 0, max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT,
+                 fee_limits: "SignerPolicy | None" = SignerPolicy()) -> Psbt:
+    """Spend every UTXO to one destination, everything but the fee (within ``fee_limits``)."""
     if not fee_rate or fee_rate < MIN_RELAY_FEE_RATE:
         raise PolicyError(f"fee rate must be at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum relay fee)")
     if not utxos:
@@ -87,7 +93,24 @@ def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, 
     if amount <= 0 or is_dust(amount, script):
         raise CoinSelectionError(f"after a fee of {fee_for(weight, fee_rate)} sats nothing worth sending is left")
     chosen = sorted(utxos, key=lambda u: (u.txid, u.vout))
+    _check_fee(vault, chosen, [(script, amount)], None, fee_limits)
     return _build(vault, chosen, [(script, amount)], None, None, rbf, locktime, current_height, version)
+
+
+def _check_fee(vault, chosen, out_list, change_pos, limits) -> None:
+    """The signer's fee rule, applied by the coordinator before anyone is asked to sign."""
+    if limits is None:
+        return
+    total_in = sum(u.amount for u in chosen)
+    fee = total_in - sum(a for _, a in out_list)
+    size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(chosen),
+                           [len(s) for s, _ in out_list]))
+    sent = sum(a for o, (_, a) in enumerate(out_list) if o != change_pos)
+    problem = fee_problem(limits, fee=fee, rate=fee / size, sent=sent, input_total=total_in,
+                          returns_to_vault=change_pos is not None)
+    if problem:
+        raise PolicyError(f"{problem}: the keyholders' signers would refuse this PSBT; lower the fee "
+                          "rate, or lift the limit explicitly (fee_limits / --max-fee-*)")
 
 
 def _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version) -> Psbt:

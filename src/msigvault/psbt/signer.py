@@ -162,21 +162,10 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     rate = fee / size
     returned = sum(o.amount for o in outputs if o.is_vault)
     sent = input_total - returned - fee  # everything that leaves the vault and is not proven change
-    if fee > policy.max_fee_sats:
-        raise SignerRefusal(f"fee {fee} sats is above this signer's limit of {policy.max_fee_sats} sats")
-    if rate > policy.max_fee_rate:
-        raise SignerRefusal(f"fee rate {rate:.1f} sat/vB is above this signer's limit of {policy.max_fee_rate} sat/vB")
-    if not any(o.is_vault for o in outputs) and sent == 0:
-        raise SignerRefusal(
-            f"nothing is paid to anyone and nothing returns to the vault: all {input_total} sats of the "
-            "inputs would go to fees (fee burn); refusing"
-        )
-    base = sent if sent else input_total  # a consolidation: the fee is measured against what it moves
-    if fee > policy.max_fee_fraction * base:
-        raise SignerRefusal(
-            f"fee {fee} sats is more than {policy.max_fee_fraction:.0%} of the {base} sats "
-            + ("being sent" if sent else "being moved within the vault")
-        )
+    problem = fee_problem(policy, fee=fee, rate=rate, sent=sent, input_total=input_total,
+                          returns_to_vault=any(o.is_vault for o in outputs))
+    if problem:
+        raise SignerRefusal(problem)
     notes = []
     if not sent:
         notes.append("no payment leaves the vault (consolidation or self-transfer)")
@@ -193,6 +182,24 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
 
 
 MAX_MONEY = 21_000_000 * 100_000_000
+
+
+def fee_problem(policy: SignerPolicy, *, fee: int, rate: float, sent: int, input_total: int,
+                returns_to_vault: bool) -> "str | None":
+    """Why ``policy`` refuses this fee, or None. ``sent`` is everything that leaves the vault and
+    is not the fee; the creator applies the same rule before anyone is asked to sign."""
+    if fee > policy.max_fee_sats:
+        return f"fee {fee} sats is above the limit of {policy.max_fee_sats} sats"
+    if rate > policy.max_fee_rate:
+        return f"fee rate {rate:.1f} sat/vB is above the limit of {policy.max_fee_rate} sat/vB"
+    if not returns_to_vault and sent == 0:
+        return (f"nothing is paid to anyone and nothing returns to the vault: all {input_total} sats of the "
+                "inputs would go to fees (fee burn); refusing")
+    base = sent if sent else input_total  # a consolidation: the fee is measured against what it moves
+    if fee > policy.max_fee_fraction * base:
+        return (f"fee {fee} sats is more than {policy.max_fee_fraction:.0%} of the {base} sats "
+                + ("being sent" if sent else "being moved within the vault"))
+    return None
 
 
 def _relative_timelocks(psbt: Psbt) -> "list[str]":
