@@ -160,6 +160,27 @@ def test_saved_vault_keeps_its_origin_issues(origin_case, tmp_path):
     assert "origin_issues" not in json.loads((tmp_path / "p.json").read_text())
 
 
+def test_caravan_keys_with_unknown_fingerprints_stay_distinct(make_vault):
+    # Caravan writes "xfp": "00000000" (or "") for a key whose master fingerprint it does not know;
+    # two such keys at the same path are two keyholders, not one seed twice
+    vault = make_vault("wsh")
+    obj = json.loads(export_vault(vault, "caravan"))
+    obj["extendedPublicKeys"][0]["xfp"] = "00000000"
+    obj["extendedPublicKeys"][1]["xfp"] = ""
+    got = import_vault(json.dumps(obj))
+    assert [(w.code, w.key) for w in got.warnings if w.key] == [(WarningCode.FINGERPRINT_UNKNOWN, 1),
+                                                                (WarningCode.FINGERPRINT_UNKNOWN, 2)]
+    first, second = got.vault.cosigners[:2]
+    assert first.fingerprint == first.key.fingerprint and second.fingerprint == second.key.fingerprint
+    assert got.vault.addresses(0, 3) == vault.addresses(0, 3)
+    for fmt in ("descriptor", "caravan", "electrum", "bip388", "bsms"):
+        again = import_vault(export_vault(got.vault, fmt), network="regtest")
+        assert again.vault == got.vault and WarningCode.FINGERPRINT_UNKNOWN in again.warning_codes(), fmt
+    assert json.loads(export_vault(got.vault, "caravan"))["extendedPublicKeys"][0]["xfp"] == "00000000"
+    with pytest.raises(FormatError, match="no known key origin"):
+        export_vault(got.vault, "coldcard")
+
+
 # -- Electrum ---------------------------------------------------------------------------------
 
 def test_electrum_sample_from_sparrow(vectors):

@@ -67,11 +67,12 @@ def export(vault: Vault, *, name: str = "msigvault", key_names=None, client=None
     keys = []
     for label, c in zip(key_names, vault.cosigners):
         unknown = OriginIssue.UNKNOWN in c.origin_issues
+        no_fp = unknown or OriginIssue.FINGERPRINT_UNKNOWN in c.origin_issues
         keys.append({
             "name": clean_name(label, FORMAT),
             "bip32Path": "Unknown" if unknown else format_path(c.path, hardened_marker="'"),
             "xpub": c.xpub,
-            "xfp": "00000000" if unknown else c.fingerprint.hex(),
+            "xfp": "00000000" if no_fp else c.fingerprint.hex(),
             "method": "text",
         })
     obj = {

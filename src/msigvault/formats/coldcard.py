@@ -91,10 +91,10 @@ def export(vault: Vault, *, name: str = "msigvault", header: str = "created by m
     if vault.n > MAX_SIGNERS:
         raise FormatError(f"{FORMAT}: Coldcard supports at most {MAX_SIGNERS} co-signers, this vault has {vault.n}")
     for i, c in enumerate(vault.cosigners, 1):
-        if OriginIssue.UNKNOWN in c.origin_issues:
+        if {OriginIssue.UNKNOWN, OriginIssue.FINGERPRINT_UNKNOWN} & set(c.origin_issues):
             raise FormatError(
                 f"{FORMAT}: key {i} has no known key origin, and a Coldcard setup file needs every key's "
-                "fingerprint and derivation: use fmt='descriptor' or 'caravan'"
+                "master fingerprint and derivation: use fmt='descriptor' or 'caravan'"
             )
     name = clean_name(name, FORMAT, max_len=20, ascii_only=True)
     header = clean_name(header, FORMAT)

@@ -85,12 +85,13 @@ def export(vault: Vault, *, name: str = "msigvault") -> str:
     obj = {"wallet_type": f"{vault.m}of{vault.n}", "use_encryption": False, "seed_version": SEED_VERSION}
     for i, c in enumerate(vault.cosigners, 1):
         unknown = OriginIssue.UNKNOWN in c.origin_issues
+        no_fp = unknown or OriginIssue.FINGERPRINT_UNKNOWN in c.origin_issues
         obj[f"x{i}/"] = {
             "type": "bip32",
             "xpub": c.key.to_base58(version),
             "xprv": None,
             "derivation": None if unknown else format_path(c.path),
-            "root_fingerprint": None if unknown else c.fingerprint.hex(),
+            "root_fingerprint": None if no_fp else c.fingerprint.hex(),
         }
     return json.dumps(obj, indent=4) + "\n"
 

@@ -30,7 +30,7 @@ class OriginIssue(str, Enum):
     """Ways a cosigner record's key origin can disagree with its xpub (or be unknown)."""
 
     UNKNOWN = "origin-unknown"  # no origin: recorded as its own root (its own fingerprint, path m)
-    FINGERPRINT_UNKNOWN = "fingerprint-unknown"  # fingerprint 00000000 with a path
+    FINGERPRINT_UNKNOWN = "fingerprint-unknown"  # a path but no master fingerprint (00000000, or the key's own)
     DEPTH = "origin-depth-mismatch"  # the xpub's depth is not the path length
     CHILD = "origin-child-mismatch"  # the xpub's child number is not the path's last step
     FINGERPRINT = "origin-fingerprint-mismatch"  # a master/depth-1 key names another fingerprint
@@ -88,16 +88,15 @@ class Cosigner:
     def unchecked_origin(cls, fingerprint, path, xpub: str) -> "Cosigner":
         """A record whose origin may disagree with its xpub; what disagrees is in ``origin_issues``.
 
-        The key must still be a valid public extended key. With ``fingerprint=None`` and
-        ``path=None`` (no origin known) the key is recorded as its own root: its own fingerprint and
-        the empty path, which is what BIP380 and Bitcoin Core mean by a key without an origin (and
-        each such key keeps a distinct fingerprint). ``fingerprint=None`` with a path records
-        ``00000000``, as Caravan and Sparrow write an unknown master fingerprint.
+        The key must still be a valid public extended key. ``fingerprint=None`` (unknown) records
+        the key's own fingerprint: with ``path=None`` too the key is its own root (path ``m``),
+        which is what BIP380 and Bitcoin Core mean by a key without an origin; with a path it marks
+        the master fingerprint as unknown (no key's master has the key's own fingerprint). Unlike the
+        ``00000000`` placeholder Caravan and Sparrow write, it keeps two unknown keys distinct.
         """
-        if fingerprint is None and path is None:
+        if fingerprint is None:
             fingerprint = ExtendedKey.parse(xpub).fingerprint
-        fp = UNKNOWN_FINGERPRINT if fingerprint is None else fingerprint
-        return cls(fp, () if path is None else path, xpub, origin_issues=tuple(OriginIssue))
+        return cls(fingerprint, () if path is None else path, xpub, origin_issues=tuple(OriginIssue))
 
     @classmethod
     def parse(cls, text: str, *, network: "Network | None" = None) -> "Cosigner":
@@ -211,9 +210,10 @@ def origin_problems(fp: bytes, path: "tuple[int, ...]", key: ExtendedKey) -> "li
             f"the key {key.to_base58()[:12]}... has depth {key.depth} but no key origin: add "
             "[master fingerprint/derivation path] in front so signers can find their keys"))]
     out = []
-    if fp == UNKNOWN_FINGERPRINT and key.depth != 0:
+    unknown_fp = key.depth != 0 and fp in (UNKNOWN_FINGERPRINT, key.fingerprint)
+    if unknown_fp:
         out.append((OriginIssue.FINGERPRINT_UNKNOWN, (
-            f"{who}: the master fingerprint is unknown (00000000); signers find their keys by it")))
+            f"{who}: the master fingerprint is unknown (the file gives none); signers find their keys by it")))
     if key.depth != len(path):
         out.append((OriginIssue.DEPTH, (
             f"{who}: the xpub has depth {key.depth} but the key origin path {format_path(path)} has "
@@ -222,7 +222,7 @@ def origin_problems(fp: bytes, path: "tuple[int, ...]", key: ExtendedKey) -> "li
         out.append((OriginIssue.FINGERPRINT, (
             f"{who}: this is a master key whose own fingerprint is {key.fingerprint.hex()}; the record's "
             "fingerprint is wrong")))
-    if key.depth == 1 and key.parent_fingerprint != fp and fp != UNKNOWN_FINGERPRINT:
+    if key.depth == 1 and key.parent_fingerprint != fp and not unknown_fp:
         out.append((OriginIssue.FINGERPRINT, (
             f"{who}: the xpub's parent fingerprint is {key.parent_fingerprint.hex()}, not the master "
             "fingerprint given; the record mixes keys from different seeds")))
