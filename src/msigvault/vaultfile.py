@@ -66,6 +66,11 @@ class VaultFile:
     def registered(self, fingerprint: "bytes | str") -> RegisteredVault:
         """The vault as keyholder ``fingerprint`` registered it; RegistrationError if they did not."""
         fp = bytes.fromhex(fingerprint) if isinstance(fingerprint, str) else fingerprint
+        if all(c.fingerprint != fp for c in self.vault.cosigners):
+            raise RegistrationError(
+                f"this key (fingerprint {fp.hex()}) is not a cosigner of the vault {self.name!r}: check you "
+                "loaded the right key and the right vault"
+            )
         for r in self.registrations:
             if r.fingerprint == fp:
                 return RegisteredVault(self.vault, self.name, r)
@@ -90,9 +95,11 @@ class VaultFile:
 def load_vault_file(path: "str | os.PathLike") -> VaultFile:
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_VAULT_FILE_SIZE:
+        with p.open("rb") as f:
+            raw = f.read(MAX_VAULT_FILE_SIZE + 1)  # bounded even for special files (/dev/zero)
+        if len(raw) > MAX_VAULT_FILE_SIZE:
             raise VaultFileError(f"{p} is larger than {MAX_VAULT_FILE_SIZE:,} bytes: it is not a vault file")
-        text = p.read_text()
+        text = raw.decode()
     except FileNotFoundError:
         raise VaultFileError(f"vault file {p} does not exist: create one with 'msigvault vault create'") from None
     except (OSError, UnicodeDecodeError) as e:

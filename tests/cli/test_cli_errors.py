@@ -45,6 +45,7 @@ def world(tmp_path_factory):
        "-o", "other.json", cwd=d)
     for name in ("a", "b", "c"):
         ok("vault", "verify", "vault.json", "--key", f"{name}.key", "--yes", cwd=d)
+    ok("vault", "verify", "other.json", "--key", "a.key", "--yes", cwd=d)
     ok("regtest", "init", "chain", cwd=d)
     address = json.loads(ok("vault", "address", "vault.json", "--json", cwd=d).stdout)[0]["address"]
     ok("regtest", "fund", "chain", address, "500000", cwd=d)
@@ -123,7 +124,7 @@ def test_bad_destination(world):
     fails("psbt", "create", "vault.json", "--chain", "chain", "--to", "bc1qnotanaddress:1000", "--fee-rate", "2",
           "-o", "x.psbt", match="address", cwd=world)
     fails("psbt", "create", "vault.json", "--chain", "chain", "--to", "nocolon", "--fee-rate", "2",
-          "-o", "x.psbt", match="ADDRESS:SATS", cwd=world)
+          "-o", "x.psbt", match="ADDRESS:AMOUNT", cwd=world)
 
 
 def test_insufficient_funds(world):

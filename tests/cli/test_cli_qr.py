@@ -29,6 +29,7 @@ def test_qr_round_trip_and_sign_from_frames(tmp_path):
     mine = (tmp_path / "k.cosigner").read_text().strip()
     vault = Vault.multisig(2, [mine, *others], network=Network.REGTEST)
     VaultFile(vault, "qr").save(tmp_path / "vault.json")
+    run("vault", "verify", "vault.json", "--key", "k.key", "--yes", cwd=tmp_path, passphrase="pw")
     utxos = [synthetic_utxo(vault, 100_000, index=i) for i in range(8)]
     psbt = vault.create_psbt(utxos, [(bytes.fromhex("0014") + bytes(20), 700_000)], fee_rate=2.0, change_index=0)
     (tmp_path / "spend.psbt").write_bytes(psbt.serialize())

@@ -128,3 +128,23 @@ def test_three_passphrase_tries_at_a_prompt(site, monkeypatch):
     with pytest.raises(WrongPassphrase):
         common.unlock_root(site / "c.key", None)
     assert next(typed) == PW  # one try only when the passphrase does not come from a person
+
+
+def test_scriptable_address_and_amount_units(site):
+    plain = ok("vault", "address", "vault.json", "--index", "2", "--count", "2", cwd=site).stdout.split()
+    rows = json.loads(ok("vault", "address", "vault.json", "--index", "2", "--count", "2", "--json", cwd=site).stdout)
+    assert plain == [r["address"] for r in rows] and plain[0].startswith("bcrt1")
+    payee = "bcrt1q9czysk38atc47sw05yfg7p80m6p94a48rakthz"
+    out = json.loads(ok("psbt", "create", "vault.json", "--chain", "chain", "--to", f"{payee}:0.001btc",
+                        "--fee-rate", "2", "-o", "btc.psbt", "--json", cwd=site).stdout)
+    assert [o["amount"] for o in out["outputs"] if o["kind"] == "payment"] == [100_000]
+    out = json.loads(ok("psbt", "create", "vault.json", "--chain", "chain", "--to", f"{payee}:max",
+                        "--fee-rate", "2", "-o", "max.psbt", "--json", cwd=site).stdout)
+    assert len(out["outputs"]) == 1 and out["outputs"][0]["amount"] + out["fee"] == 500_000
+    text = ok("psbt", "inspect", "vault.json", "max.psbt", cwd=site).stdout
+    assert f"({out['outputs'][0]['amount']:,} sat)" in text and " BTC (" in text
+    fails("psbt", "create", "vault.json", "--chain", "chain", "--to", f"{payee}:0.000000001btc",
+          "--fee-rate", "2", "-o", "bad.psbt", match="whole number of sats", cwd=site)
+    fails("psbt", "create", "vault.json", "--chain", "chain", "--to", f"{payee}:max", "--to", f"{payee}:1000",
+          "--fee-rate", "2", "-o", "bad.psbt", match="give no other --to", cwd=site)
+    assert not (site / "bad.psbt").exists()

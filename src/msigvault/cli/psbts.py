@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..amounts import format_amount
 from .common import (
     CliError,
     approve,
@@ -37,12 +38,15 @@ def psbt():
 
 
 def _parse_destination(text: str):
+    """ADDRESS:AMOUNT with AMOUNT as 0.5btc, 50000sat, 50000 (sats) or max (everything, minus the fee)."""
+    from ..amounts import parse_amount
+
     if ":" not in text:
-        raise CliError(f"--to takes ADDRESS:SATS, got {text!r}")
+        raise CliError(f"--to takes ADDRESS:AMOUNT (0.5btc, 50000sat, 50000 or max), got {text!r}")
     address, amount = text.rsplit(":", 1)
-    if not amount.isdigit():
-        raise CliError(f"--to amount must be a whole number of sats, got {amount!r}")
-    return address, int(amount)
+    if amount.strip().lower() == "max":
+        return address, None
+    return address, parse_amount(amount)
 
 
 def fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction):
@@ -79,7 +83,8 @@ def load_utxos(path):
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.option("--utxos", "utxo_file", type=click.Path(dir_okay=False), help="JSON list of the vault's UTXOs.")
 @click.option("--chain", "chain_dir", type=click.Path(file_okay=False), help="Take the UTXOs from this regtest chain.")
-@click.option("--to", "destinations", multiple=True, required=True, help="ADDRESS:SATS (repeatable).")
+@click.option("--to", "destinations", multiple=True, required=True,
+              help="ADDRESS:AMOUNT, AMOUNT as 0.5btc, 50000sat, 50000 (sats) or max (everything minus the fee); repeatable.")
 @click.option("--fee-rate", type=float, required=True, help="sat/vB")
 @click.option("--change-index", type=int, default=None, help="Default: the vault file's next change index.")
 @click.option("--psbt-version", type=click.Choice(["0", "2"]), default="0", show_default=True)
@@ -121,15 +126,23 @@ def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_
     if qr_dir is not None:
         require_qr_extra()
         check_writable_dir(qr_dir)
-    p = vf.vault.create_psbt(utxos, [_parse_destination(d) for d in destinations], fee_rate=fee_rate,
-                             change_index=index, rbf=not no_rbf, current_height=height,
-                             version=int(psbt_version), fee_limits=limits)
+    outputs = [_parse_destination(d) for d in destinations]
+    if any(amount is None for _, amount in outputs):
+        if len(outputs) != 1:
+            raise CliError("ADDRESS:max sends everything to one address: give no other --to")
+        from ..psbt.creator import create_sweep
+
+        p = create_sweep(vf.vault, utxos, outputs[0][0], fee_rate=fee_rate, rbf=not no_rbf,
+                         current_height=height, version=int(psbt_version), fee_limits=limits)
+    else:
+        p = vf.vault.create_psbt(utxos, outputs, fee_rate=fee_rate, change_index=index, rbf=not no_rbf,
+                                 current_height=height, version=int(psbt_version), fee_limits=limits)
     write_psbt(p, output, fmt, force=force, qr_dir=qr_dir)
     if change_index is None or change_index >= vf.next_change_index:
         vf.with_next_change_index(index + 1).save(vaultfile, overwrite=True)
     a = analyze(p, vf.vault)
     emit(as_json, {**a, "output": output},
-         f"wrote {output}: {p.input_count} input(s), {p.output_count} output(s), fee {a['fee']} sats "
+         f"wrote {output}: {p.input_count} input(s), {p.output_count} output(s), fee {format_amount(a['fee'])} "
          f"({a['fee_rate']} sat/vB); next: send it to {vf.vault.m} keyholders to sign")
 
 
@@ -137,12 +150,14 @@ def _inspect_text(a: dict) -> str:
     lines = [f"{a['vault']}, txid {a['txid']}"]
     for x in a["inputs"]:
         signed = ", ".join(x["signed_by"]) or "nobody"
-        lines.append(f"  input {x['index']}: {x['amount']} sats from {x['outpoint']}, signed by {signed}"
+        amount = "unknown amount" if x["amount"] is None else format_amount(x["amount"])
+        lines.append(f"  input {x['index']}: {amount} from {x['outpoint']}, signed by {signed}"
                      + (" (finalized)" if x["finalized"] else f", needs {x['signatures_needed']} more"))
     for o in a["outputs"]:
-        lines.append(f"  output {o['index']}: {o['kind']:<13} {o['amount']:>12} sats  {o['address']}"
+        lines.append(f"  output {o['index']}: {o['kind']:<13} {format_amount(o['amount']):>36}  {o['address']}"
                      + ("  SUSPICIOUS" if o["suspicious"] else ""))
-    lines.append(f"  fee {a['fee']} sats, {a['fee_rate']} sat/vB, about {a['estimated_vsize']} vB")
+    fee = "unknown" if a["fee"] is None else f"{format_amount(a['fee'])}, {a['fee_rate']} sat/vB"
+    lines.append(f"  fee {fee}, about {a['estimated_vsize']} vB")
     lines.append(f"next step: {a['next_role']}")
     lines += [f"problem: {p}" for p in a["problems"]]
     return "\n".join(lines)
@@ -282,6 +297,6 @@ def psbt_finalize(vaultfile, psbtfile, output, tx_output, fmt, force, as_json):
     emit(as_json, {"output": output, "txid": tx.txid, "vsize": tx.vsize, "fee": tx.fee,
                    "verified_by_kernel": tx.verified_by_kernel, "verified_against": tx.verified_against.value,
                    "tx": tx.hex()},
-         f"finalized {output}: txid {tx.txid}, {tx.vsize} vB, fee {tx.fee} sats"
+         f"finalized {output}: txid {tx.txid}, {tx.vsize} vB, fee {format_amount(tx.fee)}"
          + (f", scripts verified by libbitcoinkernel against {tx.verified_against.describe()}"
             if tx.verified_by_kernel else f", fee computed from {tx.verified_against.describe()}"))

@@ -144,12 +144,16 @@ def vault_verify(vaultfile, keyfile, index_limit, yes, passphrase_fd, as_json):
 @click.option("--change", is_flag=True, help="Change branch (1) instead of receive (0).")
 @json_option
 def vault_address(vaultfile, index, count, change, as_json):
-    """Derive addresses. Verify a receive address on the keyholders' own copies before sharing it."""
+    """Derive addresses (printed one per line; --json for index and address).
+
+    Verify a receive address on the keyholders' own copies before sharing it.
+    """
     vf = load_vault(vaultfile)
     if count < 1 or count > 100_000:
         raise CliError("--count must be from 1 to 100000")
     rows = [{"index": i, "address": vf.vault.address(i, change=change)} for i in range(index, index + count)]
-    emit(as_json, rows, "\n".join(f"{r['index']}: {r['address']}" for r in rows))
+    # plain addresses, one per line, so that $(msigvault vault address v.json) is the address
+    emit(as_json, rows, "\n".join(r["address"] for r in rows))
 
 
 @vault.command("export")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from embit.util import secp256k1 as _secp
 
+from ..amounts import format_amount
 from ..errors import SignerRefusal
 from ..keys.bip32 import SECP256K1_N, ExtendedKey
 from ..keys.cosigner import Cosigner
@@ -94,20 +95,16 @@ class SigningSummary:
         if self.vault_name is not None:
             lines.append(f"Vault {self.vault_name!r} (registered), policy id {self.policy_id}")
         lines.append(f"Signing as {self.fingerprint}: spending {self.inputs} vault input(s) worth "
-                     f"{_btc(self.input_total)}")
+                     f"{format_amount(self.input_total)}")
         for o in self.outputs:
             label = {"payment": "PAY", "change": "change back to vault", "vault-receive": "to vault (receive)"}[o.kind]
             where = ""
             if o.vault_index is not None:
                 where = f" ({'change' if o.kind == 'change' else 'receive'} index {o.vault_index})"
-            lines.append(f"  output {o.index}: {label:<22} {_btc(o.amount):>20}  {o.address}{where}")
-        lines.append(f"  fee: {_btc(self.fee)} = {self.fee_rate:.2f} sat/vB for about {self.vsize} vB")
+            lines.append(f"  output {o.index}: {label:<22} {format_amount(o.amount):>36}  {o.address}{where}")
+        lines.append(f"  fee: {format_amount(self.fee)} = {self.fee_rate:.2f} sat/vB for about {self.vsize} vB")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def _btc(sats: int) -> str:
-    return f"{sats / 1e8:,.8f} BTC"
 
 
 @dataclass
