@@ -148,3 +148,15 @@ def test_scriptable_address_and_amount_units(site):
     fails("psbt", "create", "vault.json", "--chain", "chain", "--to", f"{payee}:max", "--to", f"{payee}:1000",
           "--fee-rate", "2", "-o", "bad.psbt", match="give no other --to", cwd=site)
     assert not (site / "bad.psbt").exists()
+
+
+def test_shell_completion_as_documented(tmp_path):
+    from pathlib import Path
+
+    command = str(Path(sys.executable).parent / "msigvault")  # the installed entry point
+    env = {**os.environ, "_MSIGVAULT_COMPLETE": "bash_source"}
+    proc = subprocess.run([command], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "_msigvault_completion" in proc.stdout
+    env = {**os.environ, "_MSIGVAULT_COMPLETE": "bash_complete", "COMP_WORDS": "msigvault psbt si", "COMP_CWORD": "2"}
+    proc = subprocess.run([command], env=env, capture_output=True, text=True, timeout=60)
+    assert "plain,sign" in proc.stdout.split()  # click bash_complete answers TYPE,VALUE lines
