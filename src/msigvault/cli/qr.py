@@ -36,6 +36,25 @@ def _single_text(data: "bytes | None", descriptor: "str | None", fmt: str) -> st
     return psbt_to_ur_parts(data, max_fragment_len=10**9)[0]
 
 
+#: Frames above which the command warns and names better ways to move the PSBT.
+MANY_FRAMES = 500
+_SECONDS_PER_FRAME = 0.03  # rendering one PNG frame on the 2-core reference machine (measured)
+
+
+def _announce(total: int, data: bytes, fmt: str, bbqr_total: int) -> None:
+    """Say on stderr, before any work, how many frames are coming and how long they take."""
+    loop = total / 4
+    click.echo(f"{len(data):,}-byte PSBT: {total:,} frames, about {total * _SECONDS_PER_FRAME:.0f} s to render, "
+               f"a {loop:.0f} s loop at 4 frames/s", err=True)
+    if total > MANY_FRAMES:
+        better = "carry the PSBT file instead (USB stick or SD card: one step, no scanning)"
+        if fmt == "ur" and bbqr_total < total:
+            better += f", or use --format bbqr (compressed: {bbqr_total:,} frames)"
+        better += ", or larger frames (--fragment / --max-version) if the camera is good"
+        click.echo(f"warning: {total:,} frames take a keyholder over {loop / 60:.0f} minute(s) to scan: {better}",
+                   err=True)
+
+
 @qr.command("encode")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(), required=True,
@@ -79,12 +98,18 @@ def qr_encode(file, output, fmt, animate, fragment, max_version, terminal, vault
     else:
         data = load_psbt(file).serialize()
         if animate:
-            if fmt == "bbqr":
-                paths = q.write_animated_bbqr(data, output, max_version=max_version or DEFAULT_MAX_VERSION,
-                                              overwrite=force)
-            else:
-                paths = q.write_animated_qr(data, output, max_fragment_len=fragment or DEFAULT_FRAGMENT,
-                                            overwrite=force)
+            version, frag = max_version or DEFAULT_MAX_VERSION, fragment or DEFAULT_FRAGMENT
+            total = q.animated_frame_count(data, fmt=fmt, max_fragment_len=frag, max_version=version)
+            _announce(total, data, fmt, q.animated_frame_count(data, fmt="bbqr", max_version=version))
+            with click.progressbar(length=total, label="rendering frames", file=click.get_text_stream("stderr")) as bar:
+                def progress(done: int, _total: int) -> None:
+                    bar.update(1)
+                if fmt == "bbqr":
+                    paths = q.write_animated_bbqr(data, output, max_version=version, overwrite=force,
+                                                  progress=progress)
+                else:
+                    paths = q.write_animated_qr(data, output, max_fragment_len=frag, overwrite=force,
+                                                progress=progress)
             emit(as_json, {"format": fmt, "frames": [str(p) for p in paths]},
                  f"wrote {len(paths)} files into {output}: show the GIF, or the PNG frames in a loop")
             return

@@ -19,6 +19,7 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import Callable
 
 from ..fileio import FileExists, write_atomic
 from . import IncompleteTransfer, TransportError
@@ -119,13 +120,14 @@ def qr_terminal(data: str, *, border: int = 2, error: str = "L") -> str:
 def write_animated_qr(psbt_bytes, directory, *, max_fragment_len: int = DEFAULT_MAX_FRAGMENT_LEN,
                       extra_parts: "int | None" = None, gif: bool = True, scale: int = 4,
                       border: int = 4, frame_ms: int = 250, ur_type: str = "crypto-psbt",
-                      overwrite: bool = False) -> "list[Path]":
+                      overwrite: bool = False, progress: "Callable[[int, int], None] | None" = None) -> "list[Path]":
     """Write a PSBT as an animated QR: numbered PNG frames ``frame-0001.png`` ... and, with
     ``gif=True``, ``animated.gif`` playing them in a loop (``frame_ms`` per frame).
 
     The frames are the ``ur:crypto-psbt`` parts: each fragment once, then ``extra_parts`` fountain
     parts (default: half as many again), which let a scanner that missed frames finish quickly.
     Returns the PNG paths in order, followed by the GIF path if one was written.
+    ``progress(done, total)`` is called after each frame (for a progress bar).
 
     ``overwrite=False`` refuses a directory that already holds frames (frames of two PSBTs must
     never mix); ``overwrite=True`` replaces them and removes leftover frames of the old set.
@@ -143,12 +145,13 @@ def write_animated_qr(psbt_bytes, directory, *, max_fragment_len: int = DEFAULT_
             extra_parts = math.ceil(len(parts) / 2)
         parts = psbt_to_ur_parts(psbt_bytes, max_fragment_len, extra_parts=extra_parts, ur_type=ur_type)
     return _write_frames(parts, directory, None, gif=gif, scale=scale, border=border, frame_ms=frame_ms,
-                         overwrite=overwrite)
+                         overwrite=overwrite, progress=progress)
 
 
 def write_animated_bbqr(data, directory, *, max_version: int = bbqr.DEFAULT_MAX_VERSION,
                         encoding: str = "Z", file_type: str = "P", gif: bool = True, scale: int = 4,
-                        border: int = 4, frame_ms: int = 250, overwrite: bool = False) -> "list[Path]":
+                        border: int = 4, frame_ms: int = 250, overwrite: bool = False,
+                        progress: "Callable[[int, int], None] | None" = None) -> "list[Path]":
     """Write a PSBT (or, with another ``file_type``, any file) as BBQr frames: ``frame-0001.png``
     ... in part order and, with ``gif=True``, ``animated.gif`` playing them in a loop.
 
@@ -163,7 +166,17 @@ def write_animated_bbqr(data, directory, *, max_version: int = bbqr.DEFAULT_MAX_
     payload = _psbt_bytes(data) if file_type == "P" else data
     split = bbqr.bbqr_split(payload, file_type, encoding=encoding, max_version=max_version)
     return _write_frames(split.parts, directory, split.version, gif=gif, scale=scale, border=border,
-                         frame_ms=frame_ms, overwrite=overwrite)
+                         frame_ms=frame_ms, overwrite=overwrite, progress=progress)
+
+
+def animated_frame_count(data: bytes, *, fmt: str = "ur", max_fragment_len: int = DEFAULT_MAX_FRAGMENT_LEN,
+                         max_version: int = bbqr.DEFAULT_MAX_VERSION) -> int:
+    """How many frames :func:`write_animated_qr` (``fmt="ur"``, default extras) or
+    :func:`write_animated_bbqr` (``fmt="bbqr"``) would write for ``data``, without rendering."""
+    if fmt == "bbqr":
+        return len(bbqr.bbqr_split(data, "P", encoding="Z", max_version=max_version).parts)
+    fragments = len(psbt_to_ur_parts(data, max_fragment_len, extra_parts=0))
+    return fragments if fragments == 1 else fragments + math.ceil(fragments / 2)
 
 
 def _check_frame_ms(frame_ms) -> None:
@@ -172,7 +185,7 @@ def _check_frame_ms(frame_ms) -> None:
 
 
 def _write_frames(parts, directory, version: "int | None", *, gif: bool, scale: int, border: int,
-                  frame_ms: int, overwrite: bool) -> "list[Path]":
+                  frame_ms: int, overwrite: bool, progress=None) -> "list[Path]":
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -190,6 +203,8 @@ def _write_frames(parts, directory, version: "int | None", *, gif: bool, scale: 
         paths.append(write_atomic(directory / FRAME_PATTERN.format(i), png, overwrite=True))
         if gif:
             images.append(png)
+        if progress is not None:
+            progress(i, len(parts))
     keep = {p.name for p in paths}
     for old in existing:  # leftovers of a longer previous animation must not stay behind
         if old.name not in keep and old.name != GIF_NAME:
