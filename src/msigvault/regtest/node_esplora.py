@@ -76,6 +76,7 @@ class Esplora:
             match = pattern.match(path)
             if match and verb == method:
                 with self.state.lock:
+                    self.state.sync()
                     try:
                         args = [g for g in match.groups()]
                         return fn(body, *args) if verb == "POST" else fn(*args)

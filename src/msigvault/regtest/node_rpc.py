@@ -120,6 +120,7 @@ class CoreRpc:
             raise RpcError(RPC_INVALID_REQUEST, "Params must be an array or object")
         kwargs = {"wallet": wallet} if "wallet" in fn.__code__.co_varnames[:fn.__code__.co_argcount] else {}
         with self.state.lock:
+            self.state.sync()
             try:
                 return fn(*args, **kwargs)
             except RpcError:
@@ -660,7 +661,7 @@ def expand_descriptor(desc: str, rng: Any, network, *, require_checksum: bool) -
     from ..policy.vault import Vault
 
     try:
-        vault = Vault.from_descriptor(body, network=network)
+        vault = Vault.from_descriptor(body, network=network, require_checksum=False)
     except MsigvaultError as e:
         raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, f"{e}") from None
     branches = [0, 1] if "<0;1>" in body else ([1] if "/1/*" in body else [0])

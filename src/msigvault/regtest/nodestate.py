@@ -100,6 +100,18 @@ class NodeState:
 
     # -- the index ---------------------------------------------------------------------------
 
+    def sync(self) -> None:
+        """Index blocks mined on the chain directly (``chain.fund``, ``chain.mine``); drop
+        mempool transactions a block confirmed or conflicted."""
+        with self.lock:
+            if self.indexed_height == self.chain.height:
+                return
+            self._sync()
+            for txid, rec in list(self.mempool.items()):
+                if txid in self.txs or any((i.txid.hex(), i.vout) in self.spender
+                                           for i in rec.ptx.tx.vin):
+                    self.remove_from_mempool(txid)
+
     def _sync(self) -> None:
         """Index every block of the chain not indexed yet."""
         for height in range(self.indexed_height + 1, self.chain.height + 1):
