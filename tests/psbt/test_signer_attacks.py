@@ -363,3 +363,21 @@ def test_analyze_says_when_a_psbt_does_not_spend_from_the_vault():
     psbt = spend(other, [synthetic_utxo(other, 300_000, seed="o")])
     a = analyze(psbt, vault)
     assert a["spends_from_vault"] is False and a["problems"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_analyze_verifies_final_fields_instead_of_trusting_them(script):
+    from msigvault.psbt.combiner import combine
+    from msigvault.psbt.finalizer import finalize
+
+    vault, holders = make_vault(script)
+    psbt = spend(vault, [synthetic_utxo(vault, 300_000, seed="final")])
+    final = finalize(combine([sign(psbt, vault, h.root)[0] for h in holders[:2]], vault), vault)
+    good = analyze(final, vault)
+    assert good["problems"] == [] and good["next_role"] == "extractor"
+    assert good["inputs"][0]["vault_index"] == [0, 0]
+    t = F.PSBT_IN_FINAL_SCRIPTSIG if script == "sh" else F.PSBT_IN_FINAL_SCRIPTWITNESS
+    value = bytes(final.inputs[0].get(t))
+    final.inputs[0].set(t, b"", value[:-40] + bytes([value[-40] ^ 1]) + value[-39:])
+    bad = analyze(final, vault)
+    assert any("input 0" in p and "final scriptSig/witness" in p for p in bad["problems"]), bad["problems"]

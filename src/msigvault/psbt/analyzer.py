@@ -15,6 +15,7 @@ from ..policy.vault import Vault
 from . import fields as F
 from .common import classify_output, has_vault_template, resolve_input, signature_state, spent_output, unsigned_tx
 from .psbt import Psbt
+from .satisfaction import has_final, resolve_vault_input, verify_final
 from .sighash import SighashCache
 from .weight import input_weight, tx_weight, vsize
 
@@ -33,8 +34,12 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
     for i in range(psbt.input_count):
         m = psbt.inputs[i]
         try:
-            if m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None:
-                resolved.append((None, spent_output(psbt, i, _Problem, require_full_tx=False)))
+            if has_final(m):
+                try:
+                    resolved.append(resolve_vault_input(psbt, i, vault, _Problem, finalized=True))
+                except _Problem as e:
+                    problems.append(str(e))
+                    resolved.append((None, spent_output(psbt, i, _Problem, require_full_tx=False)))
             else:
                 resolved.append(resolve_input(psbt, i, vault, _Problem, require_full_tx=False))
         except _Problem as e:
@@ -54,6 +59,16 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
             inputs.append(entry)
             continue
         d, spent = r
+        if final:  # what the extractor will put in the transaction: verified, never trusted
+            if spent_all is not None or vault.script != "tr":
+                try:
+                    verify_final(m, d, vault, i, cache, spent.amount, _Problem, f"input {i}")
+                except _Problem as e:
+                    problems.append(str(e))
+            entry.update(amount=spent.amount, vault_index=[d.branch, d.index], signed_by=[], missing=[],
+                         signatures_needed=0)
+            inputs.append(entry)
+            continue
         signed, invalid = [], []
         for pos, pk in enumerate(d.pubkeys):
             fp = vault.cosigners[d.signers[pos]].fingerprint.hex()
