@@ -155,7 +155,7 @@ def test_open_backend_url_forms_reach_the_same_node(hx, history, expected):
     user, password = node.credentials()[0].decode().split(":", 1)
     for url in (f"core+http://{user}:{password}@127.0.0.1:{port}",
                 f"core+http://{user}:{password}@127.0.0.1:{port}?wallet=vault&timeout=5",
-                f"esplora+{node.esplora_url}?concurrency=2"):
+                f"esplora+{node.esplora_url}?concurrency=4"):
         with open_backend(url, vault.network) as backend:
             result = scan_vault(vault, backend)
         assert {(u.utxo.outpoint, u.utxo.amount, u.utxo.branch, u.utxo.index)

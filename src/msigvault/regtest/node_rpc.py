@@ -11,7 +11,6 @@ from typing import Any, Callable, Optional
 
 from ..address import script_from_address
 from ..errors import MsigvaultError
-from ..policy.checksum import split_checksum
 from .blocks import parse_block, parse_tx
 from .chain import ANYONE_CAN_SPEND_SCRIPT_PUBKEY
 from .nodestate import HEX, NodeState, Reject, Wallet
@@ -642,14 +641,20 @@ def _broadcast_error(r: Reject) -> RpcError:
 
 def expand_descriptor(desc: str, rng: Any, network, *, require_checksum: bool) -> list:
     """(scriptPubKey, index or None, is_change) for ``addr()``, ``raw()`` and vault descriptors."""
-    from ..errors import InvalidDescriptor
+    from ..policy.checksum import descriptor_checksum
 
+    body, sep, given = desc.partition("#")
+    if not sep and require_checksum:
+        raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Missing checksum")
+    if len(body) > 100_000:
+        raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "descriptor is too long")
     try:
-        body, _checksum = split_checksum(desc, require=require_checksum)
-    except InvalidDescriptor as e:
-        text = str(e)
+        computed = descriptor_checksum(body)
+    except MsigvaultError as e:
+        raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, str(e)) from None
+    if sep and given != computed:
         raise RpcError(RPC_INVALID_ADDRESS_OR_KEY,
-                       "Missing checksum" if "missing" in text.lower() else text) from None
+                       f"Provided checksum '{given}' does not match computed checksum '{computed}'")
     if body.startswith("addr(") and body.endswith(")"):
         try:
             return [(script_from_address(body[5:-1], network), None, False)]
