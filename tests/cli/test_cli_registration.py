@@ -160,3 +160,24 @@ def test_shell_completion_as_documented(tmp_path):
     env = {**os.environ, "_MSIGVAULT_COMPLETE": "bash_complete", "COMP_WORDS": "msigvault psbt si", "COMP_CWORD": "2"}
     proc = subprocess.run([command], env=env, capture_output=True, text=True, timeout=60)
     assert "plain,sign" in proc.stdout.split()  # click bash_complete answers TYPE,VALUE lines
+
+
+def test_vault_create_refuses_unseparated_test_keys_unless_accepted(tmp_path):
+    from msigvault.keys.cosigner import Cosigner
+    from msigvault.network import Network
+    from msigvault.testing.keyholders import TestKeyholder
+
+    records = [str(Cosigner.from_root(TestKeyholder.from_label(f"cli-45-{i}").root, "m/45h", Network.REGTEST))
+               for i in range(2)]
+    fails("vault", "create", "-m", "2", *records, "--script", "sh", "-n", "regtest", "-o", "v.json",
+          match="unseparated-test-keys", cwd=tmp_path)
+    assert not (tmp_path / "v.json").exists()
+    out = json.loads(ok("vault", "create", "-m", "2", *records, "--script", "sh", "-n", "regtest", "-o", "v.json",
+                        "--accept", "unseparated-test-keys", "--json", cwd=tmp_path).stdout)
+    assert out["accepted_deviations"] and "mainnet too" in out["accepted_deviations"][0]
+    shown = json.loads(ok("vault", "show", "v.json", "--json", cwd=tmp_path).stdout)
+    assert shown["accepted_deviations"] == out["accepted_deviations"]
+    # the default sh path on a test network is separated from mainnet's m/45'
+    ok("key", "new", "k.key", "--skip-backup-check", cwd=tmp_path)
+    ok("key", "cosigner", "k.key", "-n", "regtest", "--script", "sh", "-o", "k.cosigner", cwd=tmp_path)
+    assert "/45h/1h/0h]" in (tmp_path / "k.cosigner").read_text()
