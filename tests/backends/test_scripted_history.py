@@ -132,7 +132,7 @@ def test_a_fee_below_the_relay_minimum_is_rejected_with_cores_words(hx, history,
             backend.broadcast(cheap)
         assert e.value.reason.startswith("min relay fee not met, 10 < ")
         if name == "core":
-            assert e.value.code == -26
+            assert e.value.rpc_code == -26
         if name in ("core", "regtest"):
             verdict = backend.test_accept(cheap)
             assert not verdict.allowed and "min relay fee not met" in verdict.reason

@@ -40,6 +40,8 @@ TESTNET4_GENESIS = "00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8b
 class BackendError(ChainError):
     """A chain backend failed or refused; ``where`` names the backend, ``what`` the request."""
 
+    code = "backend.error"
+
     def __init__(self, message: str, *, where: str = "", what: str = ""):
         self.where = where
         self.what = what
@@ -50,45 +52,64 @@ class BackendError(ChainError):
 class BackendUnavailable(BackendError):
     """The server could not be reached (refused, reset, name not found)."""
 
+    code = "backend.unavailable"
+
 
 class BackendTimeout(BackendUnavailable):
     """The server did not answer within the timeout."""
+
+    code = "backend.timeout"
 
 
 class BackendAuthError(BackendError):
     """The server refused our credentials."""
 
+    code = "backend.auth"
+
 
 class BackendProtocolError(BackendError):
     """The answer was truncated, malformed, too large or not of the documented shape."""
 
+    code = "backend.protocol"
+
 
 class BackendServerError(BackendError):
-    """The server answered with an error (HTTP 5xx or an RPC error), ``code`` if it gave one."""
+    """The server answered with an error (HTTP 5xx or an RPC error): ``rpc_code`` is the RPC
+    error code or HTTP status it gave, if any."""
+
+    code = "backend.server-error"
 
     def __init__(self, message: str, *, code: Optional[int] = None, where: str = "", what: str = ""):
-        self.code = code
+        self.rpc_code = code
         super().__init__(message, where=where, what=what)
 
 
 class BackendUnsupported(BackendError):
     """This backend (or this server) cannot answer that question."""
 
+    code = "backend.unsupported"
+
 
 class TxNotFound(BackendError):
     """The server knows no transaction with that txid."""
+
+    code = "backend.tx-not-found"
 
 
 class BackendNetworkMismatch(BackendError, NetworkMismatch):
     """The server serves another network than the vault's."""
 
+    code = "backend.network-mismatch"
+
 
 class BroadcastRejected(BackendError):
     """The node refused the transaction; ``reason`` is its reject reason as it worded it."""
 
+    code = "backend.broadcast-rejected"
+
     def __init__(self, reason: str, *, code: Optional[int] = None, where: str = "", txid: str = ""):
         self.reason = reason
-        self.code = code
+        self.rpc_code = code
         self.txid = txid
         what = f"broadcast of {txid}" if txid else "broadcast"
         super().__init__(f"the node rejected the transaction: {reason}; nothing was broadcast",
@@ -97,6 +118,8 @@ class BroadcastRejected(BackendError):
 
 class BackendDisagreement(BackendError):
     """Two backends gave different answers to the same question."""
+
+    code = "backend.disagreement"
 
 
 @dataclass(frozen=True)

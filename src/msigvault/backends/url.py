@@ -33,6 +33,8 @@ MAX_URL = 2048
 class BackendUrlError(BackendError):
     """A --backend URL is malformed or names an unknown backend."""
 
+    code = "backend.url"
+
 
 @dataclass(frozen=True)
 class BackendSpec:

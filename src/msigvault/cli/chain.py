@@ -126,12 +126,14 @@ def regtest_info(directory, as_json):
 @click.command()
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--chain", "chain_dir", type=click.Path(file_okay=False), required=True,
-              help="Regtest chain directory (other backends come later).")
+@click.option("--chain", "chain_dir", type=click.Path(file_okay=False),
+              help="Regtest chain directory: the transaction is mined in a block at once.")
+@click.option("--backend", "backend_url", metavar="URL",
+              help="Broadcast through this backend: core+http://..., esplora+https://..., regtest:DIR, bitcoinlib:PROVIDER.")
 @json_option
-def broadcast(vaultfile, file, chain_dir, as_json):
-    """Broadcast a finalized PSBT (or a raw transaction in hex) to the chain: it is mined in a block,
-    or rejected with Bitcoin Core's reason."""
+def broadcast(vaultfile, file, chain_dir, backend_url, as_json):
+    """Broadcast a finalized PSBT (or a raw transaction in hex) to a regtest chain (--chain: it is
+    mined in a block) or a backend (--backend), or have it rejected with Bitcoin Core's reason."""
     from ..psbt.psbt import Psbt
 
     vf = load_vault(vaultfile)
@@ -149,6 +151,12 @@ def broadcast(vaultfile, file, chain_dir, as_json):
         except (ValueError, UnicodeDecodeError):
             raise CliError(f"{file} is neither a PSBT nor a transaction in hex") from None
         txid = legacy_txid(F.parse_tx(raw, "transaction"))[::-1].hex()
+    if (chain_dir is None) == (backend_url is None):
+        raise CliError("give exactly one of --chain DIR or --backend URL")
+    if backend_url is not None:
+        from .backends import broadcast_with_backend
+
+        return broadcast_with_backend(vf, psbt, None if psbt is not None else raw, backend_url, as_json)
     with open_chain(chain_dir) as chain:
         extra, note = {}, ""
         if psbt is not None:

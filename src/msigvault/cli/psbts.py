@@ -83,6 +83,8 @@ def load_utxos(path):
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.option("--utxos", "utxo_file", type=click.Path(dir_okay=False), help="JSON list of the vault's UTXOs.")
 @click.option("--chain", "chain_dir", type=click.Path(file_okay=False), help="Take the UTXOs from this regtest chain.")
+@click.option("--backend", "backend_url", metavar="URL",
+              help="Take the confirmed UTXOs from this backend (see 'vault scan'); each previous transaction is checked.")
 @click.option("--to", "destinations", multiple=True, required=True,
               help="ADDRESS:AMOUNT, AMOUNT as 0.5btc, 50000sat, 50000 (sats) or max (everything minus the fee); repeatable.")
 @click.option("--fee-rate", type=float, required=True, help="sat/vB")
@@ -99,7 +101,7 @@ def load_utxos(path):
 @qr_out_option
 @force_option
 @json_option
-def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_index, psbt_version, no_rbf,
+def psbt_create(vaultfile, utxo_file, chain_dir, backend_url, destinations, fee_rate, change_index, psbt_version, no_rbf,
                 output, max_fee_sats, max_fee_rate, max_fee_fraction, fmt, qr_dir, force, as_json):
     """Create an unsigned PSBT paying --to destinations from the vault's UTXOs (coordinator).
 
@@ -110,11 +112,15 @@ def psbt_create(vaultfile, utxo_file, chain_dir, destinations, fee_rate, change_
     from ..psbt.analyzer import analyze
 
     vf = load_vault(vaultfile)
-    if (utxo_file is None) == (chain_dir is None):
-        raise CliError("give exactly one of --utxos FILE or --chain DIR")
+    if sum(x is not None for x in (utxo_file, chain_dir, backend_url)) != 1:
+        raise CliError("give exactly one of --utxos FILE, --chain DIR or --backend URL")
     height = None
     if utxo_file:
         utxos = load_utxos(utxo_file)
+    elif backend_url:
+        from .backends import backend_utxos
+
+        utxos, height = backend_utxos(vf.vault, backend_url)
     else:
         from .chain import open_chain, vault_utxos
 
