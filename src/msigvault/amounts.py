@@ -21,6 +21,8 @@ _AMOUNT = re.compile(r"(?i)^\s*([0-9][0-9_,]{0,24}(?:\.[0-9]{1,12})?)\s*(btc|sat
 class InvalidAmount(MsigvaultError):
     """An amount is malformed, has more than 8 decimals of BTC, or is out of range."""
 
+    code = "amount.invalid"
+
 
 def parse_amount(text: str) -> int:
     """Sats from ``"0.5btc"``, ``"0.5 BTC"``, ``"50000sat"``, ``"50000sats"`` or ``"50000"`` (sats).

@@ -12,6 +12,8 @@ from .errors import MsigvaultError
 class FileExists(MsigvaultError):
     """An output file already exists and overwriting was not requested."""
 
+    code = "file.exists"
+
 
 def write_atomic(path: "str | os.PathLike", data: bytes, *, secret: bool = False,
                  overwrite: bool = True) -> Path:
@@ -23,7 +25,7 @@ def write_atomic(path: "str | os.PathLike", data: bytes, *, secret: bool = False
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not overwrite and path.exists():
-        raise FileExists(f"{path} already exists: choose another name or remove it first")
+        raise FileExists(f"{path} already exists: choose another name or remove it first", path=path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         if secret:
@@ -39,11 +41,11 @@ def write_atomic(path: "str | os.PathLike", data: bytes, *, secret: bool = False
             try:
                 os.link(tmp, path)
             except FileExistsError:
-                raise FileExists(f"{path} already exists: choose another name or remove it first")
+                raise FileExists(f"{path} already exists: choose another name or remove it first", path=path)
             except OSError:
                 # filesystems without hard links (FAT/exFAT USB sticks): check, then rename
                 if path.exists():
-                    raise FileExists(f"{path} already exists: choose another name or remove it first")
+                    raise FileExists(f"{path} already exists: choose another name or remove it first", path=path)
                 os.replace(tmp, path)
             else:
                 os.unlink(tmp)

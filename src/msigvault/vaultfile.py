@@ -37,6 +37,8 @@ VERSION = 1
 class VaultFileError(MsigvaultError):
     """A vault file is missing, malformed or does not match its own policy id."""
 
+    code = "vaultfile.invalid"
+
 
 @dataclass(frozen=True)
 class VaultFile:
@@ -69,7 +71,8 @@ class VaultFile:
         if all(c.fingerprint != fp for c in self.vault.cosigners):
             raise RegistrationError(
                 f"this key (fingerprint {fp.hex()}) is not a cosigner of the vault {self.name!r}: check you "
-                "loaded the right key and the right vault"
+                "loaded the right key and the right vault",
+                fingerprint=fp,
             )
         for r in self.registrations:
             if r.fingerprint == fp:
@@ -77,7 +80,8 @@ class VaultFile:
         raise RegistrationError(
             f"this vault file holds no registration by {fp.hex()}: before signing, check the vault "
             "(compare its policy id with every keyholder) and register it with your key: "
-            "msigvault vault verify VAULTFILE --key YOUR.key"
+            "msigvault vault verify VAULTFILE --key YOUR.key",
+            fingerprint=fp,
         )
 
     def with_registration(self, registration: Registration) -> "VaultFile":
@@ -93,7 +97,15 @@ class VaultFile:
 
 
 def load_vault_file(path: "str | os.PathLike") -> VaultFile:
+    """A vault file, checked; any MsigvaultError it raises carries ``path``."""
     p = Path(path)
+    try:
+        return _load_vault_file(p)
+    except MsigvaultError as e:
+        raise e.locate(path=p)
+
+
+def _load_vault_file(p: Path) -> VaultFile:
     try:
         with p.open("rb") as f:
             raw = f.read(MAX_VAULT_FILE_SIZE + 1)  # bounded even for special files (/dev/zero)
@@ -114,16 +126,16 @@ def load_vault_file(path: "str | os.PathLike") -> VaultFile:
         raise VaultFileError(f"{p} has vault file version {obj.get('version')!r}; this msigvault reads version {VERSION}")
     for key, kind in (("name", str), ("network", str), ("descriptor", str), ("policy_id", str), ("next_change_index", int)):
         if not isinstance(obj.get(key), kind) or isinstance(obj.get(key), bool):
-            raise VaultFileError(f"vault file {p}: field {key!r} is missing or has the wrong type")
+            raise VaultFileError(f"vault file {p}: field {key!r} is missing or has the wrong type", field=key)
     accept = obj.get("accept", [])
     registrations = obj.get("registrations", [])
     if not isinstance(accept, list) or not all(isinstance(a, str) for a in accept):
-        raise VaultFileError(f"vault file {p}: field 'accept' must be a list of deviation names")
+        raise VaultFileError(f"vault file {p}: field 'accept' must be a list of deviation names", field="accept")
     if not isinstance(registrations, list):
-        raise VaultFileError(f"vault file {p}: field 'registrations' must be a list")
+        raise VaultFileError(f"vault file {p}: field 'registrations' must be a list", field="registrations")
     origin_issues = obj.get("origin_issues", [])
     if not isinstance(origin_issues, list) or not all(isinstance(a, str) for a in origin_issues):
-        raise VaultFileError(f"vault file {p}: field 'origin_issues' must be a list of names")
+        raise VaultFileError(f"vault file {p}: field 'origin_issues' must be a list of names", field="origin_issues")
     if origin_issues:  # imported from another wallet's file with key-origin warnings (docs/formats.md)
         from .formats.descriptor import vault_with_origin_issues
 
@@ -134,15 +146,16 @@ def load_vault_file(path: "str | os.PathLike") -> VaultFile:
     if vault.policy_id != obj["policy_id"]:
         raise VaultFileError(
             f"vault file {p}: the descriptor does not match the recorded policy id; the file was "
-            "altered: do not use it, restore it from a trusted copy"
+            "altered: do not use it, restore it from a trusted copy",
+            field="policy_id",
         )
     if obj["next_change_index"] < 0:
-        raise VaultFileError(f"vault file {p}: next_change_index must not be negative")
+        raise VaultFileError(f"vault file {p}: next_change_index must not be negative", field="next_change_index")
     try:
         return VaultFile(vault, obj["name"], obj["next_change_index"],
                          tuple(Registration.from_dict(r) for r in registrations))
     except RegistrationError as e:
-        raise VaultFileError(f"vault file {p}: {e}") from None
+        raise VaultFileError(f"vault file {p}: {e}", field="registrations").locate(**e.fields()) from None
 
 
 def _origin_issues(vault: Vault) -> dict:

@@ -29,6 +29,8 @@ class MsigvaultGroup(click.Group):
 class CliError(MsigvaultError):
     """A command-line usage problem that click cannot see (conflicting options, bad values)."""
 
+    code = "cli.usage"
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of text.")
 passphrase_fd_option = click.option(

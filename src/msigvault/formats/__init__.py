@@ -22,7 +22,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import InvalidKey
+from ..errors import InvalidKey, MsigvaultError
 from ..keys.cosigner import Cosigner
 from ..network import Network
 from ..policy.vault import Vault
@@ -89,7 +89,10 @@ def export_vault(vault: Vault, fmt: str, *, name: str = "msigvault", **options) 
             f"{fmt}: unknown option(s) {', '.join(sorted(options))}; this format takes "
             + (", ".join(allowed) if allowed else "no options")
         ) from None
-    return module.export(vault, name=name, **options)
+    try:
+        return module.export(vault, name=name, **options)
+    except MsigvaultError as e:
+        raise e.locate(format=fmt)
 
 
 def detect_format(text) -> str:
@@ -155,12 +158,15 @@ def import_vault(text, *, network=None, fmt: Optional[str] = None, token=None) -
     found = detect_format(text) if fmt is None else _check_fmt(fmt)
     if network is not None:
         network = Network.from_name(network)
-    if found == "bsms":
-        vault, name, warnings = bsms.parse(text, network=network, token=token)
-    else:
-        if token is not None:
-            raise FormatError(f"{found}: a TOKEN only applies to BSMS records")
-        vault, name, warnings = _MODULES[found].parse(text, network=network)
+    try:
+        if found == "bsms":
+            vault, name, warnings = bsms.parse(text, network=network, token=token)
+        else:
+            if token is not None:
+                raise FormatError(f"{found}: a TOKEN only applies to BSMS records")
+            vault, name, warnings = _MODULES[found].parse(text, network=network)
+    except MsigvaultError as e:
+        raise e.locate(format=found)
     warnings = list(warnings) + deviation_warnings(vault, found)
     return ImportedVault(vault, found, name, tuple(warnings))
 

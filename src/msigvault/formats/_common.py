@@ -48,22 +48,24 @@ SCRIPT_LABELS = {
 class FormatError(MsigvaultError):
     """A vault configuration file is malformed, unsupported, or inconsistent with itself."""
 
+    code = "format.invalid"
+
 
 @contextmanager
-def context(fmt: str, where: str = ""):
+def context(fmt: str, where: str = "", *, line: "int | None" = None):
     """Re-raise msigvault errors with the format name (and ``where`` in the file) in front,
-    keeping their class."""
+    keeping their class and structured fields; ``format`` (and ``line``) are filled in."""
     try:
         yield
     except MsigvaultError as e:
         msg = str(e)
         if msg.startswith(f"{fmt}: "):
-            raise
+            raise e.locate(format=fmt, line=line)
         try:
             new = type(e)(f"{fmt}: {where}{msg}")
         except Exception:  # an error class with another constructor: keep the original
-            raise e from None
-        raise new from None
+            raise e.locate(format=fmt, line=line) from None
+        raise new.locate(**e.fields()).locate(format=fmt, line=line) from None
 
 
 def as_text(data, fmt: str = "import") -> str:
@@ -95,7 +97,8 @@ def load_json(text: str, fmt: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise FormatError(f"{fmt}: the file is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        raise FormatError(f"{fmt}: the file is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
+                          format=fmt, line=e.lineno) from None
     except (RecursionError, ValueError):
         raise FormatError(f"{fmt}: the file is not valid JSON (nested too deeply or malformed)") from None
 

@@ -113,8 +113,8 @@ def export(vault: Vault, *, name: str = "msigvault", header: str = "created by m
 
 def _path(value: str, fmt: str, lineno: int):
     if not value:
-        raise FormatError(f"{fmt}: line {lineno}: the derivation is blank")
-    with context(fmt, f"line {lineno}: "):
+        raise FormatError(f"{fmt}: line {lineno}: the derivation is blank", line=lineno)
+    with context(fmt, f"line {lineno}: ", line=lineno):
         return parse_path(value)
 
 
@@ -153,7 +153,7 @@ def parse(text, *, network=None, fmt: str = FORMAT):
             if "pub" in line and " " not in line:
                 label, value = "", line
             else:
-                raise FormatError(f"{fmt}: line {lineno} is not 'Label: value' nor a key")
+                raise FormatError(f"{fmt}: line {lineno} is not 'Label: value' nor a key", line=lineno)
         else:
             label, _, value = line.partition(":")
             label, value = label.strip().lower(), value.strip()
@@ -163,7 +163,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
                 # last): a file that says two things is refused rather than read one way
                 raise FormatError(
                     f"{fmt}: line {lineno}: a second {label.capitalize()} line (the first is line "
-                    f"{seen_labels[label]}); a setup file states each of Name, Policy, Format and Sorted once"
+                    f"{seen_labels[label]}); a setup file states each of Name, Policy, Format and Sorted once",
+                    line=lineno,
                 )
             seen_labels[label] = lineno
         if label == "name":
@@ -171,7 +172,7 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         elif label == "policy":
             mat = _POLICY.match(value)
             if not mat:
-                raise FormatError(f"{fmt}: line {lineno}: the Policy line must read 'M of N'")
+                raise FormatError(f"{fmt}: line {lineno}: the Policy line must read 'M of N'", line=lineno)
             m, n = int(mat.group(1)), int(mat.group(2))
         elif label == "derivation":
             deriv = _path(value, fmt, lineno)
@@ -181,16 +182,18 @@ def parse(text, *, network=None, fmt: str = FORMAT):
                 if v.startswith("p2tr"):
                     raise FormatError(
                         f"{fmt}: line {lineno}: Format {value[:20]} — Coldcard's text file has no taproot format; "
-                        "taproot vaults travel as descriptors"
+                        "taproot vaults travel as descriptors",
+                        line=lineno,
                     )
                 raise FormatError(
-                    f"{fmt}: line {lineno}: unknown Format {value[:20]!r}; use P2SH, P2SH-P2WSH or P2WSH"
+                    f"{fmt}: line {lineno}: unknown Format {value[:20]!r}; use P2SH, P2SH-P2WSH or P2WSH",
+                    line=lineno,
                 )
             script = FORMAT_NAMES[v]
         elif label == "sorted":
             v = value.lower()
             if v not in ("true", "false", "yes", "no", "1", "0"):
-                raise FormatError(f"{fmt}: line {lineno}: Sorted must be true or false")
+                raise FormatError(f"{fmt}: line {lineno}: Sorted must be true or false", line=lineno)
             is_sorted = v in ("true", "yes", "1")
         elif label == "" or _XFP.match(label):
             if len(keys) >= 1000:
@@ -202,7 +205,8 @@ def parse(text, *, network=None, fmt: str = FORMAT):
                     # than read another vault than the device registers
                     raise FormatError(
                         f"{fmt}: line {lineno}: the '# derivation:' comment before this key says "
-                        f"{format_path(comment_deriv)} but the Derivation line in effect says {format_path(deriv)}"
+                        f"{format_path(comment_deriv)} but the Derivation line in effect says {format_path(deriv)}",
+                        line=lineno,
                     )
                 path = comment_deriv
                 comment_deriv = None
@@ -228,7 +232,7 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         warnings.append(FormatWarning(WarningCode.ASSUMED_DEFAULT, f"{fmt}: no Format line: P2SH assumed (Coldcard's default)"))
     cosigners, prefixes = [], []
     for i, (xfp, path, key_text, lineno) in enumerate(keys, 1):
-        with context(fmt, f"key {i} (line {lineno}): "):
+        with context(fmt, f"key {i} (line {lineno}): ", line=lineno):
             key = ExtendedKey.parse(key_text)
         if path is None:
             if key.depth == 1:
@@ -238,12 +242,14 @@ def parse(text, *, network=None, fmt: str = FORMAT):
             else:
                 raise FormatError(
                     f"{fmt}: key {i} (line {lineno}) has depth {key.depth} but no Derivation line before it: "
-                    "add 'Derivation: m/...' so signers can find their keys"
+                    "add 'Derivation: m/...' so signers can find their keys",
+                    line=lineno,
                 )
         if xfp is None or xfp == "00000000":
             xfp = implied_fingerprint(key)
             if xfp is None:
-                raise FormatError(f"{fmt}: key {i} (line {lineno}) has no master fingerprint; write it as 'XFP: xpub'")
+                raise FormatError(f"{fmt}: key {i} (line {lineno}) has no master fingerprint; write it as 'XFP: xpub'",
+                                  line=lineno)
         cosigner, notes = file_cosigner(xfp, path, key_text, fmt, i, f"key {i} ({xfp.upper()}, line {lineno}): ")
         cosigners.append(cosigner)
         warnings += notes

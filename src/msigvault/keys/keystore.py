@@ -90,9 +90,13 @@ _CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 class WrongPassphrase(KeystoreError):
     """The keystore passphrase (or the BIP39 passphrase) does not open this keystore."""
 
+    code = "keystore.wrong-passphrase"
+
 
 class CorruptKeystore(KeystoreError):
     """The file is not a keystore, is truncated, was modified, or uses an unsupported format."""
+
+    code = "keystore.corrupt"
 
 
 # -- keys that do not print themselves ---------------------------------------------------------
@@ -267,12 +271,14 @@ class Keystore:
         if self.uses_bip39_passphrase and not b39:
             raise WrongPassphrase(
                 f"keystore {self._path} (fingerprint {self.fingerprint}) was created with a BIP39 "
-                "passphrase: supply it as well as the keystore passphrase"
+                "passphrase: supply it as well as the keystore passphrase",
+                path=self._path, fingerprint=self.fingerprint,
             )
         if not self.uses_bip39_passphrase and b39:
             raise WrongPassphrase(
                 f"keystore {self._path} (fingerprint {self.fingerprint}) was created without a BIP39 "
-                "passphrase: unlock it without one"
+                "passphrase: unlock it without one",
+                path=self._path, fingerprint=self.fingerprint,
             )
         entropy = self._decrypt(passphrase)
         root = _root(entropy, b39)
@@ -283,9 +289,11 @@ class Keystore:
                 raise WrongPassphrase(
                     f"the BIP39 passphrase does not give this keystore's key (fingerprint "
                     f"{self.fingerprint}); the keystore passphrase was right: check the BIP39 "
-                    "passphrase and try again"
+                    "passphrase and try again",
+                    fingerprint=self.fingerprint,
                 )
-            raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint))
+            raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint),
+                                  path=self._path, fingerprint=self.fingerprint)
         return root
 
     def root_key(self, passphrase: str, bip39_passphrase: str = ""):
@@ -310,7 +318,8 @@ class Keystore:
         entropy = self._decrypt(passphrase)
         if not self.uses_bip39_passphrase:
             if _master_fingerprint(entropy, "") != self.fingerprint:
-                raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint))
+                raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint),
+                                      path=self._path, fingerprint=self.fingerprint)
         return bip39.mnemonic_from_bytes(entropy)
 
     def change_passphrase(self, passphrase: str, new_passphrase: str, *,
@@ -327,10 +336,12 @@ class Keystore:
         entropy = self._decrypt(passphrase)
         if not self.uses_bip39_passphrase:
             if _master_fingerprint(entropy, "") != self.fingerprint:
-                raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint))
+                raise CorruptKeystore(_tampered_fingerprint_message(self._path, self.fingerprint),
+                                      path=self._path, fingerprint=self.fingerprint)
         if _read(self._path) != self._raw:
             raise KeystoreError(
-                f"keystore {self._path} changed on disk since it was opened: open it again and retry"
+                f"keystore {self._path} changed on disk since it was opened: open it again and retry",
+                path=self._path,
             )
         data = _seal(dict(self._header["public"]), entropy, key_input, n)
         new = Keystore._from_bytes(self._path, data)
@@ -347,7 +358,8 @@ class Keystore:
             raise WrongPassphrase(
                 f"wrong passphrase or corrupted keystore {self._path} (fingerprint "
                 f"{self.fingerprint}): check the passphrase and try again; if it is surely right, "
-                "the file is damaged: restore it from a copy or from the paper backup"
+                "the file is damaged: restore it from a copy or from the paper backup",
+                path=self._path, fingerprint=self.fingerprint,
             )
         nonce = bytes.fromhex(self._header["aead"]["nonce"])
         payload = None
@@ -359,14 +371,16 @@ class Keystore:
             raise CorruptKeystore(
                 f"keystore {self._path} was modified or corrupted: the passphrase is right but the "
                 "file fails authentication; do not use it: restore it from a copy or from the "
-                "paper backup"
+                "paper backup",
+                path=self._path,
             )
         size = payload[0]
         if (len(payload) != _PAYLOAD_LEN or size not in _BYTES_TO_WORDS
                 or any(payload[1 + size:])):
             raise CorruptKeystore(
                 f"keystore {self._path} holds an invalid payload: it was written by a broken or "
-                "foreign program; restore it from the paper backup"
+                "foreign program; restore it from the paper backup",
+                path=self._path,
             )
         return bytes(payload[1:1 + size])
 
@@ -528,18 +542,21 @@ def _parse(data: bytes, path: Path) -> "tuple[dict, bytes]":
     """Validate a keystore file's bytes completely; return (header, ciphertext)."""
     if not data:
         raise CorruptKeystore(
-            f"{path} is empty: not a msigvault keystore (an interrupted copy?); use another copy"
+            f"{path} is empty: not a msigvault keystore (an interrupted copy?); use another copy",
+            path=path,
         )
     if not data.startswith(_PREFIX):
         if MAGIC.encode() in data[:256]:
             raise _damaged(path, "it does not start as a keystore does: it was edited or reformatted")
         raise CorruptKeystore(
-            f"{path} is not a msigvault keystore: check the file name"
+            f"{path} is not a msigvault keystore: check the file name",
+            path=path,
         )
     if not data.endswith(b"}\n"):
         raise CorruptKeystore(
             f"keystore {path} is truncated (the file ends early): use another copy of it or "
-            "restore from the paper backup"
+            "restore from the paper backup",
+            path=path,
         )
     obj = None
     try:
@@ -554,7 +571,8 @@ def _parse(data: bytes, path: Path) -> "tuple[dict, bytes]":
         if version > FORMAT_VERSION:
             raise CorruptKeystore(
                 f"keystore {path} uses format version {version}, newer than this msigvault "
-                f"supports ({FORMAT_VERSION}): upgrade msigvault"
+                f"supports ({FORMAT_VERSION}): upgrade msigvault",
+                path=path,
             )
         raise _damaged(path, f"unknown format version {version}")
     _expect_keys(obj, ("magic", "version", "public", "kdf", "aead", "ciphertext"), "the envelope", path)
@@ -601,7 +619,8 @@ def _parse(data: bytes, path: Path) -> "tuple[dict, bytes]":
 
 def _damaged(path: Path, why: str) -> CorruptKeystore:
     return CorruptKeystore(
-        f"keystore {path} is damaged ({why}): use another copy of it or restore from the paper backup"
+        f"keystore {path} is damaged ({why}): use another copy of it or restore from the paper backup",
+        path=path,
     )
 
 
@@ -785,7 +804,8 @@ def _refuse_existing(path: Path) -> None:
     if path.exists() or path.is_symlink():
         raise KeystoreError(
             f"{path} already exists: msigvault never overwrites a keystore; choose another file "
-            "name or move the old file away first"
+            "name or move the old file away first",
+            path=path,
         )
 
 
@@ -799,10 +819,10 @@ def _write(path: Path, data: bytes, *, overwrite: bool) -> None:
         error = e.strerror or type(e).__name__
     if error == "exists":
         _refuse_existing(path)
-        raise KeystoreError(f"{path} already exists: choose another file name")
+        raise KeystoreError(f"{path} already exists: choose another file name", path=path)
     if error is not None:
         previous = "the previous file is unchanged" if overwrite else "no keystore was written"
-        raise KeystoreError(f"cannot write keystore {path} ({error}): {previous}")
+        raise KeystoreError(f"cannot write keystore {path} ({error}): {previous}", path=path)
 
 
 def _read(path: Path) -> bytes:
@@ -823,7 +843,8 @@ def _read(path: Path) -> bytes:
     except OSError as e:
         error = e.strerror or type(e).__name__
     if error is not None:
-        raise KeystoreError(f"cannot read keystore {path}: {error}")
+        raise KeystoreError(f"cannot read keystore {path}: {error}", path=path)
     if len(data) > _MAX_FILE_SIZE:
-        raise CorruptKeystore(f"{path} is too large to be a msigvault keystore: check the file name")
+        raise CorruptKeystore(f"{path} is too large to be a msigvault keystore: check the file name",
+                              path=path)
     return data

@@ -172,7 +172,8 @@ def own_cosigner(vault: "Vault", root: "ExtendedKey") -> "tuple[Cosigner, Extend
     if not mine:
         raise RegistrationError(
             f"this key (fingerprint {fp.hex()}) is not a cosigner of the vault: check you loaded the right "
-            "key and the right vault"
+            "key and the right vault",
+            fingerprint=fp,
         )
     for c in mine:
         account = root.derive(c.path)
@@ -180,7 +181,8 @@ def own_cosigner(vault: "Vault", root: "ExtendedKey") -> "tuple[Cosigner, Extend
             raise RegistrationError(
                 f"the vault lists fingerprint {fp.hex()} at {c.origin()} with a different xpub than this "
                 "key derives: the vault record was altered (cosigner key substitution) or the record's "
-                "key origin is wrong; do not use it"
+                "key origin is wrong; do not use it",
+                fingerprint=fp,
             )
     return mine[0], root.derive(mine[0].path)
 
@@ -191,7 +193,8 @@ def _cosigner_by_fingerprint(vault: "Vault", fingerprint: bytes) -> Cosigner:
             return c
     raise RegistrationError(
         f"the registration names {fingerprint.hex()}, which is not a cosigner of this vault: the vault "
-        "file was changed after that keyholder registered it"
+        "file was changed after that keyholder registered it",
+        fingerprint=fingerprint,
     )
 
 

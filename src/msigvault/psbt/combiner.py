@@ -79,7 +79,8 @@ def _refuse_unusable(psbts: "list[Psbt]") -> None:
         for i, m in enumerate(p.inputs):
             for t, what in _REFUSED.items():
                 if m.has_type(t):
-                    raise CombineError(f"PSBT {k}, input {i}: carries {what}: reject that copy")
+                    raise CombineError(f"PSBT {k}, input {i}: carries {what}: reject that copy",
+                                       psbt_index=k, input_index=i, field=F.INPUT_NAMES.get(t))
 
 
 def merge(psbts: "Iterable[Psbt]") -> Psbt:
@@ -101,7 +102,7 @@ def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]"):
     for k, p in enumerate(psbts[1:], 2):
         other = unsigned_tx(p)
         if other != tx:
-            raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, other)}")
+            raise CombineError(f"PSBT {k} is for a different transaction: {_difference(tx, other)}", psbt_index=k)
     result = psbts[0].copy()
     for m in result.inputs:
         for t in skip:
@@ -109,9 +110,15 @@ def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]"):
     for k, p in enumerate(psbts, 1):  # the first copy merges into itself as a no-op
         _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
         for i, m in enumerate(p.inputs):
-            _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip=skip)
+            try:
+                _merge(result.inputs[i], m, f"input {i}", k, F.INPUT_NAMES, skip=skip)
+            except CombineError as e:
+                raise e.locate(input_index=i)
         for o, m in enumerate(p.outputs):
-            _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+            try:
+                _merge(result.outputs[o], m, f"output {o}", k, F.OUTPUT_NAMES)
+            except CombineError as e:
+                raise e.locate(output_index=o)
     merged = unsigned_tx(result)
     if merged != tx:  # e.g. BIP370 lock times spread over copies that each agree alone
         raise CombineError(
@@ -132,7 +139,8 @@ def _merge(into, other, where: str, k: int, names: dict, skip: "tuple[int, ...]"
             name = names.get(t, f"unknown type {t:#x}")
             raise CombineError(
                 f"PSBT {k} has a different value for {name} in the {where} than the PSBTs before it: "
-                "they disagree about the transaction's data; find out which copy was altered"
+                "they disagree about the transaction's data; find out which copy was altered",
+                psbt_index=k, field=names.get(t),
             )
 
 
@@ -175,17 +183,22 @@ class _Verifier:
         if foreign:
             raise CombineError(
                 f"PSBT {k}, input {i}: a signature by key {foreign[0].hex()[:16]}..., which is not a vault "
-                "key of this input: reject that copy"
+                "key of this input: reject that copy",
+                psbt_index=k, input_index=i, field=_sig_field(self.vault),
             )
         for pos, pk in enumerate(d.pubkeys):
             state = signature_state(m, d, pk, i, self._sighashes(), spent.amount)
-            who = f"cosigner {self.vault.cosigners[d.signers[pos]].fingerprint.hex()}"
+            fingerprint = self.vault.cosigners[d.signers[pos]].fingerprint
+            who = f"cosigner {fingerprint.hex()}"
+            where = {"psbt_index": k, "input_index": i, "fingerprint": fingerprint, "field": _sig_field(self.vault)}
             if state == "sighash":
-                raise CombineError(f"PSBT {k}, input {i}: the signature by {who} uses a sighash type other than ALL")
+                raise CombineError(f"PSBT {k}, input {i}: the signature by {who} uses a sighash type other than ALL",
+                                   **where)
             if state == "invalid":
                 raise CombineError(
                     f"PSBT {k}, input {i}: the signature by {who} does not verify (wrong key, wrong "
-                    "transaction data, or high S): reject that keyholder's copy and ask them to sign again"
+                    "transaction data, or high S): reject that keyholder's copy and ask them to sign again",
+                    **where,
                 )
         self._checked.add(token)
 
@@ -194,9 +207,16 @@ class _Verifier:
         token = (i,) + tuple(None if v is None else bytes(v) for v in map(m.get, FINAL_TYPES))
         if token not in self._finals:
             d, spent = self._input(i)
-            self._finals[token] = verify_final(m, d, self.vault, i, self._sighashes(), spent.amount,
-                                               CombineError, f"PSBT {k}, input {i}")
+            try:
+                self._finals[token] = verify_final(m, d, self.vault, i, self._sighashes(), spent.amount,
+                                                   CombineError, f"PSBT {k}, input {i}")
+            except CombineError as e:
+                raise e.locate(psbt_index=k, input_index=i)
         return self._finals[token]
+
+
+def _sig_field(vault: Vault) -> str:
+    return "PSBT_IN_TAP_SCRIPT_SIG" if vault.script == "tr" else "PSBT_IN_PARTIAL_SIG"
 
 
 def _difference(a, b) -> str:

@@ -12,7 +12,17 @@ from typing import Literal, Optional
 from embit.util import secp256k1 as _secp
 
 from ..address import address_from_script
-from ..errors import InvalidAddress, InvalidPSBT
+from ..errors import (
+    ChangeFraud,
+    ForeignInput,
+    IndexLimitExceeded,
+    InvalidAddress,
+    InvalidPSBT,
+    MissingPreviousTx,
+    MsigvaultError,
+    UtxoMismatch,
+    narrow,
+)
 from ..policy.vault import CHANGE, NUMS_H, RECEIVE, DerivedScript, Vault
 from ..script import compact_size
 from . import fields as F
@@ -59,34 +69,47 @@ def spent_output(psbt: Psbt, i: int, error, *, require_full_tx: bool) -> TxOut:
     wit = m.get(F.PSBT_IN_WITNESS_UTXO)
     from_full = None
     if full is not None:
-        raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
+        try:
+            raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
+        except InvalidPSBT as e:
+            raise e.locate(input_index=i, field="PSBT_IN_NON_WITNESS_UTXO")
         if legacy_txid(raw) != bytes(txid):
-            raise error(
+            raise narrow(error, UtxoMismatch)(
                 f"input {i}: the previous transaction given (non_witness_utxo) does not hash to the "
-                "txid the input spends: the PSBT was tampered with or built wrongly"
+                "txid the input spends: the PSBT was tampered with or built wrongly",
+                input_index=i, field="PSBT_IN_NON_WITNESS_UTXO",
             )
         if vout >= len(raw.vout):
-            raise error(f"input {i}: spends output {vout}, but the previous transaction has only {len(raw.vout)}")
+            raise narrow(error, UtxoMismatch)(
+                f"input {i}: spends output {vout}, but the previous transaction has only {len(raw.vout)}",
+                input_index=i, field="PSBT_IN_NON_WITNESS_UTXO",
+            )
         from_full = TxOut(raw.vout[vout][0], bytes(raw.vout[vout][1]))
     from_wit = None
     if wit is not None:
-        amount, spk = F.parse_txout(wit, f"input {i}: PSBT_IN_WITNESS_UTXO")
+        try:
+            amount, spk = F.parse_txout(wit, f"input {i}: PSBT_IN_WITNESS_UTXO")
+        except InvalidPSBT as e:
+            raise e.locate(input_index=i, field="PSBT_IN_WITNESS_UTXO")
         from_wit = TxOut(amount, bytes(spk))
     if from_full is not None and from_wit is not None and from_full != from_wit:
-        raise error(
+        raise narrow(error, UtxoMismatch)(
             f"input {i}: witness_utxo claims {from_wit.amount} sats but the previous transaction "
-            f"says {from_full.amount} sats: refusing a PSBT that lies about amounts"
+            f"says {from_full.amount} sats: refusing a PSBT that lies about amounts",
+            input_index=i, field="PSBT_IN_WITNESS_UTXO",
         )
     if require_full_tx and from_full is None:
-        raise error(
+        raise narrow(error, MissingPreviousTx)(
             f"input {i}: the previous transaction (non_witness_utxo) is missing; segwit v0 and "
             "legacy signatures do not commit to other inputs' amounts, so a hostile coordinator "
             "could make you overpay (CVE-2020-14199). Ask the coordinator to include it, or "
-            "explicitly accept witness-only inputs"
+            "explicitly accept witness-only inputs",
+            input_index=i, field="PSBT_IN_NON_WITNESS_UTXO",
         )
     out = from_full or from_wit
     if out is None:
-        raise error(f"input {i}: has neither witness_utxo nor non_witness_utxo: the Updater must add them")
+        raise error(f"input {i}: has neither witness_utxo nor non_witness_utxo: the Updater must add them",
+                    input_index=i, field="PSBT_IN_WITNESS_UTXO")
     return out
 
 
@@ -263,6 +286,10 @@ def pubkey_of(secret: bytes) -> bytes:
     return _secp.ec_pubkey_serialize(_secp.ec_pubkey_create(secret))
 
 
+def _derivation_field(vault: Vault) -> str:
+    return "PSBT_IN_TAP_BIP32_DERIVATION" if vault.script == "tr" else "PSBT_IN_BIP32_DERIVATION"
+
+
 def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: bool,
                   index_limit: Optional[int] = None):
     """(DerivedScript, spent TxOut) of input ``i``, proven to be a vault coin; else ``error``.
@@ -277,28 +304,32 @@ def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: b
         derivations = claimed_derivations(m, is_input=True)
         position = vault_position(vault, derivations)
     except (ValueError, InvalidPSBT) as e:
-        raise error(f"input {i}: its key derivations are inconsistent ({e})") from None
+        raise narrow(error, ForeignInput)(f"input {i}: its key derivations are inconsistent ({e})",
+                                          input_index=i, field=_derivation_field(vault)) from None
     if position is None:
-        raise error(
+        raise narrow(error, ForeignInput)(
             f"input {i} does not spend from this vault (none of its key derivations is a vault key): "
-            "refusing a PSBT with foreign inputs"
+            "refusing a PSBT with foreign inputs",
+            input_index=i, field=_derivation_field(vault),
         )
     if index_limit is not None and position[1] >= index_limit:
-        raise error(
+        raise narrow(error, IndexLimitExceeded)(
             f"input {i} spends a coin at vault index {position[1]}, beyond the indexes this keyholder "
             f"registered (below {index_limit}): anyone who knows the xpubs can plant a coin there to "
             "move change out of reach; if the index is really in use, register the vault again with a "
-            "higher index limit"
+            "higher index limit",
+            input_index=i, limit=index_limit,
         )
     d = vault.derive_branch(*position)
     if d.script_pubkey != spent.script_pubkey:
-        raise error(
+        raise narrow(error, ForeignInput)(
             f"input {i} claims vault branch {position[0]} index {position[1]} but the coin it spends "
-            "pays a different script: it is not a vault coin"
+            "pays a different script: it is not a vault coin",
+            input_index=i,
         )
     reason = rebuilds(vault, d, derivations) or metadata_problem(m, d, is_input=True)
     if reason:
-        raise error(f"input {i}: {reason}")
+        raise narrow(error, ForeignInput)(f"input {i}: {reason}", input_index=i)
     return d, spent
 
 
@@ -321,7 +352,16 @@ class OutputLine:
 
 def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
                     match_scripts: bool = False) -> "tuple[OutputLine, Optional[str]]":
-    """Label output ``o`` and say what is wrong with it, if anything.
+    """Label output ``o`` and say what is wrong with it, if anything (see :func:`check_output`)."""
+    line, problem = check_output(psbt, o, vault, index_limit=index_limit, match_scripts=match_scripts)
+    return line, (str(problem) if problem is not None else None)
+
+
+def check_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
+                 match_scripts: bool = False) -> "tuple[OutputLine, Optional[MsigvaultError]]":
+    """Label output ``o`` and give the refusal (not raised) that what is wrong with it calls for.
+
+    The refusal is a :class:`ChangeFraud` or :class:`IndexLimitExceeded` with ``output_index`` set.
 
     An output is the vault's own only if its derivations name one vault (branch, index) below
     ``index_limit`` and the script rebuilt there from the registered cosigners is byte for byte
@@ -340,13 +380,14 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
         derivations = claimed_derivations(m, is_input=False)
         position = vault_position(vault, derivations)
     except (ValueError, InvalidPSBT) as e:
-        return payment, f"output {o}: its key derivations are inconsistent ({e})"
+        return payment, ChangeFraud(f"output {o}: its key derivations are inconsistent ({e})", output_index=o)
     if position is None:
         vault_fps = {c.fingerprint for c in vault.cosigners}
         if any(d.fingerprint in vault_fps for d in derivations if not is_nums_entry(d)):
-            return payment, (
+            return payment, ChangeFraud(
                 f"output {o} carries vault key fingerprints but not at a vault change path "
-                "(hardened step, other branch or other account): it may be a ransom or a fraud"
+                "(hardened step, other branch or other account): it may be a ransom or a fraud",
+                output_index=o,
             )
         found = vault.find(script, gap=index_limit) if match_scripts and has_vault_template(script, vault) else None
         if found is not None:
@@ -354,26 +395,29 @@ def classify_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
             claims = [x for x in derivations if not is_nums_entry(x)]
             reason = (rebuilds(vault, d, claims) if claims else None) or metadata_problem(m, d, is_input=False)
             if reason:
-                return payment, f"output {o} pays the vault's own script but {reason}: change fraud"
+                return payment, ChangeFraud(f"output {o} pays the vault's own script but {reason}: change fraud",
+                                            output_index=o)
             kind = "change" if found[0] == CHANGE else "vault-receive"
             return OutputLine(o, address, amount, kind, found[1], "script"), None
         return payment, None
     branch, index = position
     if index >= index_limit:
-        return payment, (
+        return payment, IndexLimitExceeded(
             f"output {o} sends {'change' if branch == CHANGE else 'coins'} to vault index {index}, beyond "
             f"the indexes this keyholder registered (below {index_limit}); wallets scanning the vault would "
-            "not find it (derivation-path ransom)"
+            "not find it (derivation-path ransom)",
+            output_index=o, limit=index_limit,
         )
     d = vault.derive_branch(branch, index)
     if d.script_pubkey != script:
-        return payment, (
+        return payment, ChangeFraud(
             f"output {o} claims to be vault {'change' if branch == CHANGE else 'receive'} index {index} "
-            "but its script is not the vault's script there: change fraud"
+            "but its script is not the vault's script there: change fraud",
+            output_index=o,
         )
     reason = rebuilds(vault, d, derivations) or metadata_problem(m, d, is_input=False)
     if reason:
-        return payment, f"output {o} (claimed vault change): {reason}: change fraud"
+        return payment, ChangeFraud(f"output {o} (claimed vault change): {reason}: change fraud", output_index=o)
     return OutputLine(o, address, amount, "change" if branch == CHANGE else "vault-receive", index,
                       "derivations"), None
 

@@ -100,7 +100,7 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
         ss = m.get(F.PSBT_IN_FINAL_SCRIPTSIG)
         wit = m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS)
         if ss is None and wit is None:
-            raise ExtractError(f"input {i} is not finalized: run the Finalizer first")
+            raise ExtractError(f"input {i} is not finalized: run the Finalizer first", input_index=i)
         script_sigs.append(bytes(ss) if ss is not None else b"")
         witnesses.append(bytes(wit) if wit is not None else b"\x00")
     spent, evidence = _spent_outputs(psbt, tx, spent_outputs)
@@ -110,12 +110,14 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
     if fee < 0:
         raise ExtractError(f"the outputs exceed the inputs by {-fee} sats")
     if max_fee_sats is not None and fee > max_fee_sats:
-        raise ExtractError(f"fee {fee} sats is above the extractor's limit of {max_fee_sats} sats")
+        raise ExtractError(f"fee {fee} sats is above the extractor's limit of {max_fee_sats} sats", limit=max_fee_sats)
     for o, out in enumerate(tx.outputs):
         if not is_standard_output(out.script_pubkey):
-            raise ExtractError(f"output {o} has a non-standard script: nodes will not relay the transaction")
+            raise ExtractError(f"output {o} has a non-standard script: nodes will not relay the transaction",
+                               output_index=o)
         if is_dust(out.amount, out.script_pubkey):
-            raise ExtractError(f"output {o} ({out.amount} sats) is dust: nodes will not relay the transaction")
+            raise ExtractError(f"output {o} ({out.amount} sats) is dust: nodes will not relay the transaction",
+                               output_index=o)
     has_witness = any(w != b"\x00" for w in witnesses)
     base = _serialize(tx, script_sigs, None)
     full = _serialize(tx, script_sigs, witnesses) if has_witness else base
@@ -123,12 +125,14 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
     if max_weight is not None and weight > max_weight:
         raise ExtractError(
             f"transaction weight {weight} exceeds the limit {max_weight} (standard: {MAX_STANDARD_TX_WEIGHT}): "
-            "nodes will not relay it; spend fewer inputs per transaction"
+            "nodes will not relay it; spend fewer inputs per transaction",
+            limit=max_weight,
         )
     if min_fee_rate is not None and fee < min_fee_rate * ((weight + 3) // 4) - 1e-9:
         raise ExtractError(
             f"fee {fee} sats for {(weight + 3) // 4} vB is below the minimum relay fee rate of {min_fee_rate} "
-            "sat/vB: nodes will not relay it; create the PSBT again with a higher fee rate"
+            "sat/vB: nodes will not relay it; create the PSBT again with a higher fee rate",
+            limit=min_fee_rate,
         )
     verified = False
     if verify:
@@ -162,7 +166,8 @@ def _spent_outputs(psbt: Psbt, tx: UnsignedTx, given) -> "tuple[list[TxOut], Utx
                 f"input {i}: the PSBT claims the coin it spends holds {what}, but your chain says "
                 f"{true.amount} sats to script {true.script_pubkey.hex()[:16]}...: the signatures commit to "
                 "the false claim, so the network would reject the transaction (or the fee is not what was "
-                "shown); do not broadcast, and rebuild the PSBT from the chain's UTXOs"
+                "shown); do not broadcast, and rebuild the PSBT from the chain's UTXOs",
+                input_index=i,
             )
     return spent, UtxoEvidence.CALLER
 
@@ -173,13 +178,15 @@ def _caller_output(item, tx: UnsignedTx, i: int) -> TxOut:
         if (item.txid.lower(), item.vout) != (txin.txid[::-1].hex(), txin.vout):
             raise ExtractError(
                 f"spent_outputs[{i}] is the coin {item.outpoint}, but input {i} spends "
-                f"{txin.txid[::-1].hex()}:{txin.vout}: give the outputs in input order"
+                f"{txin.txid[::-1].hex()}:{txin.vout}: give the outputs in input order",
+                input_index=i,
             )
         item = TxOut(item.amount, bytes(item.script_pubkey))
     if not isinstance(item, TxOut):
-        raise ExtractError(f"spent_outputs[{i}] is a {type(item).__name__}, not a TxOut or Utxo")
+        raise ExtractError(f"spent_outputs[{i}] is a {type(item).__name__}, not a TxOut or Utxo", input_index=i)
     if isinstance(item.amount, bool) or not isinstance(item.amount, int) or not 0 <= item.amount <= MAX_MONEY:
-        raise ExtractError(f"spent_outputs[{i}] has amount {item.amount!r}, not 0 to 21,000,000 BTC in sats")
+        raise ExtractError(f"spent_outputs[{i}] has amount {item.amount!r}, not 0 to 21,000,000 BTC in sats",
+                           input_index=i)
     return item
 
 
@@ -225,10 +232,12 @@ def verify_scripts(raw_tx: bytes, spent: "list[TxOut]") -> bool:
         try:
             ok = pbk.ScriptPubkey(s.script_pubkey).verify(s.amount, ktx, pre, i, flags)
         except pbk.ScriptVerifyException as e:
-            raise ExtractError(f"input {i}: libbitcoinkernel could not verify the script ({e})") from None
+            raise ExtractError(f"input {i}: libbitcoinkernel could not verify the script ({e})",
+                               input_index=i) from None
         if not ok:
             raise ExtractError(
                 f"input {i}: Bitcoin Core's script interpreter (libbitcoinkernel) rejects its signature "
-                "script: the transaction would not be valid"
+                "script: the transaction would not be valid",
+                input_index=i,
             )
     return True

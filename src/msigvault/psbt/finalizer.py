@@ -9,7 +9,7 @@ vault's satisfaction (see :mod:`.satisfaction`); then the fields BIP174 clears a
 
 from __future__ import annotations
 
-from ..errors import FinalizeError
+from ..errors import FinalizeError, NotEnoughSignatures
 from ..policy.vault import Vault
 from ..script import push_data
 from . import fields as F
@@ -53,7 +53,8 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
                 raise FinalizeError(
                     f"input {i}: the signature of cosigner {vault.cosigners[d.signers[pos]].fingerprint.hex()} "
                     f"is {'of a sighash type other than ALL' if state == 'sighash' else 'invalid'}; "
-                    "combine only verified copies"
+                    "combine only verified copies",
+                    input_index=i, fingerprint=vault.cosigners[d.signers[pos]].fingerprint,
                 )
         if len(chosen) < vault.m:
             have = {pos for pos, _ in chosen}
@@ -72,9 +73,10 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     if missing:
         i, need, absent = missing[0]
         more = f" (and {len(missing) - 1} more input(s))" if len(missing) > 1 else ""
-        raise FinalizeError(
+        raise NotEnoughSignatures(
             f"input {i} needs {need} more signature(s) of {vault.m}: still missing from cosigner(s) "
-            f"{', '.join(absent)}{more}; send the PSBT to one of them"
+            f"{', '.join(absent)}{more}; send the PSBT to one of them",
+            input_index=i, limit=vault.m,
         )
     out.canonicalize()
     return out

@@ -249,10 +249,10 @@ def _read_map(data: bytes, pos: int, end: int, where: str, names: dict, budget: 
         else:
             n, pos = read_compact_size(data, pos, end, f"{where}: {_name(names, t)} value length")
         if n > end - pos:
-            raise InvalidPSBT(f"{where}: {_name(names, t)} value is truncated")
+            raise InvalidPSBT(f"{where}: {_name(names, t)} value is truncated", field=names.get(t))
         if key in d:
             raise InvalidPSBT(
-                f"{where}: duplicate key for {_name(names, t)} (key {key.hex()[:80]})"
+                f"{where}: duplicate key for {_name(names, t)} (key {key.hex()[:80]})", field=names.get(t)
             )
         d[key] = data[pos : pos + n]
         pos += n
@@ -262,11 +262,13 @@ def _too_many_records(where: str, count: int):
     if count >= MAX_RECORDS_PER_MAP:
         raise InvalidPSBT(
             f"{where}: map has more than {MAX_RECORDS_PER_MAP:,} records, the most one map may"
-            " hold; no real vault PSBT needs that many, so it is refused as hostile"
+            " hold; no real vault PSBT needs that many, so it is refused as hostile",
+            limit=MAX_RECORDS_PER_MAP,
         )
     raise InvalidPSBT(
         f"{where}: the PSBT has more than {MAX_RECORDS:,} records in all, the most a PSBT may"
-        " hold; no real vault PSBT needs that many, so it is refused as hostile"
+        " hold; no real vault PSBT needs that many, so it is refused as hostile",
+        limit=MAX_RECORDS,
     )
 
 
@@ -354,13 +356,20 @@ def _v_version(value, where, name, ctx):
 
 
 def _v_musig_keys(value, where, name, ctx):
-    if not value or len(value) % 33:
-        raise InvalidPSBT(f"{where}: {name} value must be a list of 33 byte public keys")
-    for i in range(0, len(value), 33):
+    # Core's order (DeserializeMuSig2ParticipantPubkeys): each whole 33 byte key, then the rest.
+    # An empty list is refused (Core accepts it): a MuSig2 aggregate key has participants.
+    if not value:
+        raise InvalidPSBT(f"{where}: {name} value must be a list of 33 byte public keys (it is empty)")
+    for i in range(0, len(value) - 32, 33):
         if not _compressed_ok(value[i : i + 33], ctx):
             raise InvalidPSBT(
                 f"{where}: {name} participant key {i // 33} is not a valid compressed public key"
             )
+    if len(value) % 33:
+        raise InvalidPSBT(
+            f"{where}: {name} value must be a list of 33 byte public keys"
+            f" ({len(value)} bytes is not a multiple of 33)"
+        )
 
 
 def _k_musig_aggregate(keydata, where, name, ctx):
@@ -534,29 +543,36 @@ def _check_map(m: PsbtMap, where, rules, names, v2_only, version, ctx):
         if rule is None:
             continue  # unknown: kept as is
         name = names[t]
-        if version == 0 and t in v2_only:
-            raise InvalidPSBT(f"{where}: {name} is not allowed in PSBTv0")
-        krule, vcheck = rule
-        if krule is None:
-            if keydata:
-                raise InvalidPSBT(f"{where}: {name} key must not have key data")
-        elif isinstance(krule, int):
-            if len(keydata) != krule:
-                raise InvalidPSBT(
-                    f"{where}: {name} key data must be {krule} bytes (got {len(keydata)})"
-                )
-        elif isinstance(krule, tuple):
-            if len(keydata) not in krule:
-                want = " or ".join(str(n) for n in krule)
-                raise InvalidPSBT(
-                    f"{where}: {name} key data must be {want} bytes (got {len(keydata)})"
-                )
-        else:
-            krule(keydata, where, name, ctx)
-        if vcheck is not None:
-            ctx.keytype = t
-            ctx.keydata = keydata
-            vcheck(value, where, name, ctx)
+        try:
+            _check_record(t, keydata, value, rule, where, name, v2_only, version, ctx)
+        except InvalidPSBT as e:
+            raise e.locate(field=name)
+
+
+def _check_record(t, keydata, value, rule, where, name, v2_only, version, ctx) -> None:
+    if version == 0 and t in v2_only:
+        raise InvalidPSBT(f"{where}: {name} is not allowed in PSBTv0")
+    krule, vcheck = rule
+    if krule is None:
+        if keydata:
+            raise InvalidPSBT(f"{where}: {name} key must not have key data")
+    elif isinstance(krule, int):
+        if len(keydata) != krule:
+            raise InvalidPSBT(
+                f"{where}: {name} key data must be {krule} bytes (got {len(keydata)})"
+            )
+    elif isinstance(krule, tuple):
+        if len(keydata) not in krule:
+            want = " or ".join(str(n) for n in krule)
+            raise InvalidPSBT(
+                f"{where}: {name} key data must be {want} bytes (got {len(keydata)})"
+            )
+    else:
+        krule(keydata, where, name, ctx)
+    if vcheck is not None:
+        ctx.keytype = t
+        ctx.keydata = keydata
+        vcheck(value, where, name, ctx)
 
 
 def _point_ok(pub: bytes) -> bool:
@@ -589,12 +605,14 @@ _V2_TOTAL = "outputs: the PSBT_OUT_AMOUNT values of all"
 def _check_counts(n_in: int, n_out: int) -> None:
     if n_in > MAX_INPUTS:
         raise InvalidPSBT(
-            f"global: PSBT_GLOBAL_INPUT_COUNT {n_in} is more than the limit of {MAX_INPUTS:,} inputs"
+            f"global: PSBT_GLOBAL_INPUT_COUNT {n_in} is more than the limit of {MAX_INPUTS:,} inputs",
+            field="PSBT_GLOBAL_INPUT_COUNT", limit=MAX_INPUTS,
         )
     if n_out > MAX_OUTPUTS:
         raise InvalidPSBT(
             f"global: PSBT_GLOBAL_OUTPUT_COUNT {n_out} is more than the limit of"
-            f" {MAX_OUTPUTS:,} outputs"
+            f" {MAX_OUTPUTS:,} outputs",
+            field="PSBT_GLOBAL_OUTPUT_COUNT", limit=MAX_OUTPUTS,
         )
 
 
@@ -613,12 +631,14 @@ def _check_prev_tx(prev: F.RawTx, outpoint: Tuple[bytes, int], where: str) -> No
         raise InvalidPSBT(
             f"{where}: PSBT_IN_NON_WITNESS_UTXO is not the transaction the input spends:"
             f" it hashes to {prev.txid()[::-1].hex()} but the input spends from"
-            f" {bytes(txid)[::-1].hex()}; the PSBT was tampered with or built wrongly"
+            f" {bytes(txid)[::-1].hex()}; the PSBT was tampered with or built wrongly",
+            field="PSBT_IN_NON_WITNESS_UTXO",
         )
     if vout >= len(prev.vout):
         raise InvalidPSBT(
             f"{where}: spends output {vout} of its previous transaction"
-            f" (PSBT_IN_NON_WITNESS_UTXO), which has only {len(prev.vout)} outputs"
+            f" (PSBT_IN_NON_WITNESS_UTXO), which has only {len(prev.vout)} outputs",
+            field="PSBT_IN_NON_WITNESS_UTXO",
         )
 
 
@@ -632,17 +652,24 @@ def _global_version(glob: PsbtMap) -> int:
         return 0
     if len(value) != 4:
         raise InvalidPSBT(
-            f"global: PSBT_GLOBAL_VERSION value must be 4 bytes (got {len(value)})"
+            f"global: PSBT_GLOBAL_VERSION value must be 4 bytes (got {len(value)})", field="PSBT_GLOBAL_VERSION"
         )
     version = _u32(value)
     if version not in (0, 2):
         raise InvalidPSBT(
-            f"global: PSBT version {version} is not supported (only 0 and 2 are)"
+            f"global: PSBT version {version} is not supported (only 0 and 2 are)", field="PSBT_GLOBAL_VERSION"
         )
     return version
 
 
 def _parse_unsigned_tx(value: bytes) -> F.RawTx:
+    try:
+        return _parse_unsigned_tx_value(value)
+    except InvalidPSBT as e:
+        raise e.locate(field="PSBT_GLOBAL_UNSIGNED_TX")
+
+
+def _parse_unsigned_tx_value(value: bytes) -> F.RawTx:
     what = "global: PSBT_GLOBAL_UNSIGNED_TX"
     try:
         tx = F.parse_tx(
@@ -782,7 +809,7 @@ class Psbt:
             data = bytes(data)
         end = len(data)
         if end > max_size:
-            raise InvalidPSBT(f"PSBT is {end} bytes, more than the limit of {max_size} bytes")
+            raise InvalidPSBT(f"PSBT is {end} bytes, more than the limit of {max_size} bytes", limit=max_size)
         if data[:5] != PSBT_MAGIC:
             raise InvalidPSBT("not a PSBT: it does not start with the magic bytes 'psbt' 0xff")
         ctx = _Ctx(check_keys)
@@ -794,15 +821,17 @@ class Psbt:
         if version == 0:
             txbytes = glob._d.get(b"\x00")
             if txbytes is None:
-                raise InvalidPSBT("global: PSBT_GLOBAL_UNSIGNED_TX is required in PSBTv0")
+                raise InvalidPSBT("global: PSBT_GLOBAL_UNSIGNED_TX is required in PSBTv0",
+                                  field="PSBT_GLOBAL_UNSIGNED_TX")
             raw = _parse_unsigned_tx(txbytes)
             n_in, n_out = len(raw.vin), len(raw.vout)
         else:
             if b"\x00" in glob._d:
-                raise InvalidPSBT("global: PSBT_GLOBAL_UNSIGNED_TX is not allowed in PSBTv2")
+                raise InvalidPSBT("global: PSBT_GLOBAL_UNSIGNED_TX is not allowed in PSBTv2",
+                                  field="PSBT_GLOBAL_UNSIGNED_TX")
             for t in F.V2_REQUIRED_GLOBAL:
                 if _CS[t] not in glob._d:
-                    raise InvalidPSBT(f"global: {F.GLOBAL_NAMES[t]} is required in PSBTv2")
+                    raise InvalidPSBT(f"global: {F.GLOBAL_NAMES[t]} is required in PSBTv2", field=F.GLOBAL_NAMES[t])
             n_in = decode_compact_size(glob._d[b"\x04"], "global: PSBT_GLOBAL_INPUT_COUNT")
             n_out = decode_compact_size(glob._d[b"\x05"], "global: PSBT_GLOBAL_OUTPUT_COUNT")
         if n_in + n_out > end - pos:
@@ -814,27 +843,33 @@ class Psbt:
         inputs = []
         for i in range(n_in):
             where = f"input {i}"
-            if pos >= end:
-                raise InvalidPSBT(f"{where}: map is missing ({n_in} input maps expected)")
-            m, pos = _read_map(data, pos, end, where, F.INPUT_NAMES, budget)
-            budget -= len(m)
-            ctx.prev_tx = None
-            _check_map(m, where, _INPUT_RULES, F.INPUT_NAMES, F.V2_ONLY_INPUT, version, ctx)
-            if version == 2:
-                _require(m, where, F.V2_REQUIRED_INPUT, F.INPUT_NAMES)
-            if ctx.prev_tx is not None:
-                _check_prev_tx(ctx.prev_tx, _outpoint(raw, m, i), where)
+            try:
+                if pos >= end:
+                    raise InvalidPSBT(f"{where}: map is missing ({n_in} input maps expected)")
+                m, pos = _read_map(data, pos, end, where, F.INPUT_NAMES, budget)
+                budget -= len(m)
+                ctx.prev_tx = None
+                _check_map(m, where, _INPUT_RULES, F.INPUT_NAMES, F.V2_ONLY_INPUT, version, ctx)
+                if version == 2:
+                    _require(m, where, F.V2_REQUIRED_INPUT, F.INPUT_NAMES)
+                if ctx.prev_tx is not None:
+                    _check_prev_tx(ctx.prev_tx, _outpoint(raw, m, i), where)
+            except InvalidPSBT as e:
+                raise e.locate(input_index=i)
             inputs.append(m)
         outputs = []
         for i in range(n_out):
             where = f"output {i}"
-            if pos >= end:
-                raise InvalidPSBT(f"{where}: map is missing ({n_out} output maps expected)")
-            m, pos = _read_map(data, pos, end, where, F.OUTPUT_NAMES, budget)
-            budget -= len(m)
-            _check_map(m, where, _OUTPUT_RULES, F.OUTPUT_NAMES, F.V2_ONLY_OUTPUT, version, ctx)
-            if version == 2:
-                _require(m, where, F.V2_REQUIRED_OUTPUT, F.OUTPUT_NAMES)
+            try:
+                if pos >= end:
+                    raise InvalidPSBT(f"{where}: map is missing ({n_out} output maps expected)")
+                m, pos = _read_map(data, pos, end, where, F.OUTPUT_NAMES, budget)
+                budget -= len(m)
+                _check_map(m, where, _OUTPUT_RULES, F.OUTPUT_NAMES, F.V2_ONLY_OUTPUT, version, ctx)
+                if version == 2:
+                    _require(m, where, F.V2_REQUIRED_OUTPUT, F.OUTPUT_NAMES)
+            except InvalidPSBT as e:
+                raise e.locate(output_index=i)
             outputs.append(m)
         if version == 2:
             F.check_output_total((_i64(m._d[b"\x03"]) for m in outputs), _V2_TOTAL)
@@ -856,7 +891,7 @@ class Psbt:
         if not isinstance(s, str):
             raise InvalidPSBT(f"a base64 PSBT must be text, not {type(s).__name__}")
         if len(s) > max_size * 4 // 3 + 1024:
-            raise InvalidPSBT(f"PSBT text is longer than the limit of {max_size} bytes")
+            raise InvalidPSBT(f"PSBT text is longer than the limit of {max_size} bytes", limit=max_size)
         s = "".join(s.split())
         try:
             data = base64.b64decode(s, validate=True)
@@ -875,7 +910,7 @@ class Psbt:
         if not isinstance(s, str):
             raise InvalidPSBT(f"a hex PSBT must be text, not {type(s).__name__}")
         if len(s) > max_size * 2 + 1024:
-            raise InvalidPSBT(f"PSBT text is longer than the limit of {max_size} bytes")
+            raise InvalidPSBT(f"PSBT text is longer than the limit of {max_size} bytes", limit=max_size)
         s = "".join(s.split())
         try:
             data = bytes.fromhex(s)
@@ -892,7 +927,7 @@ class Psbt:
             if data[:5] == PSBT_MAGIC:
                 return cls.parse(data, max_size=max_size, check_keys=check_keys)
             if len(data) > max_size * 2 + 1024:
-                raise InvalidPSBT(f"PSBT is longer than the limit of {max_size} bytes")
+                raise InvalidPSBT(f"PSBT is longer than the limit of {max_size} bytes", limit=max_size)
             try:
                 data = data.decode("ascii")
             except UnicodeDecodeError:
@@ -1001,17 +1036,18 @@ class Psbt:
     def _gfield(self, t: int, required: bool = True):
         v = self.globals._d.get(_CS[t])
         if v is None and required:
-            raise InvalidPSBT(f"global: {F.GLOBAL_NAMES[t]} is required in PSBTv2")
+            raise InvalidPSBT(f"global: {F.GLOBAL_NAMES[t]} is required in PSBTv2", field=F.GLOBAL_NAMES[t])
         return v
 
     def _field(self, maps, i, t, names, where, size=None, required=True):
         v = maps[i]._d.get(_CS[t])
+        index = {"input_index": i} if where == "input" else {"output_index": i}
         if v is None:
             if required:
-                raise InvalidPSBT(f"{where} {i}: {names[t]} is required in PSBTv2")
+                raise InvalidPSBT(f"{where} {i}: {names[t]} is required in PSBTv2", field=names[t], **index)
             return None
         if size is not None and len(v) != size:
-            raise InvalidPSBT(f"{where} {i}: {names[t]} value must be {size} bytes")
+            raise InvalidPSBT(f"{where} {i}: {names[t]} value must be {size} bytes", field=names[t], **index)
         return v
 
     @property
@@ -1139,7 +1175,7 @@ class Psbt:
         version, vin, vout, locktime = self._tx_parts()
         for i, (amount, _) in enumerate(vout):
             if amount < 0:
-                raise InvalidPSBT(f"output {i}: amount {amount} is negative")
+                raise InvalidPSBT(f"output {i}: amount {amount} is negative", output_index=i)
         return Transaction(
             version=version & 0xFFFFFFFF,  # embit writes the version unsigned
             vin=[TransactionInput(txid[::-1], n, sequence=seq) for txid, n, seq in vin],
@@ -1212,7 +1248,7 @@ class Psbt:
 def _require(m: PsbtMap, where, required, names):
     for t in required:
         if _CS[t] not in m._d:
-            raise InvalidPSBT(f"{where}: {names[t]} is required in PSBTv2")
+            raise InvalidPSBT(f"{where}: {names[t]} is required in PSBTv2", field=names[t])
 
 
 def _without(m: PsbtMap, types) -> PsbtMap:

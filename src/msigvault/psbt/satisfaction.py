@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import InvalidPSBT
+from ..errors import ForeignInput, InvalidPSBT, narrow
 from ..policy.vault import DerivedScript, Vault
 from ..script import compact_size, push_data
 from . import fields as F
@@ -98,16 +98,18 @@ def resolve_vault_input(psbt: Psbt, i: int, vault: Vault, error, *,
     spent = spent_output(psbt, i, error, require_full_tx=False)
     position = vault.find(spent.script_pubkey, gap=FINAL_INPUT_GAP)
     if position is None:
-        raise error(
+        raise narrow(error, ForeignInput)(
             f"input {i} is finalized but lists no key derivations, and the coin it spends is not among "
             f"the vault's first {FINAL_INPUT_GAP} receive or change scripts: it is not a vault coin "
-            "this coordinator can verify; finalize it from the keyholders' partial copies instead"
+            "this coordinator can verify; finalize it from the keyholders' partial copies instead",
+            input_index=i, limit=FINAL_INPUT_GAP,
         )
     d = vault.derive_branch(*position)
     for t, want in ((F.PSBT_IN_REDEEM_SCRIPT, d.redeem_script), (F.PSBT_IN_WITNESS_SCRIPT, d.witness_script)):
         given = m.get(t)
         if given is not None and bytes(given) != want:
-            raise error(f"input {i}: its redeem/witness script is not the vault's script")
+            raise narrow(error, ForeignInput)(f"input {i}: its redeem/witness script is not the vault's script",
+                                              input_index=i, field=F.INPUT_NAMES[t])
     return d, spent
 
 
@@ -126,16 +128,22 @@ def verify_final(m, d: DerivedScript, vault: Vault, i: int, cache: SighashCache,
         raise error(
             f"{where}: its final scriptSig/witness is not a valid satisfaction of the vault's "
             f"{d.script_type} script ({e}); nobody verified it: reject that copy and finalize from "
-            "the keyholders' partial copies"
+            "the keyholders' partial copies",
+            input_index=i, field=_final_field(witness),
         ) from None
     given = Final(script_sig or None, witness if witness not in (None, _EMPTY_WITNESS) else None)
     if given != final:
         raise error(
             f"{where}: its final scriptSig/witness is not byte for byte what the vault's Finalizer "
             "builds from its signatures (extra data, non-minimal pushes or a misplaced field): "
-            "reject that copy and finalize from the keyholders' partial copies"
+            "reject that copy and finalize from the keyholders' partial copies",
+            input_index=i, field=_final_field(witness),
         )
     return final
+
+
+def _final_field(witness) -> str:
+    return "PSBT_IN_FINAL_SCRIPTSIG" if witness in (None, _EMPTY_WITNESS) else "PSBT_IN_FINAL_SCRIPTWITNESS"
 
 
 class _Refused(Exception):

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from embit.util import secp256k1 as _secp
 
 from ..amounts import format_amount
-from ..errors import SignerRefusal
+from ..errors import FeeLimitExceeded, ForeignKey, RegistrationError, SighashRefused, SignerRefusal
 from ..keys.bip32 import SECP256K1_N, ExtendedKey
 from ..keys.cosigner import Cosigner
 from ..policy.registration import DEFAULT_INDEX_LIMIT, RegisteredVault, own_cosigner
@@ -22,7 +22,7 @@ from ..policy.vault import DerivedScript, Vault
 from . import fields as F
 from .common import (
     OutputLine,
-    classify_output,
+    check_output,
     ecdsa_sign,
     ecdsa_verify,
     pubkey_of,
@@ -57,7 +57,7 @@ class SignerPolicy:
         for name in ("max_fee_sats", "max_fee_rate", "max_fee_fraction", "index_limit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise SignerRefusal(f"signer policy {name} must be a number >= 0, got {value!r}")
+                raise SignerRefusal(f"signer policy {name} must be a number >= 0, got {value!r}", field=name)
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,10 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     if registered is not None:
         vault = registered.vault
         if registered.fingerprint != fingerprint:
-            raise SignerRefusal(
+            raise RegistrationError(
                 f"the registration given is {registered.fingerprint.hex()}'s, not this key's "
-                f"({fingerprint.hex()}): register the vault with your own key"
+                f"({fingerprint.hex()}): register the vault with your own key",
+                fingerprint=registered.fingerprint,
             )
     if not isinstance(vault, Vault):
         raise SignerRefusal("expected a Vault or a RegisteredVault")
@@ -139,7 +140,8 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     if any(final):
         raise SignerRefusal(
             f"input {final.index(True)} is already finalized but others are not: a finalized input can no "
-            "longer be checked against the vault; ask the coordinator for the unfinalized PSBT"
+            "longer be checked against the vault; ask the coordinator for the unfinalized PSBT",
+            input_index=final.index(True),
         )
     _check_global_xpubs(psbt, vault)
     inputs = [_check_input(psbt, i, vault, policy, limit) for i in range(psbt.input_count)]
@@ -159,10 +161,10 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     rate = fee / size
     returned = sum(o.amount for o in outputs if o.is_vault)
     sent = input_total - returned - fee  # everything that leaves the vault and is not proven change
-    problem = fee_problem(policy, fee=fee, rate=rate, sent=sent, input_total=input_total,
+    refusal = fee_refusal(policy, fee=fee, rate=rate, sent=sent, input_total=input_total,
                           returns_to_vault=any(o.is_vault for o in outputs))
-    if problem:
-        raise SignerRefusal(problem)
+    if refusal is not None:
+        raise refusal
     notes = []
     if not sent:
         notes.append("no payment leaves the vault (consolidation or self-transfer)")
@@ -185,17 +187,33 @@ def fee_problem(policy: SignerPolicy, *, fee: int, rate: float, sent: int, input
                 returns_to_vault: bool) -> "str | None":
     """Why ``policy`` refuses this fee, or None. ``sent`` is everything that leaves the vault and
     is not the fee; the creator applies the same rule before anyone is asked to sign."""
+    refusal = fee_refusal(policy, fee=fee, rate=rate, sent=sent, input_total=input_total,
+                          returns_to_vault=returns_to_vault)
+    return None if refusal is None else str(refusal)
+
+
+def fee_refusal(policy: SignerPolicy, *, fee: int, rate: float, sent: int, input_total: int,
+                returns_to_vault: bool) -> "FeeLimitExceeded | None":
+    """:func:`fee_problem` as the (unraised) :class:`FeeLimitExceeded` whose ``limit`` is the one crossed."""
     if fee > policy.max_fee_sats:
-        return f"fee {fee} sats is above the limit of {policy.max_fee_sats} sats"
+        return FeeLimitExceeded(f"fee {fee} sats is above the limit of {policy.max_fee_sats} sats",
+                                limit=policy.max_fee_sats)
     if rate > policy.max_fee_rate:
-        return f"fee rate {rate:.1f} sat/vB is above the limit of {policy.max_fee_rate} sat/vB"
+        return FeeLimitExceeded(f"fee rate {rate:.1f} sat/vB is above the limit of {policy.max_fee_rate} sat/vB",
+                                limit=policy.max_fee_rate)
     if not returns_to_vault and sent == 0:
-        return (f"nothing is paid to anyone and nothing returns to the vault: all {input_total} sats of the "
-                "inputs would go to fees (fee burn); refusing")
+        return FeeLimitExceeded(
+            f"nothing is paid to anyone and nothing returns to the vault: all {input_total} sats of the "
+            "inputs would go to fees (fee burn); refusing",
+            limit=policy.max_fee_fraction,
+        )
     base = sent if sent else input_total  # a consolidation: the fee is measured against what it moves
     if fee > policy.max_fee_fraction * base:
-        return (f"fee {fee} sats is more than {policy.max_fee_fraction:.0%} of the {base} sats "
-                + ("being sent" if sent else "being moved within the vault"))
+        return FeeLimitExceeded(
+            f"fee {fee} sats is more than {policy.max_fee_fraction:.0%} of the {base} sats "
+            + ("being sent" if sent else "being moved within the vault"),
+            limit=policy.max_fee_fraction,
+        )
     return None
 
 
@@ -246,7 +264,7 @@ def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
         secret = branches[d.branch].secret(d.index)
         pub = d.pubkeys[d.signers.index(me_pos)]
         if pubkey_of(secret) != pub:  # cannot happen unless the vault record is corrupt
-            raise SignerRefusal(f"input {i}: this key does not derive the vault key it should")
+            raise SignerRefusal(f"input {i}: this key does not derive the vault key it should", input_index=i)
         if is_tr:
             msg = cache.taproot(i, x.sighash, leaf_hash=d.leaf_hash)
             key = pub[1:] + d.leaf_hash
@@ -316,13 +334,15 @@ def _check_global_xpubs(psbt: Psbt, vault: Vault) -> None:
     for xkey, _origin in psbt.globals.items_of_type(F.PSBT_GLOBAL_XPUB):
         key = ExtendedKey.from_bytes(bytes(xkey)) if len(xkey) == 78 else None
         if key is None:
-            raise SignerRefusal("a global xpub in the PSBT is malformed")
+            raise SignerRefusal("a global xpub in the PSBT is malformed", field="PSBT_GLOBAL_XPUB")
         if key.is_mainnet != vault.network.is_mainnet:
-            raise SignerRefusal(f"the PSBT's global xpubs are for another network than this {vault.network.name} vault")
+            raise SignerRefusal(f"the PSBT's global xpubs are for another network than this {vault.network.name} vault",
+                                field="PSBT_GLOBAL_XPUB")
         if bytes(xkey)[4:] not in ours:
-            raise SignerRefusal(
+            raise ForeignKey(
                 "the PSBT names a cosigner xpub that is not in the registered vault: it was made for a "
-                "different vault (or a cosigner key was substituted)"
+                "different vault (or a cosigner key was substituted)",
+                field="PSBT_GLOBAL_XPUB", fingerprint=bytes(_origin[:4]) if len(_origin) >= 4 else None,
             )
 
 
@@ -336,15 +356,16 @@ def _check_input(psbt: Psbt, i: int, vault: Vault, policy: SignerPolicy, limit: 
     allowed = {SIGHASH_ALL, default} | set(policy.allowed_sighashes)
     if sighash not in allowed:
         name = SIGHASH_NAMES.get(sighash, hex(sighash))
-        raise SignerRefusal(
+        raise SighashRefused(
             f"input {i} asks for sighash {name}, which would let others change the transaction after "
-            "you sign; only ALL is accepted unless explicitly allowed"
+            "you sign; only ALL is accepted unless explicitly allowed",
+            input_index=i, field="PSBT_IN_SIGHASH_TYPE",
         )
     return _Input(d, spent, sighash)
 
 
 def _check_output(psbt: Psbt, o: int, vault: Vault, limit: int) -> OutputLine:
-    line, problem = classify_output(psbt, o, vault, index_limit=limit, match_scripts=True)
-    if problem:
-        raise SignerRefusal(problem)
+    line, problem = check_output(psbt, o, vault, index_limit=limit, match_scripts=True)
+    if problem is not None:
+        raise problem
     return line

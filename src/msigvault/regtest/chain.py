@@ -82,6 +82,8 @@ class BlockRejected(ChainError):
     debug text Core logged with it, ``result`` the kernel's ``BlockValidationResult`` name.
     """
 
+    code = "chain.block-rejected"
+
     def __init__(self, reason: str, detail: str, result: str, block_hash: str):
         self.reason = reason
         self.detail = detail

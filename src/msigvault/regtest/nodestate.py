@@ -38,6 +38,8 @@ class Reject(MsigvaultError):
     """The mempool refused a transaction. ``reason`` is Core's reject reason, ``kind`` one of
     ``decode``, ``missing``, ``known``, ``rejected``, ``maxfee``."""
 
+    code = "regtest.tx-rejected"
+
     def __init__(self, reason: str, debug: str = "", kind: str = "rejected"):
         self.reason = reason
         self.debug = debug

@@ -22,13 +22,19 @@ from ..errors import MsigvaultError
 class TransportError(MsigvaultError):
     """Data carried across the air gap (UR text, QR frame, PSBT file) is malformed or incomplete."""
 
+    code = "transport.invalid"
+
 
 class ForeignFrameError(TransportError):
     """A UR frame or BBQr part belongs to a different transfer than the one being collected."""
 
+    code = "transport.foreign-frame"
+
 
 class IncompleteTransfer(TransportError):
     """The result of a multi-part transfer was asked for before every part arrived."""
+
+    code = "transport.incomplete"
 
 
 _EXPORTS = {

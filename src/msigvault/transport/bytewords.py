@@ -53,6 +53,8 @@ assert len(_BY_MINIMAL) == 256  # first+last letters are unique: that is what ma
 class BytewordsError(TransportError):
     """Text is not valid Bytewords (unknown word, wrong length, or failed checksum)."""
 
+    code = "transport.bytewords"
+
 
 def crc32(data: bytes) -> int:
     """CRC-32 (ISO-HDLC, the zlib/PNG one) of ``data`` as an unsigned 32-bit integer."""
