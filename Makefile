@@ -37,6 +37,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/addresses.py
 	$(BIN)/python bench/psbt.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/hostile.py
 
 clean:
