@@ -359,7 +359,9 @@ def _v_musig_keys(value, where, name, ctx):
     # Core's order (DeserializeMuSig2ParticipantPubkeys): each whole 33 byte key, then the rest.
     # An empty list is refused (Core accepts it): a MuSig2 aggregate key has participants.
     if not value:
-        raise InvalidPSBT(f"{where}: {name} value must be a list of 33 byte public keys (it is empty)")
+        raise InvalidPSBT(
+            f"{where}: {name} value must be a list of 33 byte public keys (it is empty)"
+        )
     for i in range(0, len(value) - 32, 33):
         if not _compressed_ok(value[i : i + 33], ctx):
             raise InvalidPSBT(
