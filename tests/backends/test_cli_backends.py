@@ -90,7 +90,8 @@ def test_balance_utxos_history_scan(served):
     assert len(history) == 2 and all(t["confirmations"] >= 1 for t in history)
     fails("vault", "history", "vault.json", "--backend", info["core_backend"], cwd=d,
           match="has no history")
-    scan = json.loads(ok("vault", "scan", "vault.json", "--backend", info["core_backend"], "--json", cwd=d))
+    scan = json.loads(ok("vault", "scan", "vault.json", "--backend", info["core_backend"],
+                         "--cross-check", info["esplora_backend"], "--json", cwd=d))
     assert scan["next_receive_index"] == 10 and scan["next_receive_address"] == vault.address(10)
     assert scan["round_trips"] >= 1
 

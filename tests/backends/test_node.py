@@ -190,3 +190,14 @@ def test_mining_confirms_the_mempool(hx):
         assert txid in ok(client, node, "getblock", block)["tx"]
         assert error(client, node, "sendrawtransaction", raw.hex())[1:] == (-27, "Transaction outputs already in utxo set")
         assert ok(client, node, "testmempoolaccept", [raw.hex()])[0]["reject-reason"] == "txn-already-known"
+
+
+def test_getrawtransaction_in_a_given_block(history, client):
+    node, _vault, _h, facts = history
+    spend = facts["spend"]
+    block = ok(client, node, "getrawtransaction", spend.txid, True)["blockhash"]
+    assert ok(client, node, "getrawtransaction", spend.txid, False, block) == spend.hex()
+    genesis = ok(client, node, "getblockhash", 0)
+    assert error(client, node, "getrawtransaction", spend.txid, False, genesis)[1:] == (
+        -5, "No such transaction found in the provided block. Use gettransaction for wallet transactions.")
+    assert error(client, node, "getrawtransaction", spend.txid, False, "00" * 32)[1:] == (-5, "Block hash not found")

@@ -92,6 +92,7 @@ class CoreBackend(Backend):
                                           policy.backoff), auth=auth)
         self._wallet_ready = False
         self._id = 0
+        self._block_of: dict[str, str] = {}  # txid -> block hash seen in scantxoutset (no txindex needed)
 
     @property
     def round_trips(self) -> int:
@@ -235,6 +236,9 @@ class CoreBackend(Backend):
             confirmed = [ChainUtxo(check_txid(u["txid"]), int(u["vout"]), _sats(u["amount"]),
                                    bytes.fromhex(u["scriptPubKey"]), int(u["height"]))
                          for u in result["unspents"]]
+            for u in result["unspents"]:
+                if isinstance(u.get("blockhash"), str):
+                    self._block_of[u["txid"]] = u["blockhash"]
         except (KeyError, TypeError, ValueError, BackendError) as e:
             raise BackendProtocolError(f"malformed scantxoutset answer ({e})", where=self.where,
                                        what="scantxoutset") from None
@@ -378,7 +382,9 @@ class CoreBackend(Backend):
 
     def get_txs(self, txids: Iterable[str]) -> dict[str, bytes]:
         ids = [check_txid(t) for t in dict.fromkeys(txids)]
-        replies = self.batch([("getrawtransaction", [t, False]) for t in ids])
+        # with the block hash scantxoutset gave, Core finds a transaction without -txindex
+        replies = self.batch([("getrawtransaction", [t, False] + ([self._block_of[t]] if t in self._block_of else []))
+                              for t in ids])
         out = {}
         for txid, r in zip(ids, replies):
             if isinstance(r, RpcReplyError):

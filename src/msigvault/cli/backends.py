@@ -28,12 +28,21 @@ gap_option = click.option("--gap-limit", type=click.IntRange(1, 10_000), default
                           help="Stop after this many unused addresses in a row on each branch.")
 
 
-def _scan(vaultfile, backend_url: str, gap_limit: int, *, prev_txs: bool = True):
-    from ..backends import open_backend, scan_vault
+cross_option = click.option("--cross-check", "cross_url", metavar="URL", default=None,
+                            help="Scan a second backend too; any disagreement about the coins is an error.")
+
+
+def _scan(vaultfile, backend_url: str, gap_limit: int, *, prev_txs: bool = True, cross_url=None):
+    from ..backends import cross_check, open_backend, scan_vault
 
     vf = load_vault(vaultfile)
     with open_backend(backend_url, vf.vault.network) as backend:
-        return vf, scan_vault(vf.vault, backend, gap_limit=gap_limit, fetch_prev_txs=prev_txs), backend.where
+        result = scan_vault(vf.vault, backend, gap_limit=gap_limit, fetch_prev_txs=prev_txs)
+        where = backend.where
+    if cross_url is not None:
+        with open_backend(cross_url, vf.vault.network) as other:
+            cross_check(result, scan_vault(vf.vault, other, gap_limit=gap_limit, fetch_prev_txs=prev_txs))
+    return vf, result, where
 
 
 def _sats(n: int) -> str:
@@ -45,11 +54,12 @@ def _sats(n: int) -> str:
 @click.command("balance")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @backend_option
+@cross_option
 @gap_option
 @json_option
-def vault_balance(vaultfile, backend_url, gap_limit, as_json):
+def vault_balance(vaultfile, backend_url, cross_url, gap_limit, as_json):
     """The vault's confirmed and unconfirmed balance, as the backend reports it."""
-    vf, r, where = _scan(vaultfile, backend_url, gap_limit, prev_txs=False)
+    vf, r, where = _scan(vaultfile, backend_url, gap_limit, prev_txs=False, cross_url=cross_url)
     b = r.balance
     emit(as_json, {"vault": vf.name, "backend": where, "height": r.tip.height,
                    "confirmed": b.confirmed, "unconfirmed": b.unconfirmed, "total": b.total,
@@ -61,6 +71,7 @@ def vault_balance(vaultfile, backend_url, gap_limit, as_json):
 @click.command("utxos")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @backend_option
+@cross_option
 @gap_option
 @click.option("--min-conf", type=click.IntRange(0), default=1, show_default=True,
               help="Coins written with -o need this many confirmations.")
@@ -68,9 +79,9 @@ def vault_balance(vaultfile, backend_url, gap_limit, as_json):
               help="Write a UTXO file for 'psbt create --utxos' (previous transactions included, each checked).")
 @force_option
 @json_option
-def vault_utxos(vaultfile, backend_url, gap_limit, min_conf, output, force, as_json):
+def vault_utxos(vaultfile, backend_url, cross_url, gap_limit, min_conf, output, force, as_json):
     """The vault's unspent coins with their indexes and confirmations."""
-    vf, r, where = _scan(vaultfile, backend_url, gap_limit)
+    vf, r, where = _scan(vaultfile, backend_url, gap_limit, cross_url=cross_url)
     records = [{**u.utxo.to_dict(), "height": u.height, "confirmations": u.confirmations} for u in r.utxos]
     if output:
         chosen = [u.utxo.to_dict() for u in r.utxos if u.confirmations >= min_conf]
@@ -104,16 +115,17 @@ def vault_history(vaultfile, backend_url, gap_limit, as_json):
 @click.command("scan")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @backend_option
+@cross_option
 @gap_option
 @json_option
-def vault_scan(vaultfile, backend_url, gap_limit, as_json):
+def vault_scan(vaultfile, backend_url, cross_url, gap_limit, as_json):
     """Find the vault's used addresses; record the change high-water mark in the vault file.
 
     \b
     The vault file's next change index moves past the highest used change address, so new
     change never reuses one. Nothing is written unless the whole scan succeeded.
     """
-    vf, r, where = _scan(vaultfile, backend_url, gap_limit)
+    vf, r, where = _scan(vaultfile, backend_url, gap_limit, cross_url=cross_url)
     next_change = max(vf.next_change_index, r.change_high_water + 1)
     if next_change != vf.next_change_index:
         vf.with_next_change_index(next_change).save(vaultfile, overwrite=True)

@@ -236,6 +236,12 @@ class CoreRpc:
     def rpc_getrawtransaction(self, txid, verbose=None, blockhash=None):
         txid = _txid(txid)
         rec = self.state.tx(txid)
+        if blockhash is not None:
+            if _txid(blockhash, "parameter 3") not in self.state.heights:
+                raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Block hash not found")
+            if rec is None or rec.place is None or rec.place.block_hash != blockhash.lower():
+                raise RpcError(RPC_INVALID_ADDRESS_OR_KEY,
+                               "No such transaction found in the provided block. Use gettransaction for wallet transactions.")
         if rec is None:
             raise RpcError(RPC_INVALID_ADDRESS_OR_KEY,
                            "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.")
