@@ -7,7 +7,7 @@ loopback the way it talks to a real Core, Esplora or bitcoinlib provider.
 import httpx
 import pytest
 
-from msigvault.backends import BroadcastRejected, open_backend, scan_vault
+from msigvault.backends import BroadcastRejected, TxNotFound, open_backend, scan_vault
 from msigvault.backends.base import txid_of
 from msigvault.backends.bitcoinlib_service import BitcoinlibBackend
 from msigvault.backends.core import CoreBackend
@@ -160,3 +160,23 @@ def test_open_backend_url_forms_reach_the_same_node(hx, history, expected):
             result = scan_vault(vault, backend)
         assert {(u.utxo.outpoint, u.utxo.amount, u.utxo.branch, u.utxo.index)
                 for u in result.utxos if u.height is not None} == confirmed
+
+
+@pytest.mark.parametrize("wallet", [None, "vault-noindex"])
+def test_core_without_txindex_still_fetches_every_previous_transaction(hx, history, expected, wallet):
+    """Core without -txindex finds confirmed transactions only in its wallet or in a given block."""
+    node, vault, _holders, facts = history
+    confirmed, _unconfirmed, _tip = expected
+    with node.state.lock:
+        node.state.txindex = False
+    try:
+        with CoreBackend(node.rpc_url, "regtest", wallet=wallet) as backend:
+            with pytest.raises(TxNotFound, match="-txindex"):
+                CoreBackend(node.rpc_url, "regtest").get_tx(facts["spend"].txid)
+            result = scan_vault(vault, backend)
+    finally:
+        with node.state.lock:
+            node.state.txindex = True
+    assert {(u.utxo.outpoint, u.utxo.amount, u.utxo.branch, u.utxo.index)
+            for u in result.utxos if u.height is not None} == confirmed
+    assert all(txid_of(u.utxo.prev_tx) == u.utxo.txid for u in result.utxos)

@@ -382,6 +382,16 @@ class CoreBackend(Backend):
 
     def get_txs(self, txids: Iterable[str]) -> dict[str, bytes]:
         ids = [check_txid(t) for t in dict.fromkeys(txids)]
+        found: dict[str, bytes] = {}
+        if self.wallet and ids:  # the wallet has its own transactions without -txindex
+            self._ensure_wallet()
+            for txid, r in zip(ids, self.batch([("gettransaction", [t, True]) for t in ids], wallet=True)):
+                if isinstance(r, dict) and isinstance(r.get("hex"), str):
+                    found[txid] = verify_txid(_hexbytes(r["hex"], self.where), txid, self.where)
+            ids = [t for t in ids if t not in found]
+        return {**found, **self._raw_txs(ids)}
+
+    def _raw_txs(self, ids: list) -> dict[str, bytes]:
         # with the block hash scantxoutset gave, Core finds a transaction without -txindex
         replies = self.batch([("getrawtransaction", [t, False] + ([self._block_of[t]] if t in self._block_of else []))
                               for t in ids])

@@ -214,7 +214,7 @@ class RegtestNode:
     def __init__(self, datadir: "str | os.PathLike | None" = None, *, rpc_port: Optional[int] = 0,
                  esplora_port: Optional[int] = 0, rpc_user: Optional[str] = None,
                  rpc_password: Optional[str] = None, fee_estimate: Optional[float] = None,
-                 verbose: bool = False):
+                 txindex: bool = True, verbose: bool = False):
         if (rpc_user is None) != (rpc_password is None):
             raise ChainError("give both --rpc-user and --rpc-password, or neither (cookie auth)")
         self.datadir = Path(datadir) if datadir is not None else None
@@ -222,6 +222,7 @@ class RegtestNode:
         self._user, self._password = rpc_user, rpc_password
         self._cookie: Optional[str] = None
         self.fee_estimate = fee_estimate
+        self.txindex = txindex
         self.verbose = verbose
         self.chain: Optional[RegtestChain] = None
         self.state: Optional[NodeState] = None
@@ -241,6 +242,7 @@ class RegtestNode:
             if self.chain.height == 0:
                 self.chain.mine(1)  # a block the kernel has written, so blocks can be read back
             self.state = NodeState(self.chain, fee_estimate=self.fee_estimate)
+            self.state.txindex = self.txindex
             self.rpc = CoreRpc(self.state)
             self.esplora = Esplora(self.state)
             rpc_port, esplora_port = self._ports

@@ -42,6 +42,9 @@ MAX_SCAN_OBJECTS = 100_000
 MAX_DESCRIPTOR_RANGE = 1_000_000
 DEFAULT_RANGE = 1000  # Core's default for ranged descriptors (scantxoutset, keypool)
 NO_FEE_ESTIMATE = "Insufficient data or no feerate found"
+NO_TX = "No such mempool or blockchain transaction. Use gettransaction for wallet transactions."
+NO_TX_WITHOUT_INDEX = ("No such mempool transaction. Use -txindex or provide a block hash to enable "
+                       "blockchain transaction queries. Use gettransaction for wallet transactions.")
 
 
 class RpcError(Exception):
@@ -218,6 +221,8 @@ class CoreRpc:
         }
 
     def rpc_getindexinfo(self, index_name=None):
+        if not self.state.txindex:
+            return {}
         info = {"txindex": {"synced": True, "best_block_height": self.state.height}}
         if index_name is not None:
             return {k: v for k, v in info.items() if k == index_name}
@@ -242,9 +247,8 @@ class CoreRpc:
             if rec is None or rec.place is None or rec.place.block_hash != blockhash.lower():
                 raise RpcError(RPC_INVALID_ADDRESS_OR_KEY,
                                "No such transaction found in the provided block. Use gettransaction for wallet transactions.")
-        if rec is None:
-            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY,
-                           "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.")
+        if rec is None or (not self.state.txindex and blockhash is None and rec.place is not None):
+            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, NO_TX if self.state.txindex else NO_TX_WITHOUT_INDEX)
         if not _verbosity(verbose, 0):
             return rec.ptx.raw.hex()
         obj = core_tx(rec.ptx, self.state.network, rec.place, self.state.height,
@@ -541,6 +545,22 @@ class CoreRpc:
                               "desc": w.scripts[script][0], "parent_descs": [w.scripts[script][0]],
                               "safe": conf > 0})
                 out.append(entry)
+        return out
+
+    def rpc_gettransaction(self, txid, include_watchonly=None, verbose=None, wallet=None):
+        w = self._wallet(wallet)
+        rec = self.state.tx(_txid(txid))
+        entries = self._wallet_entries(w, rec) if rec is not None else []
+        if not entries:
+            raise RpcError(RPC_INVALID_ADDRESS_OR_KEY, "Invalid or non-wallet transaction id")
+        common = {k: v for k, v in entries[0].items()
+                  if k in ("confirmations", "blockhash", "blockheight", "blockindex", "blocktime",
+                           "txid", "wtxid", "walletconflicts", "time", "timereceived", "bip125-replaceable")}
+        details = [{k: v for k, v in e.items() if k not in common} for e in entries]
+        amount = sum(d["amount"] for d in details)
+        out = {"amount": round(amount, 8), **common, "details": details, "hex": rec.ptx.raw.hex()}
+        if verbose:
+            out["decoded"] = core_tx(rec.ptx, self.state.network)
         return out
 
     def _wallet_txids(self, w: Wallet) -> list:

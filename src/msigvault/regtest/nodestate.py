@@ -88,6 +88,7 @@ class NodeState:
         self.lock = threading.RLock()
         self.fee_estimate = fee_estimate  # sat/vB for every target; None: from recent blocks
         self.max_fee_rate = max_fee_rate
+        self.txindex = True  # False: getrawtransaction finds confirmed transactions only with a block hash
         self.txs: dict[str, TxRecord] = {}
         self.outputs: dict[str, list[Output]] = {}  # txid -> its outputs
         self.spender: dict[tuple[str, int], str] = {}  # confirmed spends
