@@ -14,7 +14,8 @@ HEADER = """# Command-line reference
 
 Generated from the real `--help` output (`tests/test_cli_docs.py` checks that it is current).
 Every command exits 0 on success and 2 with one line on stderr for anything a user can get wrong.
-Commands that print results accept `--json`.
+Commands that print results accept `--json`; with it an error is printed on stdout as
+`{"error": {"code": ..., "message": ..., ...}}` instead (the codes: [errors.md](errors.md)).
 """
 
 

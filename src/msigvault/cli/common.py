@@ -9,21 +9,49 @@ from pathlib import Path
 
 import click
 
-from ..errors import MsigvaultError
+from ..errors import FileSystemError, MsigvaultError
+
+_JSON_KEY = "msigvault.json"
 
 
 class MsigvaultGroup(click.Group):
-    """Turns every MsigvaultError into one line on stderr and exit code 2."""
+    """Turns every MsigvaultError into exit code 2 and one line on stderr, or, for a command called
+    with ``--json``, ``{"error": {"code": ..., "message": ..., ...}}`` on stdout (docs/errors.md)."""
 
     def invoke(self, ctx):
+        argv = [*getattr(ctx, "_protected_args", ()), *ctx.args]
         try:
             return super().invoke(ctx)
         except MsigvaultError as e:
-            click.echo(f"error: {e}", err=True)
-            ctx.exit(2)
+            _fail(ctx, e, argv)
         except OSError as e:
-            click.echo(f"error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": "), err=True)
-            ctx.exit(2)
+            text = f"{e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": ")
+            _fail(ctx, FileSystemError(text, path=getattr(e, "filename", None) or None), argv)
+        except click.ClickException as e:  # usage errors click finds itself
+            if not _wants_json(ctx, argv):
+                raise
+            _fail(ctx, CliError(e.format_message()), argv)
+
+
+def _wants_json(ctx, argv) -> bool:
+    """Whether the failing command was called with --json: as parsed if it got that far, else as typed."""
+    if _JSON_KEY in ctx.meta:
+        return bool(ctx.meta[_JSON_KEY])
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    return "--json" in words
+
+
+def _fail(ctx, error: MsigvaultError, argv) -> None:
+    if _wants_json(ctx, argv):
+        click.echo(json.dumps({"error": error.to_dict()}))
+    else:
+        click.echo(f"error: {error}", err=True)
+    ctx.exit(2)
+
+
+def _remember_json(ctx, param, value):
+    ctx.meta[_JSON_KEY] = value  # meta is shared by the whole context tree: the group sees it
+    return value
 
 
 class CliError(MsigvaultError):
@@ -32,7 +60,16 @@ class CliError(MsigvaultError):
     code = "cli.usage"
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of text.")
+class NotApproved(CliError):
+    """The person at the terminal did not approve (answered no, or no answer): nothing was done."""
+
+    code = "cli.not-approved"
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, is_eager=True, callback=_remember_json,
+    help="Print JSON for machines instead of text.",
+)
 passphrase_fd_option = click.option(
     "--passphrase-fd", type=int, default=None,
     help="Read the keystore passphrase from this open file descriptor (else $MSIGVAULT_PASSPHRASE, else a prompt).",

@@ -9,6 +9,7 @@ import click
 from ..amounts import format_amount
 from .common import (
     CliError,
+    NotApproved,
     approve,
     check_writable,
     check_writable_dir,
@@ -255,7 +256,7 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     # never ask for approval of something not shown: with --json the summary goes to stderr
     click.echo(summary.text(), err=as_json)
     if not yes and not approve("Sign this transaction?"):
-        raise CliError("not signed: nothing was written")
+        raise NotApproved("not signed: nothing was written")
     root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
     signed, summary = sign(p, registered, root, policy=policy)
     write_psbt(signed, output, fmt, force=force, qr_dir=qr_dir)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, approve, emit, force_option, json_option, load_vault, passphrase_fd_option, read_input, unlock_root, write_output
+from .common import CliError, NotApproved, approve, emit, force_option, json_option, load_vault, passphrase_fd_option, read_input, unlock_root, write_output
 from .keys import NETWORKS, SCRIPTS
 
 
@@ -127,7 +127,7 @@ def vault_verify(vaultfile, keyfile, index_limit, yes, passphrase_fd, as_json):
     click.echo(text, err=as_json)
     if not yes:
         if not approve("Does this policy id match what every other keyholder sees? Register it"):
-            raise CliError("not registered: nothing was written")
+            raise NotApproved("not registered: nothing was written")
     reg = Registration.create(vf.vault, root, name=vf.name, index_limit=limit)
     vf.with_registration(reg).save(vaultfile, overwrite=True)
     out = {"vault": vf.name, "you_are": str(me), "policy_id": vf.vault.policy_id,

@@ -71,21 +71,23 @@ def read_psbt_file(path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_SIZE:
-            raise TransportError(f"{path} is {size} bytes, too large to be a PSBT: is it the right file?")
+            raise TransportError(f"{path} is {size} bytes, too large to be a PSBT: is it the right file?",
+                                 path=path)
         data = path.read_bytes()
     except FileNotFoundError:
-        raise TransportError(f"{path}: no such file") from None
+        raise TransportError(f"{path}: no such file", path=path) from None
     except IsADirectoryError:
-        raise TransportError(f"{path} is a directory, not a PSBT file") from None
+        raise TransportError(f"{path} is a directory, not a PSBT file", path=path) from None
     except OSError as e:
-        raise TransportError(f"cannot read {path}: {e.strerror or e}") from None
+        raise TransportError(f"cannot read {path}: {e.strerror or e}", path=path) from None
     if data.startswith(PSBT_MAGIC):
         return data
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
         raise TransportError(
-            f"{path} is neither a binary PSBT (it does not start with 'psbt' 0xff) nor text"
+            f"{path} is neither a binary PSBT (it does not start with 'psbt' 0xff) nor text",
+            path=path,
         ) from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines and lines[0][:3].lower() == "ur:":
@@ -96,8 +98,8 @@ def read_psbt_file(path) -> bytes:
         try:
             return bbqr_to_psbt(lines)
         except TransportError as e:
-            raise type(e)(f"{path}: {e}") from None
+            raise type(e)(f"{path}: {e}", path=path).locate(**e.fields()) from None
     try:
         return psbt_from_text(text)
     except TransportError as e:
-        raise TransportError(f"{path}: {e}") from None
+        raise TransportError(f"{path}: {e}", path=path).locate(**e.fields()) from None
