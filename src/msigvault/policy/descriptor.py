@@ -1,9 +1,10 @@
-"""Parse the descriptors a vault is written as (BIP380-387 subset, BIP389 multipath).
+"""Vault-shaped descriptors on top of the one parser (policy/descriptors.py), and BIP389 text expansion.
 
-Accepted: ``sh(multi|sortedmulti)``, ``sh(wsh(...))``, ``wsh(...)`` and
+A vault is ``sh(multi|sortedmulti)``, ``sh(wsh(...))``, ``wsh(...)`` or
 ``tr(NUMS_H, multi_a|sortedmulti_a)``, each key ``[fingerprint/path]xpub`` followed by ``/<0;1>/*``
 (or all keys ``/0/*``, or all ``/1/*``). Anything else is a different policy and is refused with a
-message that says what was found. ``expand_multipath`` implements BIP389 for any descriptor.
+message that says what was found. ``expand_multipath`` implements BIP389 for any descriptor text;
+``parse_multi_args`` is a small helper kept for the BIP383 vector tests.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from __future__ import annotations
 import re
 
 from ..errors import InvalidDescriptor, InvalidKey
-from ..keys.cosigner import Cosigner
-from ..keys.keyexpr import parse_key_expression, parse_step
-from .checksum import MAX_DESCRIPTOR_LENGTH, check_length, descriptor_checksum
+from ..keys.keyexpr import parse_step
+from .checksum import MAX_DESCRIPTOR_LENGTH, check_length
 
 __all__ = [
     "parse_vault_descriptor", "parse_structure", "parse_multi_args", "expand_multipath",
@@ -24,114 +24,38 @@ _THRESHOLD = re.compile(r"^(0|[1-9][0-9]{0,3})$")
 
 #: Most keys any vault descriptor can hold (tr: multi_a with 999 keys).
 MAX_DESCRIPTOR_KEYS = 999
-#: Keys allowed by each script's multi()/multi_a() (consensus and BIP383/BIP387 limits).
-_KEYS_PER_SCRIPT = {"sh": 15, "sh-wsh": 20, "wsh": 20, "tr": MAX_DESCRIPTOR_KEYS}
 #: Most indexes one BIP389 multipath specifier may list.
 MAX_MULTIPATH_ARITY = 256
 #: Most characters all BIP389 expansions of one descriptor may add up to.
 MAX_EXPANDED_LENGTH = 4 * MAX_DESCRIPTOR_LENGTH
 
 
-def _unwrap(text: str, name: str) -> "str | None":
-    if text.startswith(name + "(") and text.endswith(")"):
-        return text[len(name) + 1:-1]
-    return None
-
-
 def parse_vault_descriptor(desc: str):
     """Return (m, cosigners, script type, sorted) for a checksum-free vault descriptor.
 
     The multipath form must be ``/<0;1>/*`` on every key; single-path forms must use ``/0/*``
-    on every key or ``/1/*`` on every key.
+    on every key or ``/1/*`` on every key. Parsed by the one parser (policy/descriptors.py).
     """
-    check_length(desc)
-    _check_key_count(desc)
-    descriptor_checksum(desc)  # rejects characters outside the descriptor character set
-    if " " in desc:
-        raise InvalidDescriptor("descriptor contains spaces: remove them")
-    specs = set(_MULTIPATH.findall(desc))
-    if specs and specs != {"0;1"}:  # refused before any expansion is built
-        raise InvalidDescriptor(
-            "the only multipath msigvault accepts is /<0;1>/* (receive branch 0, change branch 1)"
-        )
-    expansions = expand_multipath(desc)
-    m, keys, script, is_sorted = parse_structure(expansions[0])
-    branches = {k.steps for k in keys}
-    if len(expansions) == 2:
-        branches |= {(k.steps[0] - 1,) if k.steps else () for k in parse_structure(expansions[1])[1]}
-    if branches not in ({(0,)}, {(1,)}) or (len(expansions) == 2 and branches != {(0,)}):
-        raise InvalidDescriptor(
-            "every key of a vault must end in /<0;1>/* (or all in /0/*, or all in /1/*); found "
-            + ", ".join(sorted("/" + "/".join(map(str, s)) + "/*" if s else "(no derivation)" for s in branches))
-        )
-    cosigners = []
-    for i, k in enumerate(keys, 1):
-        if k.wildcard != "*":
-            raise InvalidDescriptor(
-                f"key {i} must end in /* (unhardened wildcard): "
-                + ("hardened wildcards cannot be derived from an xpub" if k.wildcard else "a vault needs ranged keys")
-            )
-        try:
-            cosigners.append(Cosigner.from_key_expression(k))
-        except InvalidKey as e:
-            raise InvalidKey(f"key {i} of the descriptor: {e}") from None
-    return m, tuple(cosigners), script, is_sorted
+    from .descriptors import parse_descriptor, vault_parts
 
-
-def _check_key_count(desc: str) -> None:
-    """Refuse more keys than any vault has, counted by commas before any key is parsed."""
-    commas = desc.count(",")  # one before each key of multi(); tr() adds one for its internal key
-    if commas > MAX_DESCRIPTOR_KEYS + 1:
-        raise InvalidDescriptor(
-            f"the descriptor has {commas} commas, so more than {MAX_DESCRIPTOR_KEYS} keys; a vault has "
-            f"at most {MAX_DESCRIPTOR_KEYS} (tr), 20 (wsh, sh-wsh) or 15 (sh): it is not a vault descriptor"
-        )
+    if "#" in desc:
+        raise InvalidDescriptor("pass the descriptor without its #checksum (split_checksum() removes it)")
+    return vault_parts(parse_descriptor(desc, only_multipath="0;1"))
 
 
 def parse_structure(desc: str):
     """(m, [KeyExpression], script type, sorted) of a single-path vault descriptor (no checksum)."""
+    from .descriptors import parse_descriptor
+
     check_length(desc)
-    for outer in ("sh", "wsh", "tr"):
-        inner = _unwrap(desc, outer)
-        if inner is None:
-            continue
-        if outer == "sh":
-            nested = _unwrap(inner, "wsh")
-            if nested is not None:
-                return _parse_multi(nested, "sh-wsh")
-            if inner.startswith(("wpkh(", "pkh(", "sh(", "tr(")):
-                raise InvalidDescriptor(f"sh({inner.split('(')[0]}(...)) is not a multisig vault")
-            return _parse_multi(inner, "sh")
-        if outer == "wsh":
-            return _parse_multi(inner, "wsh")
-        return _parse_tr(inner)
-    head = desc.split("(", 1)[0]
-    raise InvalidDescriptor(
-        f"{head}(...) is not a vault descriptor: msigvault reads sh(multi), sh(wsh(multi)), wsh(multi) "
-        "and tr(<NUMS>,multi_a) (and their sorted forms)"
-    )
-
-
-def _parse_tr(inner: str):
-    from .vault import NUMS_H
-
-    if "," not in inner:
-        raise InvalidDescriptor("tr() without a script tree is a single-key wallet, not a multisig vault")
-    internal, tree = inner.split(",", 1)
-    if internal.lower() != NUMS_H.hex():
-        raise InvalidDescriptor(
-            "this tr() descriptor has a spendable internal key: msigvault vaults use the BIP341 "
-            f"unspendable key {NUMS_H.hex()} so coins move only with m signatures"
-        )
-    if tree.startswith("{"):
-        raise InvalidDescriptor("tr() with more than one leaf is not an m-of-n vault msigvault can sign for")
-    return _parse_multi(tree, "tr")
+    m, keys, script, is_sorted = parse_descriptor(desc).vault_shape()
+    return m, [k.key_expression() for k in keys], script, is_sorted
 
 
 def parse_multi_args(text: str, names: "tuple[str, ...]"):
     """(function name, threshold, [key expression text]) of ``multi(...)``-like text."""
     for name in names:
-        args = _unwrap(text, name)
+        args = text[len(name) + 1:-1] if text.startswith(name + "(") and text.endswith(")") else None
         if args is not None:
             break
     else:
@@ -143,24 +67,6 @@ def parse_multi_args(text: str, names: "tuple[str, ...]"):
     if not _THRESHOLD.match(parts[0]):
         raise InvalidDescriptor(f"{name}() threshold {parts[0]!r} is not a whole number")
     return name, int(parts[0]), parts[1:]
-
-
-def _parse_multi(text: str, script: str):
-    names = ("sortedmulti_a", "multi_a") if script == "tr" else ("sortedmulti", "multi")
-    name, m, key_texts = parse_multi_args(text, names)
-    limit = _KEYS_PER_SCRIPT[script]
-    if len(key_texts) > limit:
-        raise InvalidDescriptor(
-            f"a {script} vault descriptor can have at most {limit} keys, not {len(key_texts)}"
-            + ("; use tr (up to 999)" if script != "tr" else "")
-        )
-    keys = []
-    for i, key in enumerate(key_texts, 1):
-        try:
-            keys.append(parse_key_expression(key))
-        except InvalidKey as e:
-            raise InvalidKey(f"key {i} of the descriptor: {e}") from None
-    return m, keys, script, name.startswith("sorted")
 
 
 _MULTIPATH = re.compile(r"<([^<>]*)>")

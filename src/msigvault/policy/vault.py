@@ -28,7 +28,7 @@ from ..script import (
     p2wsh_script_pubkey,
     tapleaf_hash,
 )
-from .checksum import add_checksum, split_checksum
+from .checksum import add_checksum
 
 SCRIPT_TYPES = ("sh", "sh-wsh", "wsh", "tr")
 MAX_KEYS = {"sh": 15, "sh-wsh": 20, "wsh": 20, "tr": 999}
@@ -153,14 +153,12 @@ class Vault:
         The checksum is verified; a descriptor without one is accepted only with
         ``require_checksum=False``.
         """
-        from .descriptor import parse_vault_descriptor
+        from .descriptors import parse_descriptor
 
         if not isinstance(text, str):
             raise InvalidDescriptor("a descriptor is a string")
-        desc, _ = split_checksum(text.strip(), require=require_checksum)
-        m, keys, script, is_sorted = parse_vault_descriptor(desc)
-        net = _resolve_network(network, keys)
-        return cls(m, keys, script, is_sorted, net, accept=_deviation_set(accept))
+        desc = parse_descriptor(text.strip(), require_checksum=require_checksum, only_multipath="0;1")
+        return desc.to_vault(network=network, accept=accept)
 
     # -- descriptors -----------------------------------------------------------------------------
 
