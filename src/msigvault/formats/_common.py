@@ -19,8 +19,8 @@ from ..keys.bip32 import ExtendedKey
 from ..keys.cosigner import Cosigner
 from ..keys.keyexpr import KeyExpression
 from ..network import Network
-from ..policy.checksum import split_checksum
-from ..policy.descriptor import parse_structure, expand_multipath
+from ..policy.descriptor import expand_multipath  # noqa: F401 (policy's BIP389 expansion, for callers)
+from ..policy.descriptors import parse_descriptor as parse_any_descriptor
 from ..policy.vault import SCRIPT_TYPES, Deviation, Vault
 from ._warnings import FormatWarning, WarningCode, origin_warnings  # noqa: F401 (re-exported)
 
@@ -256,13 +256,12 @@ class ParsedDescriptor:
         return vault, warnings
 
 
-_MULTIPATH = re.compile(r"<([^<>]*)>")
-_INDEXES = re.compile(r"[0-9;h']*")  # what a multipath specifier may show of itself in a message
 _WS = re.compile(r"\s")
 
 
 def parse_descriptor(text: str, fmt: str, *, allow: "Iterable[str]" = ("multipath", "branch")) -> ParsedDescriptor:
-    """Parse one vault descriptor; its checksum is verified when present.
+    """Parse one vault descriptor with the one parser (policy/descriptors.py); its checksum is
+    verified when present.
 
     ``allow`` lists the key-derivation shapes the format accepts: ``multipath`` (``/<0;1>/*``),
     ``branch`` (all ``/0/*`` or all ``/1/*``), ``bare`` (no derivation after the xpub, as Specter
@@ -275,43 +274,30 @@ def parse_descriptor(text: str, fmt: str, *, allow: "Iterable[str]" = ("multipat
         raise FormatError(f"{fmt}: the descriptor is empty")
     if _WS.search(text):
         raise FormatError(f"{fmt}: the descriptor contains spaces or line breaks inside it: remove them")
-    with context(fmt):
-        desc, checksum = split_checksum(text, require=False)  # refuses over-long text first
-    specs = set(_MULTIPATH.findall(desc))
-    if specs and specs != {"0;1"}:  # checked before any expansion is built
-        shown = sorted(f"<{s}>" if len(s) <= 24 and _INDEXES.fullmatch(s) else "<...>" for s in specs)
-        raise InvalidDescriptor(
-            f"{fmt}: the only multipath msigvault accepts is /<0;1>/* (receive 0, change 1), found "
-            + ", ".join(shown[:4]) + (f" and {len(shown) - 4} more" if len(shown) > 4 else "")
-        )
-    with context(fmt):
-        expansions = expand_multipath(desc)
-    with context(fmt):
-        m, keys, script, is_sorted = parse_structure(expansions[0])
-    if script not in SCRIPT_TYPES:  # pragma: no cover - parse_structure only returns these
-        raise FormatError(f"{fmt}: unsupported script {script}")
+    with context(fmt):  # other multipaths are refused before anything is expanded
+        parsed = parse_any_descriptor(text, only_multipath="0;1")
+        m, dkeys, script, is_sorted = parsed.vault_shape()
+    keys = tuple(k.key_expression() for k in dkeys)
     shapes = set()
-    for i, k in enumerate(keys, 1):
+    for i, k in enumerate(dkeys, 1):
         if k.kind != "xpub":
-            what = {"pubkey": "a raw public key", "wif": "a private key (WIF)", "xprv": "a private extended key"}
             raise InvalidKey(
-                f"{fmt}: key {i} of the descriptor is {what.get(k.kind, k.kind)}; a vault needs each "
+                f"{fmt}: key {i} of the descriptor is a raw public key; a vault needs each "
                 "cosigner's extended public key (xpub) with its key origin"
-                + (" — never share private keys" if k.kind in ("wif", "xprv") else "")
             )
+        steps = k.paths[0]
         if k.wildcard == "*h":
             raise InvalidDescriptor(f"{fmt}: key {i} ends in a hardened wildcard, which cannot be derived from an xpub")
-        if k.wildcard == "*" and len(k.steps) == 1:
-            shapes.add(("branch", k.steps[0], None))
-        elif k.wildcard is None and not k.steps:
+        if k.wildcard == "*" and len(steps) == 1:
+            shapes.add(("branch", steps[0], None))
+        elif k.wildcard is None and not steps:
             shapes.add(("bare", None, None))
-        elif k.wildcard is None and len(k.steps) == 2:
-            shapes.add(("fixed", k.steps[0], k.steps[1]))
+        elif k.wildcard is None and len(steps) == 2:
+            shapes.add(("fixed", steps[0], steps[1]))
         else:
             shapes.add(("other", None, None))
-    if len(expansions) == 2:
-        second = parse_structure(expansions[1])[1]
-        if not (shapes == {("branch", 0, None)} and {k.steps for k in second} == {(1,)}):
+    if parsed.branches == 2:
+        if not (shapes == {("branch", 0, None)} and {k.paths for k in dkeys} == {((0,), (1,))}):
             raise InvalidDescriptor(f"{fmt}: every key of a multipath vault descriptor must end in /<0;1>/*")
         shape, branch, index = "multipath", None, None
     elif len(shapes) != 1:
@@ -336,7 +322,7 @@ def parse_descriptor(text: str, fmt: str, *, allow: "Iterable[str]" = ("multipat
             "multipath": "it is a multipath descriptor",
         }[shape]
         raise InvalidDescriptor(f"{fmt}: this descriptor is not accepted here: {explain}")
-    return ParsedDescriptor(m, tuple(keys), script, is_sorted, shape, branch, index, checksum)
+    return ParsedDescriptor(m, keys, script, is_sorted, shape, branch, index, parsed.checksum)
 
 
 def same_vault(a: Vault, b: Vault) -> bool:
