@@ -30,9 +30,9 @@ from collections.abc import Mapping
 
 from ..errors import InvalidDescriptor, InvalidKey, MsigvaultError
 from ..keys.bip32 import ExtendedKey
-from ..keys.keyexpr import parse_key_expression, parse_step
 from ..network import Network
-from ..policy.checksum import add_checksum, split_checksum
+from ..policy.checksum import add_checksum
+from ..policy.descriptors import DescriptorKey, KeyScript, Multi, Raw, Sh, Tr, Wsh, parse_descriptor
 from . import TransportError
 from . import _cbor
 
@@ -44,9 +44,7 @@ SCRIPT_TAGS = {
     "multi": 406, "sortedmulti": 407, "raw": 408, "tr": 409,
 }
 TAG_NAMES = {v: k for k, v in SCRIPT_TAGS.items()}
-_KEY_FUNCS = ("pk", "pkh", "wpkh", "combo", "tr")
 _MULTI = ("multi", "sortedmulti")
-_NAME = re.compile(r"^[a-z_]+$")
 #: multi()/sortedmulti() hold at most 20 keys (OP_CHECKMULTISIG); counted before any is parsed.
 MAX_MULTI_KEYS = 20
 #: most output descriptors one crypto-account may carry.
@@ -56,125 +54,59 @@ MAX_ACCOUNT_DESCRIPTORS = 64
 # ============================================================================ descriptor text
 
 
-def _split_args(text: str) -> "list[str]":
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                raise InvalidDescriptor("unbalanced parentheses in the descriptor")
-        elif ch == "," and depth == 0:
-            out.append(text[start:i])
-            start = i + 1
-    if depth != 0:
-        raise InvalidDescriptor("unbalanced parentheses in the descriptor")
-    out.append(text[start:])
-    return out
+def _node(node):
+    """The AST of the one parser (policy.descriptors) as ``(name, args)``; keys as key tuples."""
+    if isinstance(node, KeyScript):
+        return ("key", _parse_key(node.key))
+    if isinstance(node, (Sh, Wsh)):
+        return (type(node).__name__.lower(), _node(node.inner))
+    if isinstance(node, Multi):
+        if node.tapscript:
+            raise InvalidDescriptor(f"{node.name}() cannot be carried in a ur:crypto-output (version 1)")
+        return (node.name, (node.threshold, [_parse_key(k) for k in node.keys]))
+    if isinstance(node, Raw):
+        return ("raw", node.script)
+    if isinstance(node, Tr):
+        if node.tree is not None:
+            raise InvalidDescriptor("tr() with a script tree cannot be carried in a ur:crypto-output (version 1)")
+        return ("tr", _parse_key(node.internal))
+    return (type(node).__name__.lower(), _parse_key(node.key))
 
 
-def _parse_node(text: str, parent: "str | None", account: bool):
-    """Parse a script expression into ``(name, args)``; keys are parsed key tuples."""
-    open_at = text.find("(")
-    if open_at < 0 or not text.endswith(")"):
-        if account and parent in ("sh", "wsh"):
-            return ("key", _parse_key(text))
-        raise InvalidDescriptor(f"expected a script expression like wsh(...), found {text[:24]!r}")
-    name, inner = text[:open_at], text[open_at + 1:-1]
-    if not _NAME.fullmatch(name):
-        raise InvalidDescriptor(f"{name[:24]!r} is not a descriptor function name")
-    if name not in SCRIPT_TAGS:
-        raise InvalidDescriptor(
-            f"{name}() cannot be carried in a ur:crypto-output by msigvault: supported are "
-            + ", ".join(f"{n}()" for n in SCRIPT_TAGS)
-        )
-    args = _split_args(inner)
-    if name in ("sh", "wsh"):
-        if name == "sh" and parent is not None:
-            raise InvalidDescriptor("sh() can only be the outermost function of a descriptor")
-        if name == "wsh" and parent not in (None, "sh"):
-            raise InvalidDescriptor("wsh() can only be at the top or inside sh()")
-        if len(args) != 1:
-            raise InvalidDescriptor(f"{name}() takes exactly one script")
-        return (name, _parse_node(args[0], name, account))
-    if name in _MULTI:
-        if len(args) < 2:
-            raise InvalidDescriptor(f"{name}() needs a threshold and at least one key")
-        if len(args) - 1 > MAX_MULTI_KEYS:
-            raise InvalidDescriptor(f"{name}() can have at most {MAX_MULTI_KEYS} keys, not {len(args) - 1}")
-        if not re.fullmatch(r"(0|[1-9][0-9]{0,3})", args[0]):
-            raise InvalidDescriptor(f"{name}() threshold {args[0][:12]!r} is not a whole number")
-        k, keys = int(args[0]), [_parse_key(a) for a in args[1:]]
-        if not 1 <= k <= len(keys):
-            raise InvalidDescriptor(f"{name}() threshold {k} must be between 1 and the number of keys ({len(keys)})")
-        return (name, (k, keys))
-    if name == "raw":
-        if parent is not None or len(args) != 1 or not re.fullmatch(r"([0-9a-f]{2})*", args[0]):
-            raise InvalidDescriptor("raw() takes one hex script and must be the whole descriptor")
-        return (name, bytes.fromhex(args[0]))
-    # pk, pkh, wpkh, combo, tr: exactly one key
-    if len(args) != 1:
-        what = "tr() with a script tree" if name == "tr" else f"{name}() with more than one argument"
-        raise InvalidDescriptor(f"{what} cannot be carried in a ur:crypto-output (version 1)")
-    if name in ("combo", "tr", "pkh") and parent is not None and not (name == "pkh" and parent in ("sh", "wsh")):
-        raise InvalidDescriptor(f"{name}() cannot be inside {parent}()")
-    if name == "wpkh" and parent not in (None, "sh"):
-        raise InvalidDescriptor("wpkh() can only be at the top or inside sh()")
-    return (name, _parse_key(args[0]))
-
-
-_MULTIPATH = re.compile(r"<([^<>]*)>")
-
-
-def _parse_key(text: str):
+def _parse_key(key: DescriptorKey):
     """(fingerprint or None, origin steps, key kind, key text, children, wildcard)
 
     children: list of int steps and ("pair", a, b) for a BIP389 ``<a;b>`` step.
     """
-    pair_at, pair = None, None
-    if "<" in text or ">" in text:
-        groups = list(_MULTIPATH.finditer(text))
-        if len(groups) != 1 or "]" in text[groups[0].start():]:
-            raise InvalidDescriptor("a key can have one multipath step <a;b>, after the key")
-        items = groups[0].group(1).split(";")
-        if len(items) != 2:
-            raise InvalidDescriptor(
-                f"multipath step <{groups[0].group(1)}> must have exactly two indexes (receive;change) "
-                "to fit crypto-keypath's pair component"
-            )
-        pair = tuple(parse_step(i, "multipath step") for i in items)
-        before = text[:groups[0].start()]
-        after_origin = before[before.find("]") + 1:]
-        pair_at = after_origin.count("/") - 1  # position among the steps after the key
-        rest = text[groups[0].end():]
-        if pair_at < 0 or not before.endswith("/") or (rest and not rest.startswith("/")):
-            raise InvalidDescriptor("a multipath step <a;b> must be a whole derivation step after the key")
-        text = before + "0" + text[groups[0].end():]
-    expr = parse_key_expression(text)
-    if expr.kind in ("xprv", "wif"):
-        raise InvalidKey(
-            "the descriptor contains a private key: a QR code must carry only public keys; "
-            "export the descriptor with xpubs"
+    if key.branches > 2:
+        raise InvalidDescriptor(
+            f"the multipath step of key {key.key[:12]}... has {key.branches} indexes; it must have exactly two "
+            "(receive;change) to fit crypto-keypath's pair component"
         )
-    children = list(expr.steps)
-    if pair is not None:
-        children[pair_at] = ("pair",) + pair
-    if expr.kind == "pubkey" and expr.fingerprint is not None:
+    children: list = list(key.paths[0])
+    if key.multipath_at is not None:
+        at = key.multipath_at
+        children[at] = ("pair", key.paths[0][at], key.paths[1][at])
+    kind = "xpub" if key.kind == "xpub" else "pubkey"
+    if kind == "pubkey" and key.origin is not None:
         raise TransportError(
             "crypto-output cannot carry the key origin of a plain public key (crypto-eckey has no "
             "origin field); use the extended key instead"
         )
-    return (expr.fingerprint, expr.origin_path, expr.kind, expr.key, children, expr.wildcard)
+    fingerprint = key.origin.fingerprint if key.origin else None
+    origin = key.origin.path if key.origin else ()
+    return (fingerprint, origin, kind, key.key, children, key.wildcard)
 
 
 def _parse_descriptor(desc: str, account: bool = False):
+    """Parse with the one parser; ``account`` accepts the key-only ``wsh(KEY)`` entries of crypto-account."""
     if not isinstance(desc, str):
         raise InvalidDescriptor(f"a descriptor must be text, not {type(desc).__name__}")
-    body, _ = split_checksum(desc.strip(), require=False)
+    body = desc.strip()
     if any(c.isspace() for c in body):
         raise InvalidDescriptor("the descriptor contains spaces: remove them")
-    return _parse_node(body, None, account)
+    parsed = parse_descriptor(body, bare_keys=account)
+    return _node(parsed.node)
 
 
 # ============================================================================ CBOR encoding
