@@ -42,6 +42,7 @@ from .errors import AuditError, IdentityError
 ENTRY_TAG = b"msigvault/audit/v1\0"
 SIG_TAG = b"msigvault/audit-sig/v1\0"
 STATEMENT_TAG = b"msigvault/statement/v1\0"
+HEADER_TAG = b"msigvault/audit-export/v1\0"
 GENESIS_PREV = "00" * 32
 EXPORT_FORMAT = "msigvault-audit-export"
 EXPORT_VERSION = 1
@@ -149,15 +150,23 @@ def public_key_hex(key: Ed25519PublicKey) -> str:
 
 def parse_public_key(text: str, what: str = "identity key") -> Ed25519PublicKey:
     """An Ed25519 public key from 64 hex digits; IdentityError otherwise."""
-    if not isinstance(text, str) or len(text) != 64:
-        raise IdentityError(f"the {what} must be 64 hex digits (an Ed25519 public key)")
+    if not is_hex(text, 64):
+        raise IdentityError(f"the {what} must be 64 lowercase hex digits (an Ed25519 public key)")
     try:
         return Ed25519PublicKey.from_public_bytes(bytes.fromhex(text))
     except ValueError:
         raise IdentityError(f"the {what} {text[:16]}... is not an Ed25519 public key in hex") from None
 
 
+def is_hex(text: Any, length: int) -> bool:
+    """``text`` is exactly ``length`` lowercase hex digits (one spelling only: no malleable encodings)."""
+    return isinstance(text, str) and len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
 def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> bool:
+    """``signature_hex`` (128 lowercase hex digits) is ``public_hex``'s Ed25519 signature of ``message``."""
+    if not is_hex(public_hex, 64) or not is_hex(signature_hex, 128):
+        return False
     try:
         key = parse_public_key(public_hex)
         sig = bytes.fromhex(signature_hex)
@@ -440,13 +449,18 @@ def export_header(result: VerifyResult, *, exported_at: str) -> dict:
             "vaults": list(result.vaults)}
 
 
-def write_export(lines: Sequence[bytes], path: "str | os.PathLike", *, overwrite: bool = False,
-                 exported_at: Optional[str] = None) -> VerifyResult:
-    """Verify ``lines`` (the whole log) and write them as a self-contained export bundle."""
+def write_export(lines: Sequence[bytes], path: "str | os.PathLike", identity: Identity, *,
+                 overwrite: bool = False, exported_at: Optional[str] = None) -> VerifyResult:
+    """Verify ``lines`` (the whole log) and write them as a self-contained export bundle whose
+    header is signed by the coordinator ``identity`` (one of the log's coordinator keys)."""
     from ..fileio import write_atomic
 
     result = verify_entries(lines)
+    if identity.public_hex not in result.coordinator_keys:
+        raise AuditError("the export must be signed by one of the log's coordinator keys")
     header = export_header(result, exported_at=exported_at or now_text())
+    header = {**header, "key": identity.public_hex,
+              "sig": identity.sign(HEADER_TAG + canonical(header)).hex()}
     data = b"".join([canonical(header), b"\n"] + [bytes(x) + b"\n" for x in lines])
     write_atomic(path, data, overwrite=overwrite)
     return result
@@ -476,9 +490,13 @@ def verify_export_bytes(data: bytes, *, trusted_keys: Optional[Sequence[str]] = 
     if header["entries"] > result.count:
         raise AuditError(f"the export's header records {header['entries']} entries but only {result.count} "
                          f"follow: entries from {result.count} on were deleted", entry=result.count)
-    if canonical(export_header(result, exported_at=header.get("exported_at"))) != lines[0]:
+    expected = export_header(result, exported_at=header.get("exported_at"))
+    key, sig = header.get("key"), header.get("sig")
+    if canonical({**expected, "key": key, "sig": sig}) != lines[0] or key not in result.coordinator_keys:
         raise AuditError("the export's header (line 1: keys, vaults, count, head) does not match its "
                          "entries: it was edited", line=1)
+    if not isinstance(sig, str) or not verify_signature(key, sig, HEADER_TAG + canonical(expected)):
+        raise AuditError("the export's header (line 1) is not signed by the coordinator: it was edited", line=1)
     return result
 
 

@@ -269,6 +269,7 @@ class Coordinator:
 
     def authorize_key(self, public_hex: str, *, note: str = "") -> None:
         """Let another coordinator (its Ed25519 public key) sign entries into this log."""
+        public_hex = str(public_hex).strip().lower()
         parse_public_key(public_hex, "coordinator key")
         with self.db.write() as conn:
             self._append(conn, "coordinator.key-authorized", data={"key": public_hex, "note": note[:MAX_REASON]})
@@ -296,7 +297,7 @@ class Coordinator:
 
     def export_log(self, path, *, overwrite: bool = False) -> VerifyResult:
         self.verify_log()
-        return write_export(self.audit_lines(), path, overwrite=overwrite, exported_at=self._now())
+        return write_export(self.audit_lines(), path, self.identity, overwrite=overwrite, exported_at=self._now())
 
     def audit_entries(self, session_id: Optional[str] = None) -> "list[dict]":
         q = sa.select(D.audit_log.c.line).order_by(D.audit_log.c.seq)
@@ -316,7 +317,7 @@ class Coordinator:
         fps = {c.fingerprint.hex() for c in vault.cosigners}
         idents = {}
         for fp, key in dict(identities or {}).items():
-            fp = fp.lower()
+            fp, key = fp.lower(), str(key).strip().lower()
             if fp not in fps:
                 raise IdentityError(f"{fp} is not a cosigner of the vault {vault_file.name!r}: check the fingerprint")
             parse_public_key(key, f"identity key of {fp}")
