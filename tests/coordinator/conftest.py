@@ -153,7 +153,7 @@ def open_coordinator(url, chain=None, **kwargs):
     return Coordinator(Database.open(url), COORDINATOR_KEY, backend=backend, **kwargs)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kit():
     """This module: HOLDERS, IDENTITIES, funded_psbt, signed_copy, attest, open_coordinator, ..."""
     return sys.modules[__name__]
