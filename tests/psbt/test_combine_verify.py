@@ -166,16 +166,23 @@ def test_mutated_final_in_one_copy_is_refused_by_combine_finalize_and_vault_extr
     bad = with_stack(final, script, mutate(stack_of(final, script)))
     assert bad.inputs[0].get(F.PSBT_IN_FINAL_SCRIPTSIG) != final.inputs[0].get(F.PSBT_IN_FINAL_SCRIPTSIG) or \
         bad.inputs[0].get(F.PSBT_IN_FINAL_SCRIPTWITNESS) != final.inputs[0].get(F.PSBT_IN_FINAL_SCRIPTWITNESS)
-    with pytest.raises(CombineError, match=r"PSBT 2, input 0: its final scriptSig/witness"):
+    with pytest.raises(CombineError, match=r"PSBT 2, input 0: its final scriptSig/witness") as exc:
         combine([parts[0], bad], vault)
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 2
+    assert exc.value.field is not None
     # the Finalizer no longer keeps a final it did not verify (merge() is the unverified hazmat merge)
-    with pytest.raises(FinalizeError, match=r"input 0: its final scriptSig/witness"):
+    with pytest.raises(FinalizeError, match=r"input 0: its final scriptSig/witness") as exc:
         finalize(merge([parts[0], bad]), vault)
-    with pytest.raises(ExtractError, match=r"input 0: its final scriptSig/witness"):
+    assert exc.value.code == "finalize.failed" and exc.value.input_index == 0 and exc.value.field is not None
+    with pytest.raises(ExtractError, match=r"input 0: its final scriptSig/witness") as exc:
         extract(bad, vault=vault, verify=False)
+    assert exc.value.code == "extract.failed" and exc.value.input_index == 0 and exc.value.field is not None
     if consensus_invalid:  # what extract(verify=False) used to hand out: Bitcoin Core rejects it
-        with pytest.raises(ExtractError, match="libbitcoinkernel"):
+        with pytest.raises(ExtractError, match="libbitcoinkernel") as exc:
             extract(bad, max_weight=None, min_fee_rate=None)
+        assert exc.value.code == "extract.failed" and exc.value.input_index == 0
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -186,18 +193,27 @@ def test_garbage_final_fields_are_refused(script):
                set_final(psbt, script_sig=b"\x4c"),  # truncated push
                set_final(psbt, witness=b"\x05\x01")]  # truncated witness
     for bad in garbage:
-        with pytest.raises(CombineError, match="PSBT 2, input 0: its final scriptSig/witness"):
+        with pytest.raises(CombineError, match="PSBT 2, input 0: its final scriptSig/witness") as exc:
             combine([parts[1], bad], vault)
+        assert exc.value.code == "combine.refused"
+        assert exc.value.input_index == 0
+        assert exc.value.psbt_index == 2
+        assert exc.value.field is not None
 
 
 @pytest.mark.parametrize("script", ["wsh", "tr"])
 def test_native_segwit_final_with_a_scriptsig_is_refused(script):
     vault, holders, psbt, parts, final = ceremony(script)
     bad = set_final(final, script_sig=b"\x51", witness=bytes(final.inputs[0].get(F.PSBT_IN_FINAL_SCRIPTWITNESS)))
-    with pytest.raises(CombineError, match="PSBT 1, input 0"):
+    with pytest.raises(CombineError, match="PSBT 1, input 0") as exc:
         combine([bad, parts[2]], vault)
-    with pytest.raises(ExtractError, match="libbitcoinkernel"):
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 1
+    assert exc.value.field == "PSBT_IN_FINAL_SCRIPTWITNESS"
+    with pytest.raises(ExtractError, match="libbitcoinkernel") as exc:
         extract(bad)
+    assert exc.value.code == "extract.failed" and exc.value.input_index == 0
 
 
 def test_sh_wsh_final_with_a_wrong_scriptsig_is_refused():
@@ -206,8 +222,12 @@ def test_sh_wsh_final_with_a_wrong_scriptsig_is_refused():
     other = vault.derive_branch(0, 5).redeem_script
     for ss in (None, push_data(other), bytes(final.inputs[0].get(F.PSBT_IN_FINAL_SCRIPTSIG)) + b"\x00"):
         bad = set_final(final, script_sig=ss, witness=wit)
-        with pytest.raises(CombineError, match="PSBT 1, input 0"):
+        with pytest.raises(CombineError, match="PSBT 1, input 0") as exc:
             combine([bad], vault)
+        assert exc.value.code == "combine.refused"
+        assert exc.value.input_index == 0
+        assert exc.value.psbt_index == 1
+        assert exc.value.field == "PSBT_IN_FINAL_SCRIPTWITNESS"
 
 
 def test_sh_final_with_non_minimal_push_is_refused():
@@ -216,8 +236,12 @@ def test_sh_final_with_non_minimal_push_is_refused():
     # the same items, the first signature pushed with OP_PUSHDATA1 (BIP62 non-minimal)
     ss = b"\x00" + b"\x4c" + bytes([len(stack[1])]) + stack[1] + b"".join(push_data(x) for x in stack[2:])
     bad = set_final(final, script_sig=ss)
-    with pytest.raises(CombineError, match="not byte for byte"):
+    with pytest.raises(CombineError, match="not byte for byte") as exc:
         combine([bad], vault)
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 1
+    assert exc.value.field == "PSBT_IN_FINAL_SCRIPTSIG"
 
 
 @pytest.mark.parametrize("script", ["sh", "wsh"])
@@ -226,8 +250,12 @@ def test_final_with_another_vault_script_is_refused(script):
     stack = stack_of(final, script)
     d5 = vault.derive_branch(0, 5)
     stack[-1] = d5.redeem_script if script == "sh" else d5.witness_script
-    with pytest.raises(CombineError, match="vault's script"):
+    with pytest.raises(CombineError, match="vault's script") as exc:
         combine([with_stack(final, script, stack)], vault)
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 1
+    assert exc.value.field is not None
 
 
 def test_tr_final_with_all_three_signatures_is_refused():
@@ -237,10 +265,15 @@ def test_tr_final_with_all_three_signatures_is_refused():
     d = vault.derive_branch(0, 0)
     items = [bytes(full.inputs[0].get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash)) for pk in reversed(d.pubkeys)]
     bad = with_stack(two, "tr", items + [d.leaf_script, d.control_block])
-    with pytest.raises(CombineError, match="3 signature"):
+    with pytest.raises(CombineError, match="3 signature") as exc:
         combine([bad], vault)
-    with pytest.raises(ExtractError, match="libbitcoinkernel"):
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 1
+    assert exc.value.field == "PSBT_IN_FINAL_SCRIPTWITNESS"
+    with pytest.raises(ExtractError, match="libbitcoinkernel") as exc:
         extract(bad)
+    assert exc.value.code == "extract.failed" and exc.value.input_index == 0
 
 
 @pytest.mark.parametrize("script", ["sh", "sh-wsh", "wsh"])
@@ -256,10 +289,15 @@ def test_consensus_valid_sighash_none_final_is_refused(script):
         assert hazmat.sign_input(p, 0, secret)
     bad = hazmat.finalize(p)
     assert extract(bad).verified_by_kernel  # consensus-valid
-    with pytest.raises(CombineError, match="SIGHASH_ALL"):
+    with pytest.raises(CombineError, match="SIGHASH_ALL") as exc:
         combine([bad], vault)
-    with pytest.raises(FinalizeError, match="SIGHASH_ALL"):
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 1
+    assert exc.value.field is not None
+    with pytest.raises(FinalizeError, match="SIGHASH_ALL") as exc:
         finalize(bad, vault)
+    assert exc.value.code == "finalize.failed" and exc.value.input_index == 0 and exc.value.field is not None
 
 
 # -- what passes ---------------------------------------------------------------------------------
@@ -305,8 +343,9 @@ def test_final_of_a_coin_the_vault_cannot_find_is_refused():
     final = hazmat.finalize(signed)
     assert extract(final).verified_by_kernel
     assert combine([far, final], vault)  # with derivations from the other copy: verified
-    with pytest.raises(CombineError, match="lists no key derivations"):
+    with pytest.raises(CombineError, match="lists no key derivations") as exc:
         combine([final], vault)
+    assert exc.value.code == "combine.refused" and exc.value.input_index == 0 and exc.value.limit == 1000
 
 
 # -- fields no vault can use ---------------------------------------------------------------------
@@ -316,8 +355,12 @@ def test_taproot_key_path_signature_is_refused(script):
     vault, holders, psbt, parts, final = ceremony(script)
     bad = parts[0].copy()
     bad.inputs[1].set(F.PSBT_IN_TAP_KEY_SIG, b"", bytes(range(64)))
-    with pytest.raises(CombineError, match="PSBT 2, input 1: carries a taproot key-path signature.*NUMS"):
+    with pytest.raises(CombineError, match="PSBT 2, input 1: carries a taproot key-path signature.*NUMS") as exc:
         combine([parts[1], bad], vault)
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 1
+    assert exc.value.psbt_index == 2
+    assert exc.value.field == "PSBT_IN_TAP_KEY_SIG"
 
 
 @pytest.mark.parametrize("keytype,keydata", [
@@ -329,8 +372,12 @@ def test_musig2_fields_are_refused(keytype, keydata):
     vault, holders, psbt, parts, final = ceremony("tr")
     bad = parts[0].copy()
     bad.inputs[0].set(keytype, keydata, bytes(66))
-    with pytest.raises(CombineError, match="PSBT 1, input 0: carries .*MuSig2.*vaults have no MuSig2 keys"):
+    with pytest.raises(CombineError, match="PSBT 1, input 0: carries .*MuSig2.*vaults have no MuSig2 keys") as exc:
         combine([bad, parts[1]], vault)
+    assert exc.value.code == "combine.refused"
+    assert exc.value.input_index == 0
+    assert exc.value.psbt_index == 1
+    assert exc.value.field is not None
 
 
 def test_lock_times_spread_over_copies_cannot_change_the_merged_transaction():
@@ -347,5 +394,8 @@ def test_lock_times_spread_over_copies_cannot_change_the_merged_transaction():
     b.inputs[1].set(F.PSBT_IN_REQUIRED_TIME_LOCKTIME, b"", t)
     b.inputs[1].set(F.PSBT_IN_REQUIRED_HEIGHT_LOCKTIME, b"", h)
     assert a.locktime == b.locktime == 600_000_000
-    with pytest.raises(CombineError, match="merged PSBT is for a different transaction than its copies: locktime"):
+    with pytest.raises(
+        CombineError, match="merged PSBT is for a different transaction than its copies: locktime"
+    ) as exc:
         combine([a, b], vault)
+    assert exc.value.code == "combine.refused"

@@ -107,11 +107,13 @@ def test_v2_output_total_out_of_range():
 
 
 def test_v0_unsigned_tx_output_out_of_range():
-    with pytest.raises(InvalidPSBT, match="global: PSBT_GLOBAL_UNSIGNED_TX output 1 amount -5 is out of range"):
+    with pytest.raises(InvalidPSBT, match="global: PSBT_GLOBAL_UNSIGNED_TX output 1 amount -5 is out of range") as exc:
         Psbt.parse(v0([(1000, SPK), (-5, SPK)]))
+    assert exc.value.code == "psbt.invalid" and exc.value.field == "PSBT_GLOBAL_UNSIGNED_TX"
     half = MAX // 2 + 1
-    with pytest.raises(InvalidPSBT, match="global: PSBT_GLOBAL_UNSIGNED_TX outputs total"):
+    with pytest.raises(InvalidPSBT, match="global: PSBT_GLOBAL_UNSIGNED_TX outputs total") as exc:
         Psbt.parse(v0([(half, SPK), (half, SPK)]))
+    assert exc.value.code == "psbt.invalid" and exc.value.field == "PSBT_GLOBAL_UNSIGNED_TX"
 
 
 @pytest.mark.parametrize("sats", [-1, MAX + 1])
@@ -124,27 +126,39 @@ def test_witness_utxo_amount_out_of_range(sats):
 def test_non_witness_utxo_amounts_out_of_range():
     prev = raw_tx([(bytes(32), 0)], [(1000, SPK), (-7, SPK)])
     data = v2(inputs=[v2_input(legacy_txid(prev), 0, extra=[(b"\x00", prev)])])
-    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_NON_WITNESS_UTXO output 1 amount -7 is out of range"):
+    with pytest.raises(
+        InvalidPSBT, match="input 0: PSBT_IN_NON_WITNESS_UTXO output 1 amount -7 is out of range"
+    ) as exc:
         Psbt.parse(data)
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
     half = MAX // 2 + 1
     prev = raw_tx([(bytes(32), 0)], [(half, SPK), (half, SPK)])
     data = v2(inputs=[v2_input(legacy_txid(prev), 0, extra=[(b"\x00", prev)])])
-    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_NON_WITNESS_UTXO outputs total"):
+    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_NON_WITNESS_UTXO outputs total") as exc:
         Psbt.parse(data)
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
 
 
 def test_accessors_never_return_an_out_of_range_amount():
-    with pytest.raises(InvalidPSBT, match="UTXO amount -1 is out of range"):
+    with pytest.raises(InvalidPSBT, match="UTXO amount -1 is out of range") as exc:
         F.parse_txout(amount_bytes(-1) + b"\x01\x51", "UTXO")
-    with pytest.raises(InvalidPSBT, match="prev output 0 amount -1 is out of range"):
+    assert exc.value.code == "psbt.invalid"
+    with pytest.raises(InvalidPSBT, match="prev output 0 amount -1 is out of range") as exc:
         F.parse_tx(raw_tx([(bytes(32), 0)], [(-1, SPK)]), "prev")
+    assert exc.value.code == "psbt.invalid"
     p = Psbt.parse(v2())
     p.outputs[0].set(F.PSBT_OUT_AMOUNT, b"", amount_bytes(-1))  # edited by code, not parsed
-    with pytest.raises(InvalidPSBT, match="output 0: PSBT_OUT_AMOUNT -1 is out of range"):
+    with pytest.raises(InvalidPSBT, match="output 0: PSBT_OUT_AMOUNT -1 is out of range") as exc:
         p.amount(0)
+    assert exc.value.to_dict()["output"] == 0 and exc.value.field == "PSBT_OUT_AMOUNT"
     for convert in (p.to_v0, p.unique_id, p.unsigned_tx, p.validate):
-        with pytest.raises(InvalidPSBT, match="out of range"):
+        with pytest.raises(InvalidPSBT, match="out of range") as exc:
             convert()
+        assert exc.value.code == "psbt.invalid"
 
 
 @pytest.mark.parametrize("sats", [-1, 2**63, 2**64])
@@ -153,8 +167,9 @@ def test_building_a_transaction_with_a_bad_amount_raises_invalid_psbt(sats):
     # crashed with OverflowError
     with pytest.raises(InvalidPSBT, match=f"transaction output 0 amount {sats} is out of range"):
         F.serialize_tx(2, [(bytes(32), 0, 0)], [(sats, SPK)], 0)
-    with pytest.raises(InvalidPSBT, match="out of range"):
+    with pytest.raises(InvalidPSBT, match="out of range") as exc:
         hazmat.create([("00" * 32, 0, 0xFFFFFFFF)], [(SPK, sats)])
+    assert exc.value.code == "psbt.invalid"
 
 
 def test_roles_refuse_a_tampered_amount_instead_of_crashing():
@@ -170,10 +185,16 @@ def test_roles_refuse_a_tampered_amount_instead_of_crashing():
     psbt = vault.create_psbt([utxo], [(SPK, 50_000)], fee_rate=1.0, change_index=0)
     wit = bytes(psbt.inputs[0].get(F.PSBT_IN_WITNESS_UTXO))
     psbt.inputs[0].set(F.PSBT_IN_WITNESS_UTXO, b"", amount_bytes(-100_000) + wit[8:])
-    with pytest.raises(MsigvaultError, match="PSBT_IN_WITNESS_UTXO amount -100000 is out of range"):
+    with pytest.raises(MsigvaultError, match="PSBT_IN_WITNESS_UTXO amount -100000 is out of range") as exc:
         sign(psbt, vault, holders[0].root)  # was: OverflowError in the BIP341 sighash
-    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_WITNESS_UTXO amount -100000"):
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_WITNESS_UTXO"
+    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_WITNESS_UTXO amount -100000") as exc:
         Psbt.parse(psbt.serialize())
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_WITNESS_UTXO"
 
 
 # ----------------------------------------------------------------- 2. hostile sizes
@@ -183,17 +204,25 @@ def test_input_and_output_counts_are_bounded():
     assert P.MAX_INPUTS == P.MAX_OUTPUTS == 10_000
     pad = bytes(P.MAX_INPUTS + 2)  # enough bytes that only the limit can refuse it
     data = psbt_bytes(v2_globals(P.MAX_INPUTS + 1, 1), [], []) + pad
-    with pytest.raises(InvalidPSBT, match="PSBT_GLOBAL_INPUT_COUNT 10001 is more than the limit of 10,000"):
+    with pytest.raises(InvalidPSBT, match="PSBT_GLOBAL_INPUT_COUNT 10001 is more than the limit of 10,000") as exc:
         Psbt.parse(data)
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.field == "PSBT_GLOBAL_INPUT_COUNT"
+    assert exc.value.limit == 10000
     data = psbt_bytes(v2_globals(1, P.MAX_OUTPUTS + 1), [], []) + pad
-    with pytest.raises(InvalidPSBT, match="PSBT_GLOBAL_OUTPUT_COUNT 10001 is more than the limit"):
+    with pytest.raises(InvalidPSBT, match="PSBT_GLOBAL_OUTPUT_COUNT 10001 is more than the limit") as exc:
         Psbt.parse(data)
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.field == "PSBT_GLOBAL_OUTPUT_COUNT"
+    assert exc.value.limit == 10000
     tx = raw_tx([(bytes(32), i) for i in range(P.MAX_INPUTS + 1)], [(1, SPK)])
-    with pytest.raises(InvalidPSBT, match="UNSIGNED_TX has 10001 inputs, more than the limit of 10,000"):
+    with pytest.raises(InvalidPSBT, match="UNSIGNED_TX has 10001 inputs, more than the limit of 10,000") as exc:
         Psbt.parse(psbt_bytes([(b"\x00", tx)], [], []))
+    assert exc.value.code == "psbt.invalid" and exc.value.field == "PSBT_GLOBAL_UNSIGNED_TX"
     tx = raw_tx([(bytes(32), 0)], [(1, SPK)] * (P.MAX_OUTPUTS + 1))
-    with pytest.raises(InvalidPSBT, match="UNSIGNED_TX has 10001 outputs, more than the limit"):
+    with pytest.raises(InvalidPSBT, match="UNSIGNED_TX has 10001 outputs, more than the limit") as exc:
         Psbt.parse(psbt_bytes([(b"\x00", tx)], [], []))
+    assert exc.value.code == "psbt.invalid" and exc.value.field == "PSBT_GLOBAL_UNSIGNED_TX"
 
 
 def test_big_but_real_psbts_are_fine():
@@ -218,11 +247,13 @@ def test_records_per_map_are_bounded():
     unknown = [(b"\xf0" + i.to_bytes(3, "big"), b"") for i in range(P.MAX_RECORDS_PER_MAP - 2)]
     assert len(Psbt.parse(v2(inputs=[v2_input(extra=unknown)])).inputs[0]) == P.MAX_RECORDS_PER_MAP
     data = v2(inputs=[v2_input(extra=unknown + [(b"\xf1", b"")])])
-    with pytest.raises(InvalidPSBT, match="input 0: map has more than 5,000 records"):
+    with pytest.raises(InvalidPSBT, match="input 0: map has more than 5,000 records") as exc:
         Psbt.parse(data)
+    assert exc.value.code == "psbt.invalid" and exc.value.input_index == 0 and exc.value.limit == 5000
     glob = v2_globals(1, 1) + [(b"\xf0" + i.to_bytes(3, "big"), b"") for i in range(P.MAX_RECORDS_PER_MAP)]
-    with pytest.raises(InvalidPSBT, match="global: map has more than 5,000 records"):
+    with pytest.raises(InvalidPSBT, match="global: map has more than 5,000 records") as exc:
         Psbt.parse(psbt_bytes(glob, [v2_input()], [v2_output()]))
+    assert exc.value.code == "psbt.invalid" and exc.value.limit == 5000
 
 
 def test_total_records_are_bounded():
@@ -254,8 +285,11 @@ def test_non_witness_utxo_must_be_the_spent_transaction_v0_and_v2():
             Psbt.parse(data)
     for data in (v0([(500, SPK)], [[(b"\x00", prev)]], prev_in=[(txid, 2)]),
                  v2(inputs=[v2_input(txid, 2, extra=[(b"\x00", prev)])])):
-        with pytest.raises(InvalidPSBT, match="input 0: spends output 2 of its previous transaction .* only 2"):
+        with pytest.raises(InvalidPSBT, match="input 0: spends output 2 of its previous transaction .* only 2") as exc:
             Psbt.parse(data)
+        assert exc.value.code == "psbt.invalid"
+        assert exc.value.input_index == 0
+        assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
 
 
 def test_segwit_non_witness_utxo_is_hashed_without_its_witness():
@@ -263,16 +297,22 @@ def test_segwit_non_witness_utxo_is_hashed_without_its_witness():
     txid = legacy_txid(raw_tx([(bytes(32), 0)], [(1000, SPK)]))
     assert F.parse_tx(prev, "prev").txid() == txid
     assert Psbt.parse(v2(inputs=[v2_input(txid, 0, extra=[(b"\x00", prev)])])).input_count == 1
-    with pytest.raises(InvalidPSBT, match="is not the transaction the input spends"):
+    with pytest.raises(InvalidPSBT, match="is not the transaction the input spends") as exc:
         Psbt.parse(v2(inputs=[v2_input(legacy_txid(prev), 0, extra=[(b"\x00", prev)])]))
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
 
 
 def test_an_empty_previous_transaction_still_parses():
     # Core reads a zero input count followed by flag 0 as "no inputs, no outputs"
     tx = F.parse_tx(bytes(10), "prev")
     assert (tx.vin, tx.vout) == ([], [])
-    with pytest.raises(InvalidPSBT, match="is not the transaction the input spends"):
+    with pytest.raises(InvalidPSBT, match="is not the transaction the input spends") as exc:
         Psbt.parse(v2(inputs=[v2_input(extra=[(b"\x00", bytes(10))])]))
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
 
 
 BAD_KEYS = [NOT_ON_CURVE, b"\x04" + PUB[1:], b"\x05" + PUB[1:]]
@@ -304,21 +344,29 @@ def test_musig2_nonce_and_partial_sig_keys_must_be_valid(keytype, value, leaf, b
         return Psbt.parse(v2(inputs=[v2_input(extra=[(key, value)])]))
 
     assert parse(PUB2, PUB) is not None
-    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_MUSIG2_.* aggregate key is not a valid"):
+    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_MUSIG2_.* aggregate key is not a valid") as exc:
         parse(PUB2, bad)
-    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_MUSIG2_.* participant key is not a valid"):
+    assert exc.value.code == "psbt.invalid" and exc.value.input_index == 0 and exc.value.field is not None
+    with pytest.raises(InvalidPSBT, match="input 0: PSBT_IN_MUSIG2_.* participant key is not a valid") as exc:
         parse(bad, PUB)
+    assert exc.value.code == "psbt.invalid" and exc.value.input_index == 0 and exc.value.field is not None
 
 
 def test_check_keys_off_skips_only_the_curve_check():
     data = v2(inputs=[v2_input(extra=[(b"\x1a" + NOT_ON_CURVE, PUB)])])
     assert Psbt.parse(data, check_keys=False).input_count == 1
-    with pytest.raises(InvalidPSBT, match="aggregate key is not a valid compressed public key"):
+    with pytest.raises(InvalidPSBT, match="aggregate key is not a valid compressed public key") as exc:
         Psbt.parse(v2(inputs=[v2_input(extra=[(b"\x1a" + b"\x05" + PUB[1:], PUB)])]), check_keys=False)
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS"
 
 
 def test_an_empty_musig2_participant_list_is_refused():
     # deliberately stricter than Core, whose decoder accepts an empty participant list: BIP373
     # aggregates at least one key, and an empty list can only mislead a signer
-    with pytest.raises(InvalidPSBT, match="PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS value must be a list"):
+    with pytest.raises(InvalidPSBT, match="PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS value must be a list") as exc:
         Psbt.parse(v2(inputs=[v2_input(extra=[(b"\x1a" + PUB, b"")])]))
+    assert exc.value.code == "psbt.invalid"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS"

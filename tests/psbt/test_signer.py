@@ -75,8 +75,9 @@ def test_signing_twice_keeps_the_same_signature():
 def test_key_not_in_vault(script):
     vault, _, psbt = setup(script)
     stranger = TestKeyholder.from_label("stranger")
-    with pytest.raises(SignerRefusal, match="not a cosigner"):
+    with pytest.raises(SignerRefusal, match="not a cosigner") as exc:
         sign(psbt, vault, stranger.root)
+    assert exc.value.code == "signer.registration" and exc.value.fingerprint == stranger.fingerprint.hex()
 
 
 def test_cosigner_xpub_substitution_in_registered_vault():
@@ -85,16 +86,20 @@ def test_cosigner_xpub_substitution_in_registered_vault():
     evil = TestKeyholder.from_label("evil").cosigner("wsh")
     forged = dataclasses.replace(me, xpub=evil.xpub, _key=None)
     bad_vault = Vault.multisig(2, [forged, *vault.cosigners[1:]], network=NET)
-    with pytest.raises(SignerRefusal, match="substitution"):
+    with pytest.raises(SignerRefusal, match="substitution") as exc:
         sign(psbt, bad_vault, holders[0].root)
+    assert exc.value.code == "signer.registration" and exc.value.fingerprint == holders[0].fingerprint.hex()
 
 
 def test_psbt_for_a_different_vault_is_refused_by_global_xpubs():
     vault, holders, psbt = setup("wsh")
     evil = TestKeyholder.from_label("evil").cosigner("wsh")
     psbt.globals.set(F.PSBT_GLOBAL_XPUB, evil.key.serialize(), encode_origin(evil.fingerprint, evil.path))
-    with pytest.raises(SignerRefusal, match="not in the registered vault"):
+    with pytest.raises(SignerRefusal) as exc:
         check(psbt, vault, fingerprint=holders[0].fingerprint)
+    assert exc.value.code == "signer.foreign-key"
+    assert exc.value.field == "PSBT_GLOBAL_XPUB"
+    assert exc.value.fingerprint == evil.fingerprint.hex()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -103,8 +108,9 @@ def test_foreign_input(script):
     m = psbt.inputs[1]
     for t in (F.PSBT_IN_BIP32_DERIVATION, F.PSBT_IN_TAP_BIP32_DERIVATION):
         m.delete_type(t)
-    with pytest.raises(SignerRefusal, match="input 1 does not spend from this vault"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.foreign-input" and exc.value.input_index == 1 and exc.value.field is not None
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -114,8 +120,9 @@ def test_input_claims_wrong_index(script):
     t = F.PSBT_IN_TAP_BIP32_DERIVATION if script == "tr" else F.PSBT_IN_BIP32_DERIVATION
     for keydata, value in m.items_of_type(t):
         m.set(t, keydata, value[:-4] + (7).to_bytes(4, "little"))  # claim index 7
-    with pytest.raises(SignerRefusal, match="pays a different script"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.foreign-input" and exc.value.input_index == 0
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -125,8 +132,9 @@ def test_change_fraud_script_swapped(script):
     attacker = Vault.multisig(2, [TestKeyholder.from_label(f"x{i}").cosigner(script) for i in range(3)],
                               script=script, network=NET)
     forged = set_output_script(psbt, o, attacker.derive(0, change=True).script_pubkey)
-    with pytest.raises(SignerRefusal, match="change fraud"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(forged, vault, holders[0].root)
+    assert exc.value.code == "signer.change-fraud" and exc.value.output_index == o
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -140,8 +148,9 @@ def test_change_fraud_flipped_key_byte_in_every_slot(script, slot):
     keydata, value = m.items_of_type(t)[slot]
     m.delete(t, keydata)
     m.set(t, keydata[:-1] + bytes([keydata[-1] ^ 1]), value)
-    with pytest.raises(SignerRefusal, match="not a vault key"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.change-fraud" and exc.value.output_index == o
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -153,8 +162,9 @@ def test_change_fraud_flipped_last_path_bit(script, slot):
     t = F.PSBT_OUT_TAP_BIP32_DERIVATION if script == "tr" else F.PSBT_OUT_BIP32_DERIVATION
     keydata, value = m.items_of_type(t)[slot]
     m.set(t, keydata, value[:-1] + bytes([value[-1] ^ 1]))
-    with pytest.raises(SignerRefusal):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.change-fraud" and exc.value.output_index == o
 
 
 @pytest.mark.parametrize("script", ["wsh", "tr"])
@@ -169,8 +179,9 @@ def test_derivation_path_ransom_far_index(script):
     m.delete_type(t)
     from msigvault.psbt.updater import update_output
     update_output(forged, o, vault, 1, far)
-    with pytest.raises(SignerRefusal, match="ransom"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(forged, vault, holders[0].root)
+    assert exc.value.code == "signer.index-limit" and exc.value.output_index == o and exc.value.limit == 1000
     # the same output below an explicit index limit is accepted as change
     ok, summary = sign(forged, vault, holders[0].root, policy=SignerPolicy(index_limit=far + 1))
     assert any(x.kind == "change" and x.vault_index == far for x in summary.outputs)
@@ -182,20 +193,24 @@ def test_hardened_change_path_with_our_fingerprint():
     m = psbt.outputs[o]
     for keydata, value in m.items_of_type(F.PSBT_OUT_BIP32_DERIVATION):
         m.set(F.PSBT_OUT_BIP32_DERIVATION, keydata, value[:-4] + (HARDENED).to_bytes(4, "little"))
-    with pytest.raises(SignerRefusal, match="not at a vault change path"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.change-fraud" and exc.value.output_index == o
 
 
 def test_fee_limits():
     vault, holders, psbt = setup("wsh", fee_rate=50.0)
     fp = holders[0].fingerprint
     summary, _ = check(psbt, vault, fingerprint=fp)
-    with pytest.raises(SignerRefusal, match="above the limit of 100 sats"):
+    with pytest.raises(SignerRefusal) as exc:
         check(psbt, vault, fingerprint=fp, policy=SignerPolicy(max_fee_sats=100))
-    with pytest.raises(SignerRefusal, match="sat/vB is above"):
+    assert exc.value.code == "signer.fee-limit" and exc.value.limit == 100
+    with pytest.raises(SignerRefusal) as exc:
         check(psbt, vault, fingerprint=fp, policy=SignerPolicy(max_fee_rate=10.0))
-    with pytest.raises(SignerRefusal, match="more than 1% of"):
+    assert exc.value.code == "signer.fee-limit" and exc.value.limit == 10.0
+    with pytest.raises(SignerRefusal) as exc:
         check(psbt, vault, fingerprint=fp, policy=SignerPolicy(max_fee_fraction=0.01))
+    assert exc.value.code == "signer.fee-limit" and exc.value.limit == 0.01
     assert summary.fee_rate >= 49.0
 
 
@@ -209,18 +224,23 @@ def test_default_fee_fraction_stops_an_overpaying_coordinator():
     from msigvault.psbt.updater import update_input, update_output
     update_input(psbt, 0, vault, utxos[0])
     update_output(psbt, 1, vault, 1, 0)
-    with pytest.raises(SignerRefusal, match="fee rate"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
-    with pytest.raises(SignerRefusal, match="fee 400000 sats is more than 10% of the 100000 sats"):
+    assert exc.value.code == "signer.fee-limit" and exc.value.limit == 1000.0
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root, policy=SignerPolicy(max_fee_rate=1e9))
+    assert exc.value.code == "signer.fee-limit" and exc.value.limit == 0.1
 
 
 @pytest.mark.parametrize("script", ["wsh", "tr"])
 def test_sighash_none_refused_unless_allowed(script):
     vault, holders, psbt = setup(script)
     psbt.inputs[0].set(F.PSBT_IN_SIGHASH_TYPE, b"", SIGHASH_NONE.to_bytes(4, "little"))
-    with pytest.raises(SignerRefusal, match="sighash NONE"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.sighash"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_SIGHASH_TYPE"
     signed, _ = sign(psbt, vault, holders[0].root, policy=SignerPolicy(allowed_sighashes=frozenset({SIGHASH_NONE})))
     assert signed.input_count == psbt.input_count
 
@@ -231,8 +251,9 @@ def test_wrong_network_global_xpub():
     psbt.globals.delete(F.PSBT_GLOBAL_XPUB, c.key.serialize())
     psbt.globals.set(F.PSBT_GLOBAL_XPUB, c.key.serialize(Network.MAINNET.xpub_version),
                      encode_origin(c.fingerprint, c.path))
-    with pytest.raises(SignerRefusal, match="another network"):
+    with pytest.raises(SignerRefusal, match="another network") as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.refused" and exc.value.field == "PSBT_GLOBAL_XPUB"
 
 
 @pytest.mark.parametrize("script", ["sh", "sh-wsh", "wsh"])
@@ -240,8 +261,11 @@ def test_non_witness_utxo_must_match_outpoint(script):
     vault, holders, psbt = setup(script)
     other = synthetic_utxo(vault, 200_000, index=0, seed="another")
     psbt.inputs[0].set(F.PSBT_IN_NON_WITNESS_UTXO, b"", other.prev_tx)
-    with pytest.raises(SignerRefusal, match="does not hash to the txid"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.utxo-mismatch"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
 
 
 @pytest.mark.parametrize("script", ["sh-wsh", "wsh"])
@@ -249,8 +273,11 @@ def test_segwit_v0_needs_previous_transaction(script):
     vault, holders, psbt = setup(script)
     for m in psbt.inputs:
         m.delete(F.PSBT_IN_NON_WITNESS_UTXO)
-    with pytest.raises(SignerRefusal, match="CVE-2020-14199"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.missing-prev-tx"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_NON_WITNESS_UTXO"
     signed, _ = sign(psbt, vault, holders[0].root, policy=SignerPolicy(allow_witness_utxo_only=True))
     assert signed.input_count == 2
 
@@ -266,15 +293,19 @@ def test_witness_utxo_amount_lie():
     m = psbt.inputs[0]
     amount, spk = F.parse_txout(m.get(F.PSBT_IN_WITNESS_UTXO), "x")
     m.set(F.PSBT_IN_WITNESS_UTXO, b"", (amount * 10).to_bytes(8, "little") + F.compact_size(len(spk)) + spk)
-    with pytest.raises(SignerRefusal, match="lies about amounts"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.utxo-mismatch"
+    assert exc.value.input_index == 0
+    assert exc.value.field == "PSBT_IN_WITNESS_UTXO"
 
 
 def test_witness_script_swapped():
     vault, holders, psbt = setup("wsh")
     psbt.inputs[0].set(F.PSBT_IN_WITNESS_SCRIPT, b"", b"\x51")
-    with pytest.raises(SignerRefusal, match="not the vault's script"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.foreign-input" and exc.value.input_index == 0
 
 
 def test_outputs_exceeding_inputs():
@@ -282,8 +313,9 @@ def test_outputs_exceeding_inputs():
     o = change_output(psbt)
     v2 = psbt.to_v2()
     v2.outputs[o].set(F.PSBT_OUT_AMOUNT, b"", (10**8).to_bytes(8, "little"))
-    with pytest.raises(SignerRefusal, match="exceed the inputs"):
+    with pytest.raises(SignerRefusal, match="exceed the inputs") as exc:
         sign(v2.to_v0(), vault, holders[0].root)
+    assert exc.value.code == "signer.refused"
 
 
 def test_finalized_psbts_are_refused_with_a_clear_message():
@@ -292,9 +324,11 @@ def test_finalized_psbts_are_refused_with_a_clear_message():
 
     vault, holders, psbt = setup("wsh")
     final = finalize(combine([sign(psbt, vault, h.root)[0] for h in holders[:2]], vault), vault)
-    with pytest.raises(SignerRefusal, match="already finalized"):
+    with pytest.raises(SignerRefusal, match="already finalized") as exc:
         sign(final, vault, holders[2].root)
+    assert exc.value.code == "signer.refused"
     mixed = psbt.copy()
     mixed.inputs[0] = final.inputs[0].copy()
-    with pytest.raises(SignerRefusal, match="input 0 is already finalized but others are not"):
+    with pytest.raises(SignerRefusal, match="input 0 is already finalized but others are not") as exc:
         sign(mixed, vault, holders[2].root)
+    assert exc.value.code == "signer.refused" and exc.value.input_index == 0

@@ -56,18 +56,23 @@ def test_planted_coin_at_a_far_index_cannot_carry_change_there(script):
     honest = synthetic_utxo(vault, 300_000, index=3, seed="honest")
     psbt = spend(vault, [honest, planted], change_index=TOP)
     # before the fix: change at 2^31-1 was "within the gap" of the planted input and was signed
-    with pytest.raises(SignerRefusal, match="beyond the indexes this keyholder registered"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
-    with pytest.raises(SignerRefusal, match="beyond the indexes this keyholder registered"):
+    assert exc.value.code == "signer.index-limit" and exc.value.output_index is not None and exc.value.limit == 1000
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, registered(vault, holders[0]), holders[0].root)
+    assert exc.value.code == "signer.index-limit" and exc.value.output_index is not None and exc.value.limit == 1000
 
 
 @pytest.mark.parametrize("script", ["wsh", "tr"])
 def test_far_change_is_refused_even_when_inputs_are_near(script):
     vault, holders = make_vault(script)
     psbt = spend(vault, [synthetic_utxo(vault, 300_000, index=1, seed="n")], change_index=5_000)
-    with pytest.raises(SignerRefusal, match="derivation-path ransom"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, registered(vault, holders[1]), holders[1].root)
+    assert exc.value.code == "signer.index-limit"
+    assert exc.value.output_index is not None
+    assert exc.value.limit == 1000
     # the keyholder who registered a higher limit accepts it, and says where the change goes
     ok, summary = sign(psbt, registered(vault, holders[1], index_limit=10_000), holders[1].root)
     assert [o.vault_index for o in summary.outputs if o.kind == "change"] == [5_000]
@@ -75,12 +80,14 @@ def test_far_change_is_refused_even_when_inputs_are_near(script):
 
 def test_index_limit_is_bounded_and_signed():
     vault, holders = make_vault("wsh")
-    with pytest.raises(RegistrationError, match="index limit"):
+    with pytest.raises(RegistrationError, match="index limit") as exc:
         Registration.create(vault, holders[0].root, name="v", index_limit=2**31)
+    assert exc.value.code == "signer.registration"
     reg = Registration.create(vault, holders[0].root, name="v", index_limit=100)
     raised = Registration(reg.fingerprint, 100_000, reg.signature)  # an attacker raises the limit
-    with pytest.raises(RegistrationError, match="does not match this vault"):
+    with pytest.raises(RegistrationError, match="does not match this vault") as exc:
         RegisteredVault(vault, "v", raised)
+    assert exc.value.code == "signer.registration"
 
 
 # -- 2. one key, two networks -------------------------------------------------------------------
@@ -88,8 +95,9 @@ def test_index_limit_is_bounded_and_signed():
 def test_test_network_vault_at_bip45_path_is_refused_without_override():
     holders = holders_for(prefix="bip45")
     cos = [Cosigner.from_root(h.root, "m/45h", NET) for h in holders]
-    with pytest.raises(NetworkMismatch, match="unseparated-test-keys"):
+    with pytest.raises(NetworkMismatch, match="unseparated-test-keys") as exc:
         Vault.multisig(2, cos, script="sh", network=NET)
+    assert exc.value.code == "network.mismatch"
     accepted = Vault.multisig(2, cos, script="sh", network=NET, accept={"unseparated-test-keys"})
     assert accepted.deviations and "mainnet too" in accepted.deviations[0]
     assert Deviation.UNSEPARATED_TEST_KEYS in accepted.accept
@@ -108,8 +116,9 @@ def test_default_test_network_keys_never_equal_mainnet_keys(script):
     psbt = spend(mainnet, [synthetic_utxo(mainnet, 300_000, index=0, seed="m")])
     for i in range(psbt.input_count):
         psbt.globals.delete_type(F.PSBT_GLOBAL_XPUB)
-    with pytest.raises(SignerRefusal, match="does not spend from this vault"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, regtest, holders[0].root)
+    assert exc.value.code == "signer.foreign-input" and exc.value.input_index == 0 and exc.value.field is not None
 
 
 def test_registration_binds_the_network():
@@ -118,8 +127,9 @@ def test_registration_binds_the_network():
     regtest = Vault.multisig(2, cos, script="wsh", network=NET)
     testnet = Vault.multisig(2, cos, script="wsh", network=Network.TESTNET)
     reg = Registration.create(regtest, holders[0].root, name="v")
-    with pytest.raises(RegistrationError):
+    with pytest.raises(RegistrationError) as exc:
         RegisteredVault(testnet, "v", reg)
+    assert exc.value.code == "signer.registration"
 
 
 # -- 4. fee burn without a payment --------------------------------------------------------------
@@ -139,8 +149,9 @@ def test_op_return_only_transaction_is_a_fee_burn(script):
         v2.outputs[o].delete_type(F.PSBT_OUT_TAP_INTERNAL_KEY)
         v2.outputs[o].delete_type(F.PSBT_OUT_TAP_TREE)
     lax = SignerPolicy(max_fee_sats=10**9, max_fee_rate=10**9)
-    with pytest.raises(SignerRefusal, match="fee burn"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(v2, vault, holders[0].root, policy=lax)
+    assert exc.value.code == "signer.fee-limit" and exc.value.limit == 0.1
 
 
 def test_fee_fraction_counts_everything_that_is_not_change():
@@ -178,14 +189,18 @@ def test_substituted_cosigner_with_fixed_policy_id_is_refused(tmp_path, script):
     obj = json.loads(path.read_text())
     obj["descriptor"], obj["policy_id"] = forged.descriptor(), forged.policy_id
     path.write_text(json.dumps(obj))
-    with pytest.raises(VaultFileError, match="does not match this vault"):
+    with pytest.raises(VaultFileError, match="does not match this vault") as exc:
         load_vault_file(path)
+    assert exc.value.code == "vaultfile.invalid"
+    assert exc.value.field == "registrations"
+    assert exc.value.path is not None
     # dropping the registration does not help: the signer needs its own
     obj["registrations"] = []
     path.write_text(json.dumps(obj))
     vf = load_vault_file(path)
-    with pytest.raises(RegistrationError, match="no registration by"):
+    with pytest.raises(RegistrationError, match="no registration by") as exc:
         vf.registered(holders[0].fingerprint)
+    assert exc.value.code == "signer.registration" and exc.value.fingerprint == holders[0].fingerprint.hex()
 
 
 def test_registration_cannot_be_forged_with_another_key(tmp_path):
@@ -193,12 +208,14 @@ def test_registration_cannot_be_forged_with_another_key(tmp_path):
     # bob signs a registration and relabels it as alice's
     bobs = Registration.create(vault, holders[1].root, name="reserve")
     forged = Registration(holders[0].fingerprint, bobs.index_limit, bobs.signature)
-    with pytest.raises(RegistrationError, match="does not match"):
+    with pytest.raises(RegistrationError, match="does not match") as exc:
         RegisteredVault(vault, "reserve", forged)
+    assert exc.value.code == "signer.registration"
     # and bob's genuine registration is not alice's: her signer refuses to use it
-    with pytest.raises(SignerRefusal, match="not by this key"):
+    with pytest.raises(SignerRefusal, match="not by this key") as exc:
         psbt = spend(vault, [synthetic_utxo(vault, 300_000, seed="x")])
         sign(psbt, RegisteredVault(vault, "reserve", bobs), holders[0].root)
+    assert exc.value.code == "signer.registration"
 
 
 def test_registration_key_is_a_public_child_of_the_account_key():
@@ -215,8 +232,9 @@ def test_old_vault_files_are_refused_at_sign_time_with_how_to_register(tmp_path)
     del obj["registrations"], obj["accept"]
     path.write_text(json.dumps(obj))
     vf = load_vault_file(path)
-    with pytest.raises(RegistrationError, match="msigvault vault verify"):
+    with pytest.raises(RegistrationError, match="msigvault vault verify") as exc:
         vf.registered(holders[0].fingerprint)
+    assert exc.value.code == "signer.registration" and exc.value.fingerprint == holders[0].fingerprint.hex()
 
 
 def test_renaming_the_vault_invalidates_registrations(tmp_path):
@@ -225,8 +243,11 @@ def test_renaming_the_vault_invalidates_registrations(tmp_path):
     obj = json.loads(path.read_text())
     obj["name"] = "someone else's vault"
     path.write_text(json.dumps(obj))
-    with pytest.raises(VaultFileError):
+    with pytest.raises(VaultFileError) as exc:
         load_vault_file(path)
+    assert exc.value.code == "vaultfile.invalid"
+    assert exc.value.field == "registrations"
+    assert exc.value.path is not None
 
 
 def test_signing_summary_names_the_registered_vault():
@@ -262,8 +283,9 @@ def test_metadata_only_change_edits_are_refused(script, field, value):
     psbt = spend(vault, [synthetic_utxo(vault, 300_000, seed="meta")])
     o = _change(psbt)
     psbt.outputs[o].set(field, b"", value)
-    with pytest.raises(SignerRefusal, match="change fraud"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.change-fraud" and exc.value.output_index == o
 
 
 def test_taproot_leaf_hash_edit_is_refused():
@@ -273,8 +295,9 @@ def test_taproot_leaf_hash_edit_is_refused():
     m = psbt.outputs[o]
     xonly, value = m.items_of_type(F.PSBT_OUT_TAP_BIP32_DERIVATION)[0]
     m.set(F.PSBT_OUT_TAP_BIP32_DERIVATION, xonly, compact_size(1) + bytes(32) + value[33:])
-    with pytest.raises(SignerRefusal, match="leaf hashes"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.change-fraud" and exc.value.output_index == o
 
 
 # -- 9. small leaks and omissions -------------------------------------------------------------
@@ -300,18 +323,21 @@ def test_one_seed_in_two_slots_is_refused_unless_accepted():
     alice = TestKeyholder.from_label("two-slots")
     bob = TestKeyholder.from_label("two-slots-bob")
     cos = [alice.cosigner("wsh", 0), alice.cosigner("wsh", 1), bob.cosigner("wsh")]
-    with pytest.raises(PolicyError, match="one keyholder alone counts twice"):
+    with pytest.raises(PolicyError, match="one keyholder alone counts twice") as exc:
         Vault.multisig(2, cos, script="wsh", network=NET)
+    assert exc.value.code == "policy.invalid"
     v = Vault.multisig(2, cos, script="wsh", network=NET, accept={"shared-seed"})
     assert any("same master fingerprint" in d for d in v.deviations)
-    with pytest.raises(PolicyError, match="unknown deviation"):
+    with pytest.raises(PolicyError, match="unknown deviation") as exc:
         Vault.multisig(2, cos, script="wsh", network=NET, accept={"anything"})
+    assert exc.value.code == "policy.invalid"
 
 
 def test_sorted_must_be_a_bool():
     cos = [h.cosigner("wsh") for h in holders_for()]
-    with pytest.raises(PolicyError, match="sorted must be True or False"):
+    with pytest.raises(PolicyError, match="sorted must be True or False") as exc:
         Vault.multisig(2, cos, script="wsh", network=NET, sorted="no")
+    assert exc.value.code == "policy.invalid"
 
 
 # -- BDK's internal-key derivation (issue 12, item 1) ---------------------------------------
@@ -337,8 +363,9 @@ def test_nums_entry_with_leaf_hashes_is_refused():
     psbt = spend(vault, [synthetic_utxo(vault, 300_000, seed="nums2")])
     leaf = psbt.inputs[0].get(F.PSBT_IN_TAP_MERKLE_ROOT)
     _add_nums_entry(psbt.inputs[0], F.PSBT_IN_TAP_BIP32_DERIVATION, bytes(leaf))
-    with pytest.raises(SignerRefusal, match="unspendable internal key"):
+    with pytest.raises(SignerRefusal) as exc:
         sign(psbt, vault, holders[0].root)
+    assert exc.value.code == "signer.foreign-input" and exc.value.input_index == 0
 
 
 # -- analyze recognises change by script when derivations were cleared (issue 12, item 2) -----

@@ -1142,7 +1142,10 @@ class Psbt:
             return self._v0_tx().vout[i][0]
         self.outputs[i]
         v = self._field(self.outputs, i, F.PSBT_OUT_AMOUNT, F.OUTPUT_NAMES, "output", 8)
-        return F.check_amount(_i64(v), f"output {i}: PSBT_OUT_AMOUNT")
+        try:
+            return F.check_amount(_i64(v), f"output {i}: PSBT_OUT_AMOUNT")
+        except InvalidPSBT as e:
+            raise e.locate(output_index=i, field="PSBT_OUT_AMOUNT")
 
     def script(self, i: int) -> bytes:
         """scriptPubKey of output i."""
