@@ -201,7 +201,7 @@ class Coordinator:
     crash-injection point (tests).
     """
 
-    def __init__(self, database: D.Database, identity: Identity, *, backend: "Optional[Backend]" = None,
+    def __init__(self, database: D.Database, identity: Optional[Identity], *, backend: "Optional[Backend]" = None,
                  auto: bool = True, confirmations_required: int = 1,
                  clock: Optional[Callable[[], datetime]] = None,
                  fault: Optional[Callable[[str], None]] = None):
@@ -213,7 +213,8 @@ class Coordinator:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._fault = fault or (lambda step: None)
         self._vaults: "dict[str, VaultFile]" = {}
-        self._start_log()
+        if identity is not None:  # without one: read-only (list, show, verify, export)
+            self._start_log()
 
     # -- the audit log ---------------------------------------------------------------------------
 
@@ -222,6 +223,8 @@ class Coordinator:
 
     def _append(self, conn, event: str, *, session: Optional[str] = None, data: Optional[Mapping] = None,
                 actor: str = COORDINATOR, attestation: Optional[Mapping] = None) -> Entry:
+        if self.identity is None:
+            raise CoordinatorError("this coordinator was opened without its key (read-only): give --coordinator-key")
         head = self.db.lock(conn, D.audit_head, D.audit_head.c.id == 1)
         if head is None:
             if event != "log.created":
@@ -296,6 +299,9 @@ class Coordinator:
         return verify_database(self.db, trusted_keys=trusted_keys)
 
     def export_log(self, path, *, overwrite: bool = False) -> VerifyResult:
+        """Write the verified log as an export bundle signed by this coordinator's key."""
+        if self.identity is None:
+            raise CoordinatorError("an export is signed by the coordinator's key: give --coordinator-key")
         self.verify_log()
         return write_export(self.audit_lines(), path, self.identity, overwrite=overwrite, exported_at=self._now())
 

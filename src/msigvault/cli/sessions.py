@@ -1,0 +1,297 @@
+"""msigvault session ... and msigvault audit ...: signing sessions in the coordinator database.
+
+Nothing of SQLAlchemy is imported until a command runs (``msigvault --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import click
+
+from .common import CliError, emit, force_option, json_option, load_vault, read_input
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(session)
+    cli.add_command(audit)
+
+
+def _db_options(f):
+    f = click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+                     help="The coordinator's Ed25519 key (PEM); default $MSIGVAULT_COORDINATOR_KEY, else "
+                          "VAULT.coordinator.key next to the vault file (created on first use, mode 0600).")(f)
+    f = click.option("--db", "db_url", default=None,
+                     help="Database URL: sqlite:///FILE or postgresql://USER@HOST/DB (default: "
+                          "VAULT.sessions.sqlite next to the vault file).")(f)
+    f = click.option("--vault", "vaultfile", type=click.Path(dir_okay=False), default=None,
+                     help="The vault file (for the default database and key locations).")(f)
+    return f
+
+
+def _backend_options(f):
+    f = click.option("--chain", "chain_dir", type=click.Path(file_okay=False), default=None,
+                     help="Broadcast to this regtest chain directory.")(f)
+    f = click.option("--backend", "backend_url", default=None,
+                     help="Chain backend URL (core+http://..., esplora+https://..., regtest:DIR).")(f)
+    return f
+
+
+def _open(vaultfile, db_url, key_path, *, write: bool, backend=None):
+    from ..coordinator.audit import Identity
+    from ..coordinator.db import Database, default_url
+    from ..coordinator.sessions import Coordinator
+
+    if db_url is None:
+        if vaultfile is None:
+            raise CliError("give --db URL or --vault VAULTFILE (the database is then next to the vault file)")
+        db_url = default_url(vaultfile)
+    identity = None
+    if write:
+        key_path = key_path or os.environ.get("MSIGVAULT_COORDINATOR_KEY")
+        if key_path is None:
+            if vaultfile is None:
+                raise CliError("give --coordinator-key FILE (or --vault VAULTFILE: the key is then next to it)")
+            p = Path(vaultfile)
+            key_path = p.with_name(p.stem + ".coordinator.key")
+        identity = Identity.load_or_create(key_path)
+    return Coordinator(Database.open(db_url), identity, backend=backend)
+
+
+def _backend(backend_url, chain_dir, network):
+    if backend_url and chain_dir:
+        raise CliError("give --backend URL or --chain DIR, not both")
+    if chain_dir:
+        from ..backends.regtest import RegtestBackend
+
+        return RegtestBackend.open(chain_dir)
+    if backend_url:
+        from ..backends.url import open_backend
+
+        return open_backend(backend_url, network)
+    return None
+
+
+def _duration(text):
+    if text is None:
+        return None
+    from datetime import timedelta
+
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise CliError(f"--expires takes a duration such as 90m, 24h or 7d, not {text!r}")
+    n, unit = int(m.group(1)), m.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+
+
+def _pairs(values, what):
+    out = {}
+    for v in values:
+        fp, sep, value = v.partition("=")
+        if not sep or len(fp) != 8:
+            raise CliError(f"{what} takes FINGERPRINT=HEX (8 hex digits, '=', the value), not {v!r}")
+        out[fp.lower()] = value.strip().lower()
+    return out
+
+
+def _session_text(s, submissions=None) -> str:
+    lines = [f"session {s.id}  [{s.status.value}]  vault {s.vault_name} ({s.vault_id[:16]}...)",
+             f"  txid {s.txid}" + (f"  final {s.final_txid}" if s.final_txid and s.final_txid != s.txid else ""),
+             f"  proposed by {s.proposed_by or '-'} at {s.created_at}" + (f", expires {s.expires_at}" if s.expires_at else ""),
+             f"  memo: {s.memo}" if s.memo else "  memo: -"]
+    for o in s.summary["outputs"]:
+        lines.append(f"  {'PAY' if o['kind'] == 'payment' else o['kind']:<13} {o['amount']:>15,} sat  {o['address']}")
+    lines.append(f"  fee {s.summary['fee']:,} sat ({s.summary['fee_rate']} sat/vB)")
+    lines.append(f"  signatures: {len(s.signed)} of {s.threshold}" +
+                 (f" ({s.signatures_needed} more needed)" if s.signatures_needed else ""))
+    for c in s.cosigners:
+        lines.append(f"    {c.fingerprint}  {c.state.value}" + (f": {c.reason}" if c.reason else ""))
+    if s.confirmations:
+        lines.append(f"  confirmations: {s.confirmations} (block height {s.confirmed_height})")
+    for label, value in (("replaces", s.replaces), ("replaced by", s.replaced_by), ("closed", s.closed_reason),
+                         ("last error", s.last_error)):
+        if value:
+            lines.append(f"  {label}: {value}")
+    for sub in submissions or []:
+        lines.append(f"  submission {sub['psbt_sha256'][:16]}... {sub['outcome']}"
+                     + (f" ({', '.join(sub['signers'])})" if sub["signers"] else "")
+                     + (f": {sub['reason']}" if sub["reason"] else ""))
+    return "\n".join(lines)
+
+
+@click.group()
+def session():
+    """Signing sessions: who was asked, who signed, what was broadcast (the coordinator database)."""
+
+
+@session.command("new")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@click.option("--memo", default="", help="What the spend is for.")
+@click.option("--proposed-by", default="", help="Who proposes it.")
+@click.option("--expires", default=None, help="Expire after this long (90m, 24h, 7d).")
+@click.option("--replaces", default=None, help="This spend replaces (RBF fee bump) that session.")
+@click.option("--identity", "identities", multiple=True,
+              help="FINGERPRINT=PUBKEY: a keyholder's Ed25519 identity key (64 hex); their submissions must "
+                   "then carry their identity signature. Repeatable.")
+@click.option("--db", "db_url", default=None, help="Database URL (default: next to the vault file).")
+@click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+              help="The coordinator's Ed25519 key (default: next to the vault file).")
+@json_option
+def session_new(vaultfile, psbtfile, memo, proposed_by, expires, replaces, identities, db_url, key_path, as_json):
+    """Open a session for an unsigned PSBT of VAULTFILE (registering the vault with the coordinator)."""
+    from ..psbt.psbt import Psbt
+
+    vf = load_vault(vaultfile)
+    psbt = Psbt.load(read_input(psbtfile))
+    co = _open(vaultfile, db_url, key_path, write=True)
+    pid = co.register_vault(vf, _pairs(identities, "--identity") if identities else None)
+    s = co.new_session(pid, psbt, memo=memo, proposed_by=proposed_by, expires_in=_duration(expires),
+                       replaces=replaces)
+    emit(as_json, s.to_dict(), _session_text(s) + f"\n\nsend the PSBT to the keyholders, then: "
+                                                  f"msigvault session submit {s.id} SIGNED.psbt")
+
+
+@session.command("list")
+@click.option("--status", type=click.Choice(["open", "finalized", "broadcast", "confirmed", "cancelled", "expired",
+                                             "replaced"]), default=None)
+@_db_options
+@json_option
+def session_list(status, vaultfile, db_url, key_path, as_json):
+    """Every session, oldest first, with how many signatures each has."""
+    co = _open(vaultfile, db_url, key_path, write=False)
+    sessions = co.list(status=status)
+    emit(as_json, [s.to_dict() for s in sessions],
+         "\n".join(f"{s.id}  {s.status.value:<9}  {len(s.signed)}/{s.threshold} signed  {s.vault_name}  "
+                   f"{s.memo}" for s in sessions) or "no sessions")
+
+
+@session.command("show")
+@click.argument("session_id")
+@_db_options
+@json_option
+def session_show(session_id, vaultfile, db_url, key_path, as_json):
+    """Who has signed, refused or is unreachable; outputs, fee, submissions and the state."""
+    co = _open(vaultfile, db_url, key_path, write=False)
+    s = co.get(session_id)
+    subs = co.submissions(s.id)
+    emit(as_json, {**s.to_dict(), "submissions": subs}, _session_text(s, subs))
+
+
+@session.command("submit")
+@click.argument("session_id")
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@click.option("--identity-signature", "signatures", multiple=True,
+              help="FINGERPRINT=SIG: the keyholder's Ed25519 signature (128 hex) over the submission "
+                   "statement (required when their identity key is registered). Repeatable.")
+@_backend_options
+@_db_options
+@json_option
+def session_submit(session_id, psbtfile, signatures, backend_url, chain_dir, vaultfile, db_url, key_path, as_json):
+    """Verify a signed copy and store it; with --backend/--chain, finalize and broadcast once m are in."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.get(session_id)
+    co.backend = _backend(backend_url, chain_dir, co.vault_file(s.vault_id).vault.network)
+    result = co.submit(s.id, read_input(psbtfile), identity_signatures=_pairs(signatures, "--identity-signature"))
+    s = result.session
+    emit(as_json, result.to_dict(),
+         f"{result.outcome}: signatures by {', '.join(result.signers)}\n" + _session_text(s))
+
+
+@session.command("cancel")
+@click.argument("session_id")
+@click.option("--reason", default="", help="Why (recorded in the audit log).")
+@click.option("--by", default="", help="Who cancels.")
+@_db_options
+@json_option
+def session_cancel(session_id, reason, by, vaultfile, db_url, key_path, as_json):
+    """Cancel an open or finalized session (its coins are free for a new one)."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.cancel(session_id, reason, by=by)
+    emit(as_json, s.to_dict(), f"session {s.id} cancelled")
+
+
+@session.command("finalize")
+@click.argument("session_id")
+@click.option("--tx", "tx_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the final transaction in hex.")
+@_backend_options
+@_db_options
+@force_option
+@json_option
+def session_finalize(session_id, tx_out, backend_url, chain_dir, vaultfile, db_url, key_path, force, as_json):
+    """Combine the stored signatures, finalize and extract (verified against the backend's UTXOs)."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.get(session_id)
+    co.backend = _backend(backend_url, chain_dir, co.vault_file(s.vault_id).vault.network)
+    s = co.finalize(s.id)
+    if tx_out:
+        from .common import write_output
+
+        write_output(tx_out, s.final_tx.hex().encode() + b"\n", force=force)
+    emit(as_json, s.to_dict(), f"session {s.id} finalized: txid {s.final_txid}")
+
+
+@session.command("broadcast")
+@click.argument("session_id")
+@_backend_options
+@_db_options
+@json_option
+def session_broadcast(session_id, backend_url, chain_dir, vaultfile, db_url, key_path, as_json):
+    """Broadcast the finalized transaction and record its confirmations."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.get(session_id)
+    co.backend = _backend(backend_url, chain_dir, co.vault_file(s.vault_id).vault.network)
+    if co.backend is None:
+        raise CliError("give --backend URL or --chain DIR to broadcast to")
+    s = co.advance(s.id)
+    emit(as_json, s.to_dict(), f"session {s.id} {s.status.value}: txid {s.final_txid}"
+         + (f", {s.confirmations} confirmation(s)" if s.confirmations else ""))
+
+
+@click.group()
+def audit():
+    """The tamper-evident audit log: verify it, export it for an auditor."""
+
+
+@audit.command("verify")
+@click.argument("export", type=click.Path(dir_okay=False), required=False)
+@click.option("--trust-key", "trusted", multiple=True,
+              help="A coordinator public key (64 hex) obtained out of band: the log must start with it.")
+@_db_options
+@json_option
+def audit_verify(export, trusted, vaultfile, db_url, key_path, as_json):
+    """Verify an export file (offline) or the database's log; names the first bad entry."""
+    from ..coordinator.audit import verify_export
+
+    keys = [t.strip().lower() for t in trusted] or None
+    if export is not None:
+        if db_url or vaultfile:
+            raise CliError("give an export file or --db/--vault, not both")
+        result = verify_export(export, trusted_keys=keys)
+    else:
+        result = _open(vaultfile, db_url, key_path, write=False).verify_log(trusted_keys=keys)
+    vaults = "\n".join(f"  vault {v['name']} policy id {v['policy_id']}" for v in result.vaults)
+    emit(as_json, result.to_dict(),
+         f"audit log OK: {result.count} entries, head {result.head}\n"
+         + "\n".join(f"  coordinator key {k}" for k in result.coordinator_keys) + ("\n" + vaults if vaults else "")
+         + "\ncompare the coordinator key and the policy ids with what you were given out of band")
+
+
+@audit.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The bundle to write.")
+@_db_options
+@force_option
+@json_option
+def audit_export(output, vaultfile, db_url, key_path, force, as_json):
+    """Write the whole log, the public keys and the vault descriptors as one file an auditor can
+    verify offline with 'msigvault audit verify FILE'."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    result = co.export_log(output, overwrite=force)
+    emit(as_json, {**result.to_dict(), "file": str(output)},
+         f"wrote {output}: {result.count} entries, head {result.head}")
+

@@ -1,0 +1,109 @@
+"""msigvault session ... and msigvault audit ...: a 2-of-3 ceremony through the commands.
+
+Keyholders sign with the API (their laptops are tested elsewhere); everything the coordinator
+does goes through the command line, in this process (click's runner) to keep it quick.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from msigvault.cli import cli
+from msigvault.psbt.psbt import Psbt
+from msigvault.regtest import RegtestChain
+
+
+def run(*args, ok=True):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def test_help_does_not_import_sqlalchemy():
+    code = "import sys; from msigvault.cli import main; sys.argv=['msigvault','--help']\n" \
+           "try:\n    main()\nexcept SystemExit:\n    pass\n" \
+           "assert 'sqlalchemy' not in sys.modules and 'alembic' not in sys.modules, 'imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_ceremony_and_audit_through_the_cli(kit, tmp_path):
+    vf = kit.make_vault_file("wsh")
+    vault = tmp_path / "vault.json"
+    vf.save(vault)
+    chain_dir = tmp_path / "chain"
+    run("regtest", "init", chain_dir)
+    with RegtestChain(datadir=chain_dir) as chain:
+        psbt = kit.funded_psbt(chain, vf)
+    (tmp_path / "spend.psbt").write_bytes(psbt.serialize())
+    out = json.loads(run("session", "new", vault, tmp_path / "spend.psbt", "--memo", "rent", "--proposed-by", "ops",
+                         "--expires", "24h", "--json").output)
+    sid = out["id"]
+    assert out["status"] == "open" and out["signatures_needed"] == 2
+    assert (tmp_path / "vault.sessions.sqlite").exists() and (tmp_path / "vault.coordinator.key").stat().st_mode & 0o077 == 0
+    shown = run("session", "show", sid[:6], "--vault", vault).output
+    assert "0 of 2" in shown and "requested" in shown and "PAY" in shown
+    alice, bob, carol = kit.HOLDERS
+    for h in (alice, carol):
+        (tmp_path / f"{h.label}.psbt").write_bytes(kit.signed_copy(vf, psbt, h))
+    r = json.loads(run("session", "submit", sid, tmp_path / f"{alice.label}.psbt", "--vault", vault, "--json").output)
+    assert r["outcome"] == "accepted" and r["status"] == "open"
+    # a copy for another session is refused: exit code 2, one line, and recorded
+    bad = run("session", "submit", sid, tmp_path / "spend.psbt", "--vault", vault, ok=False)
+    assert bad.exit_code == 2 and "refused and recorded" in bad.output
+    r = json.loads(run("session", "submit", sid, tmp_path / f"{carol.label}.psbt", "--vault", vault,
+                       "--chain", chain_dir, "--json").output)
+    assert r["status"] == "confirmed"
+    listed = json.loads(run("session", "list", "--vault", vault, "--json").output)
+    assert [s["id"] for s in listed] == [sid] and listed[0]["signed"] == sorted(
+        [alice.fingerprint.hex(), carol.fingerprint.hex()], key=[h.fingerprint.hex() for h in kit.HOLDERS].index)
+    # the auditor's bundle verifies offline, and fails after a one-byte edit
+    export = tmp_path / "audit.jsonl"
+    run("audit", "export", "-o", export, "--vault", vault)
+    verified = json.loads(run("audit", "verify", export, "--json").output)
+    assert verified["ok"] and verified["vaults"][0]["policy_id"] == vf.vault.policy_id
+    run("audit", "verify", "--vault", vault)
+    data = bytearray(export.read_bytes())
+    data[len(data) // 2] ^= 1
+    export.write_bytes(bytes(data))
+    failed = run("audit", "verify", export, ok=False)
+    assert failed.exit_code == 2 and "entry" in failed.output
+
+
+def test_cancel_finalize_and_errors(kit, tmp_path):
+    vf = kit.make_vault_file("tr")
+    vault = tmp_path / "v.json"
+    vf.save(vault)
+    db = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    key = tmp_path / "coord.key"
+    with RegtestChain() as chain:
+        chain.mine(101)
+        psbt = kit.funded_psbt(chain, vf)
+    (tmp_path / "p.psbt").write_bytes(psbt.serialize())
+    sid = json.loads(run("session", "new", vault, tmp_path / "p.psbt", "--db", db, "--coordinator-key", key,
+                         "--json").output)["id"]
+    early = run("session", "finalize", sid, "--db", db, "--coordinator-key", key, ok=False)
+    assert early.exit_code == 2 and "2 more needed" in early.output
+    for h in kit.HOLDERS[:2]:
+        (tmp_path / "s.psbt").write_bytes(kit.signed_copy(vf, psbt, h))
+        run("session", "submit", sid, tmp_path / "s.psbt", "--db", db, "--coordinator-key", key)
+    fin = json.loads(run("session", "finalize", sid, "--db", db, "--coordinator-key", key, "--tx", tmp_path / "t.hex",
+                         "--json").output)
+    assert fin["status"] == "finalized" and (tmp_path / "t.hex").read_text().strip()
+    nob = run("session", "broadcast", sid, "--db", db, "--coordinator-key", key, ok=False)
+    assert nob.exit_code == 2 and "--backend" in nob.output
+    run("session", "cancel", sid, "--reason", "changed our mind", "--db", db, "--coordinator-key", key)
+    assert json.loads(run("session", "show", sid, "--db", db, "--json").output)["status"] == "cancelled"
+    missing = run("session", "show", "ffff0000", "--db", db, ok=False)
+    assert missing.exit_code == 2 and "no session" in missing.output
+    nodb = run("session", "list", ok=False)
+    assert nodb.exit_code == 2 and "--db" in nodb.output
+    wrong_key = run("session", "cancel", sid, "--db", db, "--coordinator-key", tmp_path / "new.key", ok=False)
+    assert wrong_key.exit_code == 2 and "not authorised" in wrong_key.output
+    assert Psbt.parse((tmp_path / "p.psbt").read_bytes())  # the input file is untouched
