@@ -385,8 +385,8 @@ class _Parser:
         limit = MAX_MULTI_A_KEYS if tapscript else MAX_MULTISIG_KEYS
         script = {P2SH: "sh", P2WSH: "wsh", P2TR: "tr"}.get(ctx, "bare")
         if ctx == P2SH and n > 15:  # 16 keys of 33 bytes already make a 547-byte script
-            raise _error(f"P2SH script is too large, at least {34 * n + 3} bytes is larger than "
-                         f"{MAX_P2SH_SCRIPT} bytes: a sh vault descriptor can have at most 15 keys, not {n}; "
+            raise _error(f"P2SH script is too large, {34 * n + 3} bytes is larger than {MAX_P2SH_SCRIPT} bytes "
+                         f"(or more with uncompressed keys): a sh vault descriptor can have at most 15 keys, not {n}; "
                          "use wsh (up to 20) or tr (up to 999)", start)
         if n < 1 or n > limit:
             kind = "multi_a" if tapscript else "multisig"
