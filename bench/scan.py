@@ -1,7 +1,7 @@
 """Vault scanning: round trips and seconds per backend for N used addresses.
 
 Run: .venv/bin/python bench/scan.py [N ...]      (default N = 100 10000)
-A 2-of-3 wsh vault gets one coin at each of receive indexes 0..N-1 (in blocks of 2,500 outputs)
+A 2-of-3 wsh vault gets one coin at each of receive indexes 0..N-1 (10 per transaction)
 on a local regtest node (msigvault regtest serve's engine, on loopback); each backend then runs
 scan_vault() with the default gap limit of 20, fetching and checking every previous transaction.
 Round trips are HTTP requests (a JSON-RPC batch counts once); bitcoinlib asks per address, so it
@@ -20,6 +20,7 @@ os.environ.setdefault("BCL_DATA_DIR", tempfile.mkdtemp(prefix="msigvault-bench-b
 
 from msigvault import Vault  # noqa: E402
 from msigvault.backends import scan_vault  # noqa: E402
+from msigvault.backends.base import txid_of  # noqa: E402
 from msigvault.backends.core import CoreBackend  # noqa: E402
 from msigvault.backends.esplora import EsploraBackend  # noqa: E402
 from msigvault.backends.regtest import RegtestBackend  # noqa: E402
@@ -27,7 +28,8 @@ from msigvault.regtest.chain import ANYONE_CAN_SPEND_SCRIPT_PUBKEY, spend_anyone
 from msigvault.regtest.node import RegtestNode  # noqa: E402
 from msigvault.testing.keyholders import TestKeyholder  # noqa: E402
 
-PER_TX = 2_500
+PER_TX = 10  # vault outputs per funding transaction: transactions of a realistic size
+TXS_PER_BLOCK = 250
 AMOUNT = 1_000
 
 
@@ -37,15 +39,23 @@ def vault() -> Vault:
 
 
 def fund(node: RegtestNode, v: Vault, n: int) -> None:
+    """One coin at each receive index 0..n-1, PER_TX per transaction."""
     chain = node.chain
     with node.state.lock:
-        chain.mine(101 + n // PER_TX + 1)
-        coins = [u for u in chain.utxos(chain.wallet_script) if u.amount > 0]
+        chain.mine(101)
+        own = ANYONE_CAN_SPEND_SCRIPT_PUBKEY
+        sources = -(-n // PER_TX)
+        [coinbase] = [u for u in chain.utxos(own) if u.amount > 0][:1]
+        each = (coinbase.amount - 1_000_000) // sources
+        split = spend_anyone_can_spend([coinbase], [(own, each)] * sources)
+        chain.submit([split])
+        coins = [u for u in chain.utxos(own) if u.txid == txid_of(split)]
+        txs = []
         for k, start in enumerate(range(0, n, PER_TX)):
-            coin = coins[k]
             outs = [(v.derive(i).script_pubkey, AMOUNT) for i in range(start, min(n, start + PER_TX))]
-            change = coin.amount - AMOUNT * len(outs) - 100_000
-            chain.submit([spend_anyone_can_spend([coin], outs + [(ANYONE_CAN_SPEND_SCRIPT_PUBKEY, change)])])
+            txs.append(spend_anyone_can_spend([coins[k]], outs + [(own, each - AMOUNT * len(outs) - 1_000)]))
+        for b in range(0, len(txs), TXS_PER_BLOCK):
+            chain.submit(txs[b:b + TXS_PER_BLOCK])
         node.state.sync()
 
 

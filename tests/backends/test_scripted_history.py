@@ -180,3 +180,23 @@ def test_core_without_txindex_still_fetches_every_previous_transaction(hx, histo
     assert {(u.utxo.outpoint, u.utxo.amount, u.utxo.branch, u.utxo.index)
             for u in result.utxos if u.height is not None} == confirmed
     assert all(txid_of(u.utxo.prev_tx) == u.utxo.txid for u in result.utxos)
+
+
+def test_core_wallet_imports_once_and_reuses_what_the_wallet_watches(history):
+    """Each importdescriptors makes Core rescan: a scan imports once, a later scan not at all."""
+    node, vault, _holders, _facts = history
+    calls = []
+    original = CoreBackend.call
+
+    def counting(self, method, *params, **kw):
+        calls.append(method)
+        return original(self, method, *params, **kw)
+
+    CoreBackend.call = counting
+    try:
+        for _ in range(2):
+            with CoreBackend(node.rpc_url, "regtest", wallet="import-once") as backend:
+                scan_vault(vault, backend)
+    finally:
+        CoreBackend.call = original
+    assert calls.count("importdescriptors") == 1 and calls.count("listdescriptors") == 2

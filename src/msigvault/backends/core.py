@@ -48,6 +48,7 @@ RPC_WALLET_NOT_FOUND = -18
 RPC_METHOD_NOT_FOUND = -32601
 BROADCAST_CODES = (-25, -26, -27)
 LISTTRANSACTIONS_PAGE = 1000
+IMPORT_RANGE = 1000  # the first import watches this many indexes per branch (Core's keypool size)
 COIN = Decimal(100_000_000)
 
 
@@ -92,6 +93,7 @@ class CoreBackend(Backend):
                                           policy.backoff), auth=auth)
         self._wallet_ready = False
         self._id = 0
+        self._covered: Optional[dict[str, int]] = None  # descriptor -> range end the wallet watches
         self._block_of: dict[str, str] = {}  # txid -> block hash seen in scantxoutset (no txindex needed)
 
     @property
@@ -278,10 +280,21 @@ class CoreBackend(Backend):
         self._wallet_ready = True
 
     def watch(self, descriptors: Sequence[str], range_end: int) -> None:
+        """Import the vault's descriptors up to ``range_end`` unless the wallet covers that range.
+
+        Each import makes Core rescan from ``rescan_from``, so the range grows in steps of at
+        least doubling (and 1,000 to begin with), and a range the wallet already has (from an
+        earlier run: ``listdescriptors``) is not imported again.
+        """
         if not self.wallet:
             return
         self._ensure_wallet()
-        requests = [{"desc": d, "range": [0, range_end], "timestamp": self.rescan_from,
+        if self._covered is None:
+            self._covered = self._wallet_ranges(descriptors)
+        if all(self._covered.get(d, -1) >= range_end for d in descriptors):
+            return
+        end = max(range_end, 2 * max(self._covered.get(d, -1) for d in descriptors) + 1, IMPORT_RANGE - 1)
+        requests = [{"desc": d, "range": [0, end], "timestamp": self.rescan_from,
                      "active": False, "internal": i == 1}
                     for i, d in enumerate(descriptors)]
         results = self._ok("importdescriptors", requests, wallet=True)
@@ -290,6 +303,34 @@ class CoreBackend(Backend):
                 message = (r.get("error") or {}).get("message") if isinstance(r, dict) else r
                 raise BackendServerError(f"Bitcoin Core would not import {d[:60]}...: {message}",
                                          where=self.where, what="importdescriptors")
+            self._covered[d] = end
+
+    def _wallet_ranges(self, descriptors: Sequence[str]) -> dict[str, int]:
+        """{our descriptor: the end of the range the wallet already watches}, from listdescriptors."""
+        from ..errors import MsigvaultError
+        from ..policy.vault import Vault
+
+        try:
+            listed = self._ok("listdescriptors", wallet=True).get("descriptors", [])
+        except (BackendServerError, AttributeError):
+            return {}
+        ours = {}
+        for d in descriptors:
+            try:
+                ours[(Vault.from_descriptor(d, network=self.network).policy_id, "/1/*" in d)] = d
+            except MsigvaultError:
+                continue
+        covered: dict[str, int] = {}
+        for entry in listed if isinstance(listed, list) else []:
+            try:
+                text, rng = entry["desc"], entry.get("range")
+                key = (Vault.from_descriptor(text, network=self.network, require_checksum=False).policy_id,
+                       "/1/*" in text)
+            except (KeyError, TypeError, MsigvaultError):
+                continue
+            if key in ours and isinstance(rng, list) and len(rng) == 2 and rng[0] == 0:
+                covered[ours[key]] = max(covered.get(ours[key], -1), int(rng[1]))
+        return covered
 
     def _addresses(self, script_pubkeys: Iterable[bytes]) -> dict[str, bytes]:
         from ..address import address_from_script

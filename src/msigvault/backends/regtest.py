@@ -95,6 +95,19 @@ class RegtestBackend(Backend):
                              what="transaction look-up")
         return rec.ptx.raw
 
+    def get_txs(self, txids) -> dict[str, bytes]:
+        from .base import check_txid, verify_txid
+
+        ids = [check_txid(t) for t in dict.fromkeys(txids)]
+        with self.state.lock:
+            state = self._synced()
+            recs = {t: state.tx(t) for t in ids}
+        missing = [t for t, r in recs.items() if r is None]
+        if missing:
+            raise TxNotFound(f"the chain has no transaction {missing[0]}", where=self.where,
+                             what="transaction look-up")
+        return {t: verify_txid(r.ptx.raw, t, self.where) for t, r in recs.items()}
+
     def test_accept(self, raw_tx: bytes) -> AcceptResult:
         from ..regtest.nodestate import Reject
 

@@ -495,9 +495,11 @@ class CoreRpc:
                                           require_checksum=True)
                 for script, index, _ in found:
                     w.scripts[script] = (req["desc"], index, internal)
-                w.descriptors.append({"desc": req["desc"], "timestamp": req["timestamp"],
-                                      "active": bool(req.get("active", False)),
-                                      "internal": internal})
+                entry = {"desc": req["desc"], "timestamp": req["timestamp"],
+                         "active": bool(req.get("active", False)), "internal": internal}
+                if found and found[0][1] is not None:
+                    entry["range"] = [min(i for _s, i, _c in found), max(i for _s, i, _c in found)]
+                w.descriptors = [d for d in w.descriptors if d["desc"] != req["desc"]] + [entry]
                 results.append({"success": True})
             except RpcError as e:
                 results.append({"success": False, "error": {"code": e.code, "message": e.message}})
