@@ -7,6 +7,7 @@ and only the keyholder whose own record is wrong is refused at signing. Electrum
 (import, export, refusals) and Specter DIY's ``addwallet`` line are here too.
 """
 
+import hashlib
 import json
 
 import bdkpython as bdk
@@ -41,6 +42,53 @@ def bdk_addresses(vault, count=3):
     main = vault.network == Network.MAINNET
     d = bdk.Descriptor(desc, bdk.NetworkKind.MAIN if main else bdk.NetworkKind.TEST)
     return [str(d.derive_address(i, bdk.Network.BITCOIN if main else bdk.Network.TESTNET)) for i in range(count)]
+
+
+# -- Provenance: each sample is the stored public copy, byte for byte -------------------------
+
+#: Git blob ids of the stored copies these samples were read from with ``read_file`` (repository,
+#: path and commit in tests/vectors/formats/README.md). Any edit to a sample changes its id.
+STORED_BLOBS = {
+    "jade/multisig_bad_file_duplicate_field2.dat": "9547bdb28234fdec213038363059adf5b823b3b4",
+    "jade/multisig_bad_file_duplicate_field2.json": "c7c8a74ea6a36587eb1a7ff87ce14f101669ce53",
+    "jade/multisig_file_bw.dat": "0915c0d8004b2d756338f761690a07753fd85c0d",
+    "jade/multisig_file_bw.json": "3b39c347e81bfc7f1144f24c21c89eed73a69665",
+    "jade/multisig_file_jade.dat": "1ed722dc5dabd200871762142b37717eabdfd515",
+    "jade/multisig_file_jade.json": "434953da59c3fc1809dc8075a25b5b167d2b3656",
+    "jade/multisig_file_nunchuk.dat": "a1434582dce5ce8833bf7ab81e0a0f1ab1b14bb0",
+    "jade/multisig_file_nunchuk.json": "8170df21d7a6970a791d2976587be1fe18343365",
+    "jade/multisig_file_p2sh-p2wsh.dat": "3937df027188e6aa93a8063a1f14de46cff5fd3a",
+    "jade/multisig_file_p2sh-p2wsh.json": "a0227f3922204813dd01d894738badcdecb7b61a",
+    "jade/multisig_file_p2sh.dat": "d341429b190fc0f9e1f357c28204e301a1399e7f",
+    "jade/multisig_file_p2sh.json": "344b0892d6329f4820efa336104aceda7913d5fc",
+    "jade/multisig_file_p2wsh-p2sh.dat": "db7d72ad6183bda746ff72f90be0987162811c73",
+    "jade/multisig_file_p2wsh-p2sh.json": "bee2ae4be958756167168620cf1808afd160861a",
+    "jade/multisig_file_p2wsh.dat": "ebbd0086612df145d3f7df29dca3a68c1b6e0e2d",
+    "jade/multisig_file_p2wsh.json": "a8aad89b7b7073687666a74a01229b3cccce7338",
+    "jade/multisig_file_sparrow.dat": "ed84e96bedacdb57bf15171da12e3cb54d9b9aa9",
+    "jade/multisig_file_sparrow.json": "093eaaaff4c709e2f295b227aab2e610c6c3059a",
+    "jade/multisig_file_specter.dat": "e3b415680820ef1bcc7e16ac8c5e525941d23ab9",
+    "jade/multisig_file_specter.json": "ad5f1da9adb2868a0a596d267fc5f5f9b5224ea0",
+    "electrum/client_2_9_3_multisig": "ac434e40ca194d7d2a7b32cf63bf3bd744b2c60e",
+    "sparrow/electrum-encrypted": "bd62f807eda8fb1dfc396c0acc1dcb4f228ddf6b",
+    "sparrow/electrum-multisig-wallet.json": "cd304af3e994f342c4bc02d7ebf06ef566c421a9",
+    "sparrow/specter-diy-export.txt": "69c6aea1d0b2556956576e0a207ddd0970d42918",
+}
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file with these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@pytest.mark.parametrize("rel", sorted(STORED_BLOBS))
+def test_sample_is_the_stored_copy_byte_for_byte(vectors, rel):
+    assert git_blob_id((vectors / rel).read_bytes()) == STORED_BLOBS[rel]
+
+
+def test_every_jade_and_electrum_sample_has_a_recorded_stored_copy(vectors):
+    on_disk = {str(f.relative_to(vectors)) for d in ("jade", "electrum") for f in (vectors / d).iterdir()}
+    assert on_disk == {rel for rel in STORED_BLOBS if rel.split("/")[0] in ("jade", "electrum")}
 
 
 # -- Jade's multisig file tests (Blockstream/Jade test_data) ----------------------------------
