@@ -201,3 +201,15 @@ def test_getrawtransaction_in_a_given_block(history, client):
     assert error(client, node, "getrawtransaction", spend.txid, False, genesis)[1:] == (
         -5, "No such transaction found in the provided block. Use gettransaction for wallet transactions.")
     assert error(client, node, "getrawtransaction", spend.txid, False, "00" * 32)[1:] == (-5, "Block hash not found")
+
+
+def test_a_request_body_above_the_limit_is_refused_unread(history):
+    import socket
+
+    node = history[0]
+    with socket.create_connection(("127.0.0.1", node.rpc_port), timeout=5) as s:
+        auth = base64.b64encode(node.credentials()[0]).decode()
+        s.sendall(f"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                  f"Content-Length: {64 * 1024 * 1024}\r\n\r\n".encode())
+        head = s.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 413") and "Connection: close" in head

@@ -92,6 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:  # tell the client, so it does not reuse a socket we close
+            self.send_header("Connection", "close")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -105,8 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(411, "text/plain", b"Content-Length required")
             return None
         if int(length) > MAX_BODY:
+            self.close_connection = True  # the body is left unread
             self._send(413, "text/plain", b"Request too large")
-            self.close_connection = True
             return None
         return self.rfile.read(int(length))
 
