@@ -39,6 +39,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/hostile.py
+	$(BIN)/python bench/sessions.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

@@ -62,7 +62,7 @@ class PostgresServer:
             pytest.fail(f"PostgreSQL did not start: {r.stderr.strip()} {log[-2000:]}")
 
     def stop(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:

@@ -84,7 +84,8 @@ def test_edited_entry_is_named(logged):
     assert e.value.entry == 5
 
 
-def test_re_signed_edit_with_another_key_is_named(logged):
+def test_re_signed_edit_with_another_key_is_named(sqlite_log):
+    logged = sqlite_log
     rows = _rows(logged)
     obj = json.loads(rows[6].line)
     body = {k: v for k, v in obj.items() if k not in ("hash", "sig")}
@@ -129,7 +130,7 @@ def test_inserted_entry_is_named(logged):
     with logged.db.write() as conn:  # shift entries 3.. up by one and put a validly signed entry at 3
         for r in reversed(rows[3:]):
             conn.execute(sa.update(D.audit_log).where(D.audit_log.c.seq == r.seq).values(seq=r.seq + 1))
-        fake = make_entry(logged.identity if False else Identity.generate(), seq=3, prev=rows[2].hash,
+        fake = make_entry(Identity.generate(), seq=3, prev=rows[2].hash,
                           event="session.cancelled", data={})
         conn.execute(sa.insert(D.audit_log).values(seq=3, session_id=None, event=fake.event, hash=fake.hash,
                                                    line=fake.line))
@@ -155,20 +156,23 @@ def test_inserted_entry_signed_by_the_coordinator_itself_breaks_the_chain_after_
     assert e.value.entry == 4
 
 
-def test_index_columns_must_match_the_signed_entry(logged):
+def test_index_columns_must_match_the_signed_entry(sqlite_log):
+    logged = sqlite_log
     with logged.db.write() as conn:
         conn.execute(sa.update(D.audit_log).where(D.audit_log.c.seq == 5).values(event="session.finalized"))
     with pytest.raises(AuditError, match="entry 5: its database columns"):
         verify_database(logged.db)
 
 
-def test_trusted_keys_pin_the_coordinator(logged):
+def test_trusted_keys_pin_the_coordinator(sqlite_log):
+    logged = sqlite_log
     logged.verify_log(trusted_keys=[logged.identity.public_hex])
     with pytest.raises(AuditError, match="entry 0 .*not a key you trust"):
         logged.verify_log(trusted_keys=[Identity.generate().public_hex])
 
 
-def test_a_forged_keyholder_attestation_is_named(logged):
+def test_a_forged_keyholder_attestation_is_named(sqlite_log):
+    logged = sqlite_log
     rows = _rows(logged)
     i = next(k for k, r in enumerate(rows) if r.event == "cosigner.refused")
     obj = json.loads(rows[i].line)
@@ -184,7 +188,8 @@ def test_a_forged_keyholder_attestation_is_named(logged):
         verify_entries(lines)
 
 
-def test_another_coordinator_key_must_be_authorised(kit, logged):
+def test_another_coordinator_key_must_be_authorised(kit, sqlite_log):
+    logged = sqlite_log
     other = Identity.generate()
     from msigvault.coordinator.sessions import Coordinator
 

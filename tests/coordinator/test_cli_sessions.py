@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from msigvault.cli import cli

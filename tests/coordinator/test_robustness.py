@@ -51,7 +51,7 @@ def ceremony(kit, chain, tmp_path_factory):
     template = tmp_path_factory.mktemp("template") / "template.sqlite"
     Database.open(f"sqlite:///{template}").close()
     return {"vf": vf, "psbt": psbt, "valid": valid, "bad": [bad.serialize(), other, b"not a psbt"],
-            "both": both.serialize(), "template": template}
+            "both": both.serialize(), "template": template, "expected": {}}
 
 
 _DIR = [0]
@@ -73,7 +73,7 @@ def _run(kit, ceremony, tmp_path, order):
     return _snapshot(co, s.id)
 
 
-@settings(max_examples=min(settings().max_examples, 15), deadline=None,
+@settings(max_examples=min(settings().max_examples, 12), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_final_state_does_not_depend_on_arrival_order(kit, ceremony, tmp_path, data):
@@ -84,7 +84,10 @@ def test_final_state_does_not_depend_on_arrival_order(kit, ceremony, tmp_path, d
     dups = data.draw(st.lists(st.sampled_from(items), max_size=3)) if items else []
     arrival = data.draw(st.permutations(items + dups))
     got = _run(kit, ceremony, tmp_path, arrival)
-    expected = _run(kit, ceremony, tmp_path, sorted(set(items)))  # one canonical order, no duplicates
+    key = frozenset(items)
+    if key not in ceremony["expected"]:  # one canonical order, no duplicates
+        ceremony["expected"][key] = _run(kit, ceremony, tmp_path, sorted(key))
+    expected = ceremony["expected"][key]
     assert got == expected
     who = {fp for k in signers for fp in ([kit.HOLDERS[1], kit.HOLDERS[2]] if k == "both" else [kit.HOLDERS[k]])
            for fp in [fp.fingerprint.hex()]}

@@ -25,9 +25,11 @@ and does not protect against.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -158,9 +160,17 @@ def parse_public_key(text: str, what: str = "identity key") -> Ed25519PublicKey:
         raise IdentityError(f"the {what} {text[:16]}... is not an Ed25519 public key in hex") from None
 
 
+_HEX = re.compile(r"[0-9a-f]*")
+
+
 def is_hex(text: Any, length: int) -> bool:
     """``text`` is exactly ``length`` lowercase hex digits (one spelling only: no malleable encodings)."""
-    return isinstance(text, str) and len(text) == length and all(c in "0123456789abcdef" for c in text)
+    return isinstance(text, str) and len(text) == length and _HEX.fullmatch(text) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(public_hex: str) -> Ed25519PublicKey:
+    return parse_public_key(public_hex)
 
 
 def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> bool:
@@ -168,7 +178,7 @@ def verify_signature(public_hex: str, signature_hex: str, message: bytes) -> boo
     if not is_hex(public_hex, 64) or not is_hex(signature_hex, 128):
         return False
     try:
-        key = parse_public_key(public_hex)
+        key = _public_key(public_hex)
         sig = bytes.fromhex(signature_hex)
     except (IdentityError, ValueError, TypeError):
         return False
