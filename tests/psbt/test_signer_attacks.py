@@ -408,3 +408,21 @@ def test_analyze_verifies_final_fields_instead_of_trusting_them(script):
     final.inputs[0].set(t, b"", value[:-40] + bytes([value[-40] ^ 1]) + value[-39:])
     bad = analyze(final, vault)
     assert any("input 0" in p and "final scriptSig/witness" in p for p in bad["problems"]), bad["problems"]
+
+
+def test_prepared_request_signs_what_was_shown():
+    from msigvault.psbt.signer import prepare
+
+    vault, holders = make_vault("wsh")
+    psbt = spend(vault, [synthetic_utxo(vault, 300_000, seed="prep")])
+    request = prepare(psbt, registered(vault, holders[0]), fingerprint=holders[0].fingerprint)
+    assert not request.already_signed
+    # the caller changes the PSBT after the review: the request still signs what was checked
+    psbt.outputs[0].set(F.PSBT_OUT_WITNESS_SCRIPT, b"", b"\x51")
+    signed, summary = request.sign(holders[0].root)
+    assert summary == request.summary.__class__(**{**request.summary.__dict__, "signed_inputs": 1})
+    assert analyze(signed, vault)["inputs"][0]["signed_by"] == [holders[0].fingerprint.hex()]
+    again = prepare(signed, registered(vault, holders[0]), fingerprint=holders[0].fingerprint)
+    assert again.already_signed
+    with pytest.raises(SignerRefusal, match="not for this key|not by this key"):
+        request.sign(holders[1].root)

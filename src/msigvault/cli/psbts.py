@@ -222,8 +222,7 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     from dataclasses import replace
 
     from ..keys.keystore import Keystore
-    from ..psbt.analyzer import analyze
-    from ..psbt.signer import check, sign
+    from ..psbt.signer import prepare
 
     vf = load_vault(vaultfile)
     ks = Keystore.open(keyfile)
@@ -249,16 +248,17 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     policy = fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction)
     if allow_witness_utxo_only:
         policy = replace(policy, allow_witness_utxo_only=True)
-    summary, _ = check(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)
-    if ks.fingerprint in analyze(p, vf.vault)["signed_by"]:
+    # one check of the PSBT: what is shown is exactly what is signed
+    request = prepare(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)
+    if request.already_signed:
         raise CliError(f"{psbtfile} is already signed by {ks.fingerprint} on every input: nothing to do; "
                        "send it back to the coordinator")
     # never ask for approval of something not shown: with --json the summary goes to stderr
-    click.echo(summary.text(), err=as_json)
+    click.echo(request.summary.text(), err=as_json)
     if not yes and not approve("Sign this transaction?"):
         raise NotApproved("not signed: nothing was written")
     root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
-    signed, summary = sign(p, registered, root, policy=policy)
+    signed, summary = request.sign(root)
     write_psbt(signed, output, fmt, force=force, qr_dir=qr_dir)
     emit(as_json, {**summary.to_dict(), "output": output},
          f"signed {summary.signed_inputs} input(s) as {summary.fingerprint}; wrote {output}")

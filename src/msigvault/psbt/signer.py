@@ -29,6 +29,7 @@ from .common import (
     resolve_input,
     schnorr_sign,
     schnorr_verify,
+    signature_state,
     unsigned_tx,
 )
 from .psbt import Psbt
@@ -242,53 +243,113 @@ def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
 
     With a :class:`RegisteredVault` (what the CLI always uses) the registration is checked
     against ``root`` first and its index limit applies; a bare :class:`Vault` is trusted as given.
+    Equivalent to ``prepare(psbt, vault, fingerprint=root.fingerprint, policy=policy).sign(root)``.
     """
+    _check_root(vault, root)
+    me, _ = find_cosigner(vault.vault if isinstance(vault, RegisteredVault) else vault, root)
+    return prepare(psbt, vault, fingerprint=me.fingerprint, policy=policy).sign(root)
+
+
+def prepare(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
+            policy: SignerPolicy = SignerPolicy()) -> "SigningRequest":
+    """Check ``psbt`` for the keyholder ``fingerprint`` without their key: the request to show
+    them (``.summary``) and, once approved, to sign with the very data that was checked."""
+    if not isinstance(psbt, Psbt):
+        raise SignerRefusal("expected a parsed PSBT")
+    plain = vault.vault if isinstance(vault, RegisteredVault) else vault
+    if isinstance(plain, Vault) and all(c.fingerprint != fingerprint for c in plain.cosigners):
+        raise RegistrationError(f"this key (fingerprint {bytes(fingerprint).hex()}) is not a cosigner of the vault: "
+                                "check you loaded the right key and the right vault", fingerprint=fingerprint)
+    frozen = psbt.copy()  # what is shown is what is signed, whatever the caller does to ``psbt``
+    summary, inputs = check(frozen, vault, fingerprint=fingerprint, policy=policy)
+    return SigningRequest(frozen, vault, fingerprint, policy, summary, tuple(inputs))
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    """A PSBT checked against the vault for one keyholder (:func:`prepare`): the summary they
+    approve, and :meth:`sign` to sign exactly that, once, with the same checked inputs."""
+
+    psbt: Psbt = field(repr=False)
+    vault: "Vault | RegisteredVault" = field(repr=False)
+    fingerprint: bytes
+    policy: SignerPolicy = field(repr=False)
+    summary: SigningSummary
+    inputs: "tuple[_Input, ...]" = field(repr=False)
+
+    @property
+    def already_signed(self) -> bool:
+        """True if every input already carries a valid signature by this keyholder's key."""
+        plain = self.vault.vault if isinstance(self.vault, RegisteredVault) else self.vault
+        pos = next(i for i, c in enumerate(plain.cosigners) if c.fingerprint == self.fingerprint)
+        tx = unsigned_tx(self.psbt)
+        cache = SighashCache(tx, [x.spent for x in self.inputs] if plain.script == "tr" else None)
+        for i, x in enumerate(self.inputs):
+            d = x.derived
+            pk = d.pubkeys[d.signers.index(pos)]
+            if signature_state(self.psbt.inputs[i], d, pk, i, cache, x.spent.amount) != "valid":
+                return False
+        return True
+
+    def sign(self, root: ExtendedKey):
+        """Sign every input with ``root`` (this keyholder's master key): (new PSBT, SigningSummary)."""
+        vault = self.vault
+        _check_root(vault, root)
+        plain = vault.vault if isinstance(vault, RegisteredVault) else vault
+        me, account = find_cosigner(plain, root)
+        if me.fingerprint != self.fingerprint:
+            raise SignerRefusal(
+                f"this request was checked for {self.fingerprint.hex()}, not for this key ({me.fingerprint.hex()})",
+                fingerprint=me.fingerprint,
+            )
+        summary, inputs, psbt = self.summary, self.inputs, self.psbt
+        vault = plain
+        out = psbt.copy()
+        tx = unsigned_tx(out)
+        is_tr = vault.script == "tr"
+        cache = SighashCache(tx, [x.spent for x in inputs] if is_tr else None)
+        me_pos = vault.cosigners.index(me)
+        branches = {}
+        signed = 0
+        for i, x in enumerate(inputs):
+            m = out.inputs[i]
+            d = x.derived
+            if d.branch not in branches:
+                branches[d.branch] = _LeafSigner(account.child(d.branch))
+            secret = branches[d.branch].secret(d.index)
+            pub = d.pubkeys[d.signers.index(me_pos)]
+            if pubkey_of(secret) != pub:  # cannot happen unless the vault record is corrupt
+                raise SignerRefusal(f"input {i}: this key does not derive the vault key it should", input_index=i)
+            if is_tr:
+                msg = cache.taproot(i, x.sighash, leaf_hash=d.leaf_hash)
+                key = pub[1:] + d.leaf_hash
+                existing = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, key)
+                if existing is not None and schnorr_verify(pub[1:], existing[:64], msg):
+                    signed += 1
+                    continue
+                sig = schnorr_sign(secret, msg)
+                m.set(F.PSBT_IN_TAP_SCRIPT_SIG, key, sig if x.sighash == SIGHASH_DEFAULT else sig + bytes([x.sighash]))
+            else:
+                if d.script_type == "sh":
+                    msg = cache.legacy(i, d.redeem_script, x.sighash)
+                else:
+                    msg = cache.segwit_v0(i, d.witness_script, x.spent.amount, x.sighash)
+                existing = m.get(F.PSBT_IN_PARTIAL_SIG, pub)
+                if existing is not None and ecdsa_verify(pub, existing[:-1], msg):
+                    signed += 1
+                    continue
+                m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + bytes([x.sighash]))
+            signed += 1
+        if out.version == 2:
+            _update_modifiable(out, [x.sighash for x in inputs])
+        out.canonicalize()
+        return out, replace(summary, signed_inputs=signed)
+
+
+def _check_root(vault, root) -> None:
+    """A registered vault's registration must verify against the unlocked key."""
     if isinstance(vault, RegisteredVault):
         vault.registration.verify_with_root(vault.vault, root, name=vault.name)
-    plain = vault.vault if isinstance(vault, RegisteredVault) else vault
-    me, account = find_cosigner(plain, root)
-    summary, inputs = check(psbt, vault, fingerprint=me.fingerprint, policy=policy)
-    vault = plain
-    out = psbt.copy()
-    tx = unsigned_tx(out)
-    is_tr = vault.script == "tr"
-    cache = SighashCache(tx, [x.spent for x in inputs] if is_tr else None)
-    me_pos = vault.cosigners.index(me)
-    branches = {}
-    signed = 0
-    for i, x in enumerate(inputs):
-        m = out.inputs[i]
-        d = x.derived
-        if d.branch not in branches:
-            branches[d.branch] = _LeafSigner(account.child(d.branch))
-        secret = branches[d.branch].secret(d.index)
-        pub = d.pubkeys[d.signers.index(me_pos)]
-        if pubkey_of(secret) != pub:  # cannot happen unless the vault record is corrupt
-            raise SignerRefusal(f"input {i}: this key does not derive the vault key it should", input_index=i)
-        if is_tr:
-            msg = cache.taproot(i, x.sighash, leaf_hash=d.leaf_hash)
-            key = pub[1:] + d.leaf_hash
-            existing = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, key)
-            if existing is not None and schnorr_verify(pub[1:], existing[:64], msg):
-                signed += 1
-                continue
-            sig = schnorr_sign(secret, msg)
-            m.set(F.PSBT_IN_TAP_SCRIPT_SIG, key, sig if x.sighash == SIGHASH_DEFAULT else sig + bytes([x.sighash]))
-        else:
-            if d.script_type == "sh":
-                msg = cache.legacy(i, d.redeem_script, x.sighash)
-            else:
-                msg = cache.segwit_v0(i, d.witness_script, x.spent.amount, x.sighash)
-            existing = m.get(F.PSBT_IN_PARTIAL_SIG, pub)
-            if existing is not None and ecdsa_verify(pub, existing[:-1], msg):
-                signed += 1
-                continue
-            m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + bytes([x.sighash]))
-        signed += 1
-    if out.version == 2:
-        _update_modifiable(out, [x.sighash for x in inputs])
-    out.canonicalize()
-    return out, replace(summary, signed_inputs=signed)
 
 
 def _update_modifiable(psbt: Psbt, sighashes) -> None:
