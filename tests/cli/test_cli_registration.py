@@ -185,3 +185,29 @@ def test_vault_create_refuses_unseparated_test_keys_unless_accepted(tmp_path):
     ok("key", "new", "k.key", "--skip-backup-check", cwd=tmp_path)
     ok("key", "cosigner", "k.key", "-n", "regtest", "--script", "sh", "-o", "k.cosigner", cwd=tmp_path)
     assert "/45h/1h/0h]" in (tmp_path / "k.cosigner").read_text()
+
+
+def test_missing_qr_extra_is_found_before_anything_is_asked_or_written(site, tmp_path):
+    """Without the qr extra (simulated: segno cannot be imported), --qr fails first, leaves no
+    PSBT, no frame directory and no advanced change index behind."""
+    blocker = tmp_path / "no-qr"
+    (blocker / "segno").mkdir(parents=True)
+    (blocker / "segno" / "__init__.py").write_text("raise ImportError('segno is not installed')\n")
+    env = {k: v for k, v in os.environ.items() if k != "MSIGVAULT_PASSPHRASE"}
+    env["PYTHONPATH"] = str(blocker)
+    ok("vault", "verify", "vault.json", "--key", "a.key", "--yes", cwd=site)
+    before = json.loads((site / "vault.json").read_text())["next_change_index"]
+    base = [sys.executable, "-m", "msigvault"]
+    proc = subprocess.run(base + ["psbt", "create", "vault.json", "--chain", "chain", "--to",
+                                  "bcrt1q9czysk38atc47sw05yfg7p80m6p94a48rakthz:10000", "--fee-rate", "2",
+                                  "-o", "qr-create.psbt", "--qr", "qr-create"], cwd=site, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "qr extra" in proc.stderr, proc.stderr
+    assert not (site / "qr-create.psbt").exists() and not (site / "qr-create").exists()
+    assert json.loads((site / "vault.json").read_text())["next_change_index"] == before
+    proc = subprocess.run(base + ["psbt", "sign", "vault.json", "spend.psbt", "--key", "a.key", "-o", "qr-sign.psbt",
+                                  "--qr", "qr-sign"], cwd=site, env=env, capture_output=True, text=True,
+                          timeout=120, input="y\n")
+    assert proc.returncode == 2 and "qr extra" in proc.stderr, proc.stderr
+    assert "Sign this transaction?" not in proc.stderr and "Passphrase" not in proc.stderr
+    assert not (site / "qr-sign.psbt").exists() and not (site / "qr-sign").exists()
