@@ -121,9 +121,14 @@ class InvalidKey(MsigvaultError):
 
 
 class InvalidDescriptor(MsigvaultError):
-    """An output descriptor cannot be parsed or does not describe a supported vault."""
+    """An output descriptor cannot be parsed or does not describe a supported vault.
+
+    ``position`` is the 0-based offset in the descriptor text where the parser found the
+    problem, when it knows it (None otherwise).
+    """
 
     code = "descriptor.invalid"
+    position: "int | None" = None
 
 
 class ChecksumError(InvalidDescriptor):
