@@ -213,3 +213,28 @@ def test_a_request_body_above_the_limit_is_refused_unread(history):
                   f"Content-Length: {64 * 1024 * 1024}\r\n\r\n".encode())
         head = s.recv(4096).decode()
     assert head.startswith("HTTP/1.1 413") and "Connection: close" in head
+
+
+def test_electrumx_daemon_payloads(history, client):
+    """The exact payloads ElectrumX's Daemon sends (no "jsonrpc", no "params" when empty, vectors
+    of one method) and the answers it reads (Content-Type application/json, an "error" key)."""
+    node = history[0]
+
+    def send(payload):
+        r = client.post(node.rpc_url, content=json.dumps(payload).encode())
+        assert r.headers["Content-Type"] == "application/json"
+        return r.json()
+
+    height = send({"method": "getblockcount", "id": 1})["result"]
+    hashes = send([{"method": "getblockhash", "params": [h], "id": 10 + h} for h in range(height + 1)])
+    assert [x["error"] for x in hashes] == [None] * (height + 1)
+    assert hashes[0]["result"] == "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
+    raw = send([{"method": "getblock", "params": [h["result"], False], "id": 1} for h in hashes[-2:]])
+    assert all(sha256d(bytes.fromhex(b["result"])[:80])[::-1].hex() == h["result"]
+               for b, h in zip(raw, hashes[-2:]))
+    assert send({"method": "getblock", "params": [hashes[-1]["result"], True], "id": 2})["result"]["height"] == height
+    probe = send({"method": "estimatesmartfee", "id": 3})  # ElectrumX's "is this RPC available?"
+    assert probe["error"]["code"] != -32601
+    txs = send([{"method": "getrawtransaction", "params": [t, 0], "id": 4}
+                for t in send({"method": "getrawmempool", "id": 5})["result"] + ["00" * 32]])
+    assert txs[-1]["error"]["code"] == -5 and all(t["error"] is None for t in txs[:-1])
