@@ -12,7 +12,9 @@ protection against whoever can write the file (they fix the hash too), so each k
 policy/registration.py), is checked on every read, and the signer needs its own.
 ``accept`` lists the :class:`~msigvault.policy.vault.Deviation` rules the vault was accepted
 with (files written before registrations existed have neither field).
-``next_change_index`` is the coordinator's bookkeeping of change addresses handed out.
+``next_change_index`` is the coordinator's bookkeeping of change addresses handed out;
+``next_receive_index`` (optional, default 0) the first receive index after the last used one, as
+``msigvault vault scan`` last found it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class VaultFile:
     name: str
     next_change_index: int = 0
     registrations: "tuple[Registration, ...]" = ()
+    next_receive_index: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "registrations", tuple(self.registrations))
@@ -60,6 +63,7 @@ class VaultFile:
             "format": FORMAT, "version": VERSION, "name": self.name,
             "network": self.vault.network.name, "descriptor": self.vault.descriptor(),
             "policy_id": self.vault.policy_id, "next_change_index": self.next_change_index,
+            **({"next_receive_index": self.next_receive_index} if self.next_receive_index else {}),
             "accept": sorted(d.value for d in self.vault.accept),
             "registrations": [r.to_dict() for r in sorted(self.registrations, key=lambda r: r.fingerprint)],
             **_origin_issues(self.vault),
@@ -94,6 +98,9 @@ class VaultFile:
 
     def with_next_change_index(self, index: int) -> "VaultFile":
         return replace(self, next_change_index=index)
+
+    def with_next_receive_index(self, index: int) -> "VaultFile":
+        return replace(self, next_receive_index=index)
 
 
 def load_vault_file(path: "str | os.PathLike") -> VaultFile:
@@ -151,9 +158,13 @@ def _load_vault_file(p: Path) -> VaultFile:
         )
     if obj["next_change_index"] < 0:
         raise VaultFileError(f"vault file {p}: next_change_index must not be negative", field="next_change_index")
+    receive = obj.get("next_receive_index", 0)
+    if not isinstance(receive, int) or isinstance(receive, bool) or receive < 0:
+        raise VaultFileError(f"vault file {p}: next_receive_index must be a whole number, 0 or more",
+                             field="next_receive_index")
     try:
         return VaultFile(vault, obj["name"], obj["next_change_index"],
-                         tuple(Registration.from_dict(r) for r in registrations))
+                         tuple(Registration.from_dict(r) for r in registrations), receive)
     except RegistrationError as e:
         raise VaultFileError(f"vault file {p}: {e}", field="registrations").locate(**e.fields()) from None
 

@@ -93,6 +93,7 @@ def test_balance_utxos_history_scan(served):
     scan = json.loads(ok("vault", "scan", "vault.json", "--backend", info["core_backend"],
                          "--cross-check", info["esplora_backend"], "--json", cwd=d))
     assert scan["next_receive_index"] == 10 and scan["next_receive_address"] == vault.address(10)
+    assert json.loads((d / "vault.json").read_text())["next_receive_index"] == 10  # recorded
     assert scan["round_trips"] >= 1
 
 
@@ -146,3 +147,20 @@ def test_keyholder_commands_and_help_never_load_the_online_half(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_vault_files_receive_bookkeeping_is_checked(tmp_path, hx):
+    from msigvault.vaultfile import VaultFileError, load_vault_file
+
+    vault, _h = hx.make_vault()
+    path = VaultFile(vault, "v").save(tmp_path / "v.json")
+    assert "next_receive_index" not in json.loads(path.read_text())  # files stay as they were
+    assert load_vault_file(path).next_receive_index == 0
+    VaultFile(vault, "v").with_next_receive_index(7).save(path, overwrite=True)
+    assert load_vault_file(path).next_receive_index == 7
+    for bad in (-1, "7", True):
+        obj = json.loads(path.read_text())
+        obj["next_receive_index"] = bad
+        path.write_text(json.dumps(obj))
+        with pytest.raises(VaultFileError, match="next_receive_index must be a whole number"):
+            load_vault_file(path)

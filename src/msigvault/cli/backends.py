@@ -119,16 +119,18 @@ def vault_history(vaultfile, backend_url, gap_limit, as_json):
 @gap_option
 @json_option
 def vault_scan(vaultfile, backend_url, cross_url, gap_limit, as_json):
-    """Find the vault's used addresses; record the change high-water mark in the vault file.
+    """Find the vault's used addresses; record the next receive index and the change high-water mark.
 
     \b
     The vault file's next change index moves past the highest used change address, so new
-    change never reuses one. Nothing is written unless the whole scan succeeded.
+    change never reuses one; its next receive index is the first after the last used one.
+    Nothing is written unless the whole scan succeeded.
     """
     vf, r, where = _scan(vaultfile, backend_url, gap_limit, cross_url=cross_url)
     next_change = max(vf.next_change_index, r.change_high_water + 1)
-    if next_change != vf.next_change_index:
-        vf.with_next_change_index(next_change).save(vaultfile, overwrite=True)
+    updated = vf.with_next_change_index(next_change).with_next_receive_index(r.next_receive_index)
+    if updated != vf:
+        updated.save(vaultfile, overwrite=True)
     data = {**r.to_dict(), "vault": vf.name, "backend": where, "next_change_index": next_change,
             "next_receive_address": vf.vault.address(r.next_receive_index)}
     receive = sum(1 for b, _ in r.used if b == 0)
