@@ -342,12 +342,15 @@ class CoreBackend(Backend):
         by_address = self._addresses(script_pubkeys)
         if not by_address:
             return []
-        tip = self.tip().height
         addresses = list(by_address)
-        calls = [("listunspent", [0, 9_999_999, addresses[i:i + 1000]])
-                 for i in range(0, len(addresses), 1000)]
+        calls = [("getblockcount", [])] + [("listunspent", [0, 9_999_999, addresses[i:i + 1000]])
+                                           for i in range(0, len(addresses), 1000)]
+        tip, *replies = self.batch(calls, wallet=True)  # one request: the same tip as the counts
+        if isinstance(tip, RpcReplyError) or not isinstance(tip, int):
+            raise BackendProtocolError("malformed getblockcount answer", where=self.where,
+                                       what="getblockcount")
         out = []
-        for reply in self.batch(calls, wallet=True):
+        for reply in replies:
             if isinstance(reply, RpcReplyError):
                 raise self._fail(reply, "listunspent")
             for u in reply:
@@ -378,14 +381,13 @@ class CoreBackend(Backend):
             return Backend.history(self, script_pubkeys)
         self._ensure_wallet()
         by_address = self._addresses(script_pubkeys)
-        tip = self.tip().height
         found: dict[bytes, dict[str, Optional[int]]] = {s: {} for s in by_address.values()}
         received: dict[tuple[str, int], bytes] = {}
         sends: dict[str, Optional[int]] = {}
         for e in self._wallet_entries():
             try:
                 txid, conf = check_txid(e["txid"]), int(e.get("confirmations", 0))
-                height = tip - conf + 1 if conf > 0 else None
+                height = int(e["blockheight"]) if conf > 0 else None  # Core gives it when confirmed
                 if e.get("category") in ("receive", "generate", "immature"):
                     script = by_address.get(e.get("address", ""))
                     if script is not None:
