@@ -199,7 +199,7 @@ class RetryPolicy:
                 return call()
             except (BackendUnavailable, _Retryable) as e:
                 if attempt == self.retries:
-                    raise e.error if isinstance(e, _Retryable) else e
+                    raise (e.error if isinstance(e, _Retryable) else e) from None
             time.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
