@@ -35,7 +35,7 @@ RPC_WALLET_NOT_FOUND = -18
 RPC_WALLET_NOT_SPECIFIED = -19
 RPC_WALLET_ALREADY_EXISTS = -4
 
-NODE_VERSION = 290000
+NODE_VERSION = 310000  # Core 31.0: -txospenderindex (ElectrumX 2 requires it)
 SUBVERSION = "/msigvault-regtest:0.1.0/"
 MAX_GENERATE = 1000  # blocks per generatetoaddress call
 MAX_SCAN_OBJECTS = 100_000
@@ -223,7 +223,8 @@ class CoreRpc:
     def rpc_getindexinfo(self, index_name=None):
         if not self.state.txindex:
             return {}
-        info = {"txindex": {"synced": True, "best_block_height": self.state.height}}
+        best = {"synced": True, "best_block_height": self.state.height}
+        info = {"txindex": dict(best), "txospenderindex": dict(best)}
         if index_name is not None:
             return {k: v for k, v in info.items() if k == index_name}
         return info
@@ -314,20 +315,40 @@ class CoreRpc:
                 "mempoolminfee": btc(1000), "minrelaytxfee": btc(1000),
                 "incrementalrelayfee": btc(1000), "unbroadcastcount": 0, "fullrbf": True}
 
-    def rpc_gettxspendingprevout(self, outputs):
+    def rpc_gettxspendingprevout(self, outputs, options=None):
+        """Core 31: the mempool's spender, else (unless ``mempool_only``) the confirmed spender
+        from -txospenderindex with its ``blockhash``; ``return_spending_tx`` adds its hex."""
         if not isinstance(outputs, list) or not outputs:
             raise RpcError(RPC_INVALID_PARAMETER, "Invalid parameter, outputs are missing")
-        result = []
-        for o in outputs:
-            if not isinstance(o, dict) or "txid" not in o or "vout" not in o:
-                raise RpcError(RPC_INVALID_PARAMETER, "Invalid parameter, missing txid or vout")
-            txid, vout = _txid(o["txid"]), _int(o["vout"], "vout")
-            entry = {"txid": txid, "vout": vout}
-            spender = self.state.mempool_spender.get((txid, vout))
-            if spender:
-                entry["spendingtxid"] = spender
-            result.append(entry)
-        return result
+        if options is not None and not isinstance(options, dict):
+            raise RpcError(RPC_TYPE_ERROR, f"JSON value of type {_type(options)} is not of expected type object")
+        options = options or {}
+        for key in options:
+            if key not in ("mempool_only", "return_spending_tx"):
+                raise RpcError(RPC_TYPE_ERROR, f"Unexpected key {key}")
+        mempool_only = bool(options.get("mempool_only", not self.state.txindex))
+        with_tx = bool(options.get("return_spending_tx", False))
+        return [self._spending(o, mempool_only, with_tx) for o in outputs]
+
+    def _spending(self, o: Any, mempool_only: bool, with_tx: bool) -> dict:
+        if not isinstance(o, dict) or "txid" not in o or "vout" not in o:
+            raise RpcError(RPC_INVALID_PARAMETER, "Invalid parameter, missing txid or vout")
+        txid, vout = _txid(o["txid"]), _int(o["vout"], "vout")
+        if vout < 0:
+            raise RpcError(RPC_INVALID_PARAMETER, "Invalid parameter, vout cannot be negative")
+        entry: dict = {"txid": txid, "vout": vout}
+        spender = self.state.mempool_spender.get((txid, vout))
+        if spender is None and not mempool_only and self.state.txindex:
+            spender = self.state.spender.get((txid, vout))
+        if spender is None:
+            return entry
+        entry["spendingtxid"] = spender
+        rec = self.state.tx(spender)
+        if rec is not None and rec.place is not None:
+            entry["blockhash"] = rec.place.block_hash
+        if with_tx and rec is not None:
+            entry["spendingtx"] = rec.ptx.raw.hex()
+        return entry
 
     def rpc_sendrawtransaction(self, hexstring, maxfeerate=None, maxburnamount=None):
         raw = _decode_tx_hex(hexstring, "TX decode failed. Make sure the tx has at least one input.")
