@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from typing import Iterable
 
 from ..errors import InvalidKey, NetworkMismatch
 from ..network import Network
 from .bip32 import ExtendedKey, PublicDeriver
 from .keyexpr import KeyExpression, parse_key_expression
-from .paths import HARDENED, format_path, parse_path
+from .paths import HARDENED, check_path, format_path, parse_path
 
 
 UNKNOWN_FINGERPRINT = bytes(4)  # "00000000": what Caravan and Sparrow write for an unknown master fingerprint
@@ -60,19 +61,23 @@ class Cosigner:
             fp = _parse_fingerprint(fp)
             object.__setattr__(self, "fingerprint", fp)
         if not isinstance(fp, bytes) or len(fp) != 4:
-            raise InvalidKey("a master fingerprint is 4 bytes (8 hex digits)")
-        path = self.path
-        if isinstance(path, str):
-            path = parse_path(path)
-        path = tuple(path)
+            raise InvalidKey("a master fingerprint is 4 bytes (8 hex digits)", field="fingerprint")
+        path = check_path(self.path)
         object.__setattr__(self, "path", path)
+        if not isinstance(self.xpub, str):
+            raise InvalidKey(f"xpub must be a base58 extended public key string, not {type(self.xpub).__name__}",
+                             field="xpub")
+        if self._key is not None and not isinstance(self._key, ExtendedKey):
+            raise InvalidKey("_key must be the ExtendedKey parsed from xpub, or None", field="_key")
+        if isinstance(self.origin_issues, (str, OriginIssue)) or not isinstance(self.origin_issues, (tuple, list, set, frozenset)):
+            raise InvalidKey("origin_issues must be a tuple of OriginIssue values", field="origin_issues")
         key = self._key or ExtendedKey.parse(self.xpub)
         if key.is_private:
             raise InvalidKey(
                 f"the key for cosigner {fp.hex()} is a private extended key ({key.prefix}...): "
                 "a cosigner record must hold only the public key; never share the private one"
             )
-        accepted = {OriginIssue(i) for i in self.origin_issues}
+        accepted = _origin_issue_set(self.origin_issues)
         found = origin_problems(fp, path, key)
         for issue, message in found:
             if issue not in accepted:
@@ -230,6 +235,16 @@ def origin_problems(fp: bytes, path: "tuple[int, ...]", key: ExtendedKey) -> "li
         out.append((OriginIssue.CHILD, (
             f"{who}: the xpub is child {_step(key.child_number)} but the path ends in {_step(path[-1])}; "
             "the path or the xpub is wrong")))
+    return out
+
+
+def _origin_issue_set(values: "Iterable[OriginIssue | str]") -> "set[OriginIssue]":
+    out = set()
+    for v in values:
+        try:
+            out.add(OriginIssue(v))
+        except ValueError:
+            raise InvalidKey(f"unknown origin issue {v!r}: use OriginIssue values", field="origin_issues") from None
     return out
 
 

@@ -35,6 +35,7 @@ from embit import bip39, ec
 from embit.bip32 import HDKey
 
 from ..errors import KeystoreError
+from ..scripttypes import ScriptType, ScriptTypeLike
 from ..fileio import FileExists, write_atomic
 
 __all__ = [
@@ -177,14 +178,14 @@ class Keystore:
         stored, only the fact that there is one. ``kdf_cost`` is the scrypt N (a power of two from
         2**14 to 2**20; default 2**17): lower it only in tests. Never overwrites an existing file.
         """
-        path = Path(path)
+        path = _file_path(path)
         key_input = _passphrase_bytes(passphrase, "keystore passphrase")
         b39 = _bip39_passphrase(bip39_passphrase)
         label = _check_label(label)
         n = _check_cost(kdf_cost)
         if mnemonic is None:
             if isinstance(words, bool) or words not in _WORDS_TO_BYTES:
-                raise KeystoreError(f"a BIP39 mnemonic has 12, 15, 18, 21 or 24 words, not {words!r}")
+                raise KeystoreError(f"a BIP39 mnemonic has 12, 15, 18, 21 or 24 words, not {words!r}", field="words")
             entropy = _fresh_entropy(_WORDS_TO_BYTES[words])
         else:
             entropy = _entropy_from_mnemonic(mnemonic)
@@ -206,7 +207,7 @@ class Keystore:
 
         The metadata is not authenticated until :meth:`unlock` (or :meth:`mnemonic`) succeeds.
         """
-        path = Path(path)
+        path = _file_path(path)
         data = _read(path)
         return cls._from_bytes(path, data)
 
@@ -302,7 +303,7 @@ class Keystore:
 
         return ExtendedKey.from_bytes(self.unlock(passphrase, bip39_passphrase).serialize())
 
-    def cosigner(self, network, passphrase: str, *, script: str = "wsh", account: int = 0,
+    def cosigner(self, network: "Network | str", passphrase: str, *, script: ScriptTypeLike = ScriptType.WSH, account: int = 0,
                  bip39_passphrase: str = ""):
         """This key's cosigner record for ``network`` and ``script`` (BIP48; BIP45 for sh, BIP87 for tr)."""
         from ..network import Network
@@ -310,8 +311,9 @@ class Keystore:
         from .paths import default_account_path
 
         net = Network.from_name(network)
+        path = default_account_path(net, ScriptType.parse(script), account)  # checked before the slow KDF
         root = self.root_key(passphrase, bip39_passphrase)
-        return Cosigner.from_root(root, default_account_path(net, script, account), net)
+        return Cosigner.from_root(root, path, net)
 
     def mnemonic(self, passphrase: str) -> str:
         """The BIP39 mnemonic, for the one-time paper backup. Show it, never store or log it."""
@@ -743,6 +745,12 @@ def _check_label(label) -> str:
     return label
 
 
+def _file_path(path: "str | os.PathLike[str]") -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise KeystoreError(f"path must be a file name (str or os.PathLike), not {type(path).__name__}", field="path")
+    return Path(path)
+
+
 def _check_cost(kdf_cost) -> int:
     if kdf_cost is None:
         return DEFAULT_SCRYPT_N
@@ -750,7 +758,7 @@ def _check_cost(kdf_cost) -> int:
             or not MIN_SCRYPT_N <= kdf_cost <= MAX_SCRYPT_N or kdf_cost & (kdf_cost - 1)):
         raise KeystoreError(
             f"kdf_cost is the scrypt N: a power of two from 2**14 to 2**20 (default 2**17), "
-            f"not {kdf_cost!r}"
+            f"not {kdf_cost!r}", field="kdf_cost"
         )
     return kdf_cost
 

@@ -6,6 +6,7 @@ from ..errors import InvalidKey
 from ..network import Network
 
 HARDENED = 0x80000000
+MAX_DEPTH = 255  # a BIP32 key's depth is one byte
 
 # BIP48 script type component (the 4th level): m/48'/coin'/account'/script'
 BIP48_SCRIPT_TYPES = {"sh-wsh": 1, "wsh": 2}
@@ -28,6 +29,27 @@ def parse_path(text: str) -> "tuple[int, ...]":
     for part in parts:
         out.append(_parse_step(part, text))
     return tuple(out)
+
+
+def check_path(path: object, argument: str = "path") -> "tuple[int, ...]":
+    """``path`` (a path string, or a sequence of child numbers) as a tuple of child numbers.
+
+    Raises InvalidKey naming ``argument`` for anything that is not a BIP32 path: a step that is not
+    an integer from 0 to 2^32-1, or more than 255 steps (a BIP32 key's depth is one byte).
+    """
+    if isinstance(path, str):
+        return parse_path(path)
+    if isinstance(path, (bytes, bytearray)) or not isinstance(path, (tuple, list)):
+        raise InvalidKey(
+            f"{argument} must be a derivation path like m/48h/1h/0h/2h or a tuple of child numbers, "
+            f"not {type(path).__name__}", field=argument)
+    if len(path) > MAX_DEPTH:
+        raise InvalidKey(f"{argument} has {len(path)} steps; a BIP32 path has at most {MAX_DEPTH}", field=argument)
+    for step in path:
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < 2 * HARDENED:
+            raise InvalidKey(f"{argument} has a step {step!r} that is not a child number from 0 to 2^32-1",
+                             field=argument)
+    return tuple(path)
 
 
 def _parse_step(part: str, whole: str) -> int:

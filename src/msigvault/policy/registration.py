@@ -57,12 +57,12 @@ class Registration:
     index_limit: int
     signature: bytes
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.fingerprint, bytes) or len(self.fingerprint) != 4:
-            raise RegistrationError("a registration names a 4-byte master fingerprint")
+            raise RegistrationError("a registration names a 4-byte master fingerprint", field="fingerprint")
         check_index_limit(self.index_limit)
         if not isinstance(self.signature, bytes) or len(self.signature) != 64:
-            raise RegistrationError("a registration signature is 64 bytes (BIP340)")
+            raise RegistrationError("a registration signature is 64 bytes (BIP340)", field="signature")
 
     # -- making and checking ---------------------------------------------------------------------
 
@@ -132,7 +132,8 @@ class Registration:
 def check_index_limit(index_limit) -> None:
     if isinstance(index_limit, bool) or not isinstance(index_limit, int) or not 1 <= index_limit <= MAX_INDEX_LIMIT:
         raise RegistrationError(
-            f"the index limit must be a whole number from 1 to {MAX_INDEX_LIMIT:,}, got {index_limit!r}"
+            f"the index limit must be a whole number from 1 to {MAX_INDEX_LIMIT:,}, got {index_limit!r}",
+            field="index_limit",
         )
 
 
@@ -144,7 +145,7 @@ def registration_pubkey(cosigner: Cosigner) -> bytes:
 def registration_message(vault: "Vault", *, name: str, fingerprint: bytes, index_limit: int) -> bytes:
     """The 32-byte tagged hash a registration signs (canonical JSON of what is registered)."""
     if not isinstance(name, str):
-        raise RegistrationError("a vault name is a string")
+        raise RegistrationError(f"a vault name is a string, not {type(name).__name__}", field="name")
     body = {
         "accept": sorted(d.value for d in vault.accept),
         "fingerprint": fingerprint.hex(),
@@ -210,7 +211,14 @@ class RegisteredVault:
     name: str
     registration: Registration
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        from .vault import Vault
+
+        if not isinstance(self.vault, Vault):
+            raise RegistrationError(f"vault must be a msigvault Vault, not {type(self.vault).__name__}", field="vault")
+        if not isinstance(self.registration, Registration):
+            raise RegistrationError(f"registration must be a Registration, not {type(self.registration).__name__}",
+                                    field="registration")
         self.registration.verify(self.vault, name=self.name)
 
     @property

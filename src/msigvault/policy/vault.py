@@ -1,7 +1,8 @@
 """Vault: an m-of-n multisig policy over cosigners -> descriptors, scripts and addresses.
 
-Script types: ``sh`` (P2SH), ``sh-wsh`` (P2SH-P2WSH), ``wsh`` (P2WSH) and ``tr`` (taproot with an
-unspendable internal key and one ``multi_a``/``sortedmulti_a`` leaf). Receive addresses derive from
+Script types (:class:`~msigvault.ScriptType`, a ``str`` enum): ``sh`` (P2SH), ``sh-wsh``
+(P2SH-P2WSH), ``wsh`` (P2WSH) and ``tr`` (taproot with an unspendable internal key and one
+``multi_a``/``sortedmulti_a`` leaf). Receive addresses derive from
 branch 0 of every cosigner's account key, change addresses from branch 1 (``/<0;1>/*``).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 from embit.hashes import tagged_hash
 from embit.util import secp256k1 as _secp
@@ -20,6 +21,7 @@ from ..errors import InvalidDescriptor, NetworkMismatch, PolicyError
 from ..keys.cosigner import Cosigner
 from ..keys.paths import HARDENED, coin_type_problem, separation_problem
 from ..network import Network
+from ..scripttypes import ScriptType, ScriptTypeLike
 from ..script import (
     multi_a_script,
     multisig_script,
@@ -30,9 +32,10 @@ from ..script import (
 )
 from .checksum import add_checksum
 
-SCRIPT_TYPES = ("sh", "sh-wsh", "wsh", "tr")
-MAX_KEYS = {"sh": 15, "sh-wsh": 20, "wsh": 20, "tr": 999}
+SCRIPT_TYPES: "tuple[ScriptType, ...]" = tuple(ScriptType)
+MAX_KEYS: "dict[ScriptType, int]" = {t: t.max_keys for t in ScriptType}
 RECEIVE, CHANGE = 0, 1
+_WRAPPERS = {ScriptType.SH: "sh({})", ScriptType.SH_WSH: "sh(wsh({}))", ScriptType.WSH: "wsh({})"}
 
 # BIP341's provably unspendable point H = lift_x(sha256(G uncompressed)): no one knows its
 # discrete log, so the vault can only be spent through its multisig leaf.
@@ -64,7 +67,7 @@ class DerivedScript:
     ``Vault.cosigners`` of the cosigner owning ``pubkeys[i]``.
     """
 
-    script_type: str
+    script_type: ScriptType
     branch: int
     index: int
     pubkeys: "tuple[bytes, ...]"
@@ -105,13 +108,15 @@ class Vault:
 
     m: int
     cosigners: "tuple[Cosigner, ...]"
-    script: str
+    script: ScriptType
     sorted: bool
     network: Network
     accept: "frozenset[Deviation]" = field(default=frozenset(), compare=False, kw_only=True)
 
-    def __post_init__(self):
-        object.__setattr__(self, "cosigners", tuple(self.cosigners))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cosigners", _cosigner_tuple(self.cosigners))
+        object.__setattr__(self, "script", ScriptType.parse(self.script))
+        _check_bool(self.sorted, "sorted")
         object.__setattr__(self, "accept", _deviation_set(self.accept))
         _check_policy(self.m, self.cosigners, self.script, self.network)
         found = deviations_of(self.cosigners, self.network)
@@ -126,24 +131,28 @@ class Vault:
     @property
     def deviations(self) -> "tuple[str, ...]":
         """What this vault departs from (each one accepted explicitly), as sentences."""
-        return self.__dict__["_deviations"]
+        found: "tuple[str, ...]" = self.__dict__["_deviations"]
+        return found
 
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def multisig(cls, m: int, cosigners: "Iterable[Cosigner | str]", *, script: str = "wsh",
+    def multisig(cls, m: int, cosigners: "Iterable[Cosigner | str]", *, script: ScriptTypeLike = ScriptType.WSH,
                  sorted: bool = True, network: "Network | str | None" = None,
-                 accept: "Iterable[Deviation | str]" = ()) -> "Vault":
+                 accept: "Iterable[Deviation | str] | Deviation | str" = ()) -> "Vault":
         """An m-of-n vault. ``cosigners`` are Cosigner records or ``[fp/path]xpub`` strings.
 
-        ``network`` is required for test networks (tpub keys serve testnet, signet and regtest).
-        ``accept`` names the :class:`Deviation` rules this vault may break.
+        ``script`` is a :class:`ScriptType` or its name (``"wsh"``, ...). ``network`` is required
+        for test networks (tpub keys serve testnet, signet and regtest). ``accept`` names the
+        :class:`Deviation` rules this vault may break. Every argument is checked here, before any
+        key is parsed: a mistake raises PolicyError (or InvalidKey, NetworkMismatch) naming it.
         """
-        parsed = tuple(c if isinstance(c, Cosigner) else Cosigner.parse(c) for c in cosigners)
+        kind = ScriptType.parse(script)
+        _check_bool(sorted, "sorted")
+        _check_threshold_type(m)
+        parsed = tuple(c if isinstance(c, Cosigner) else Cosigner.parse(c) for c in _cosigner_tuple(cosigners))
         net = _resolve_network(network, parsed)
-        if not isinstance(sorted, bool):
-            raise PolicyError(f"sorted must be True or False, not {sorted!r}")
-        return cls(m, parsed, script, sorted, net, accept=_deviation_set(accept))
+        return cls(m, parsed, kind, sorted, net, accept=_deviation_set(accept))
 
     @classmethod
     def from_descriptor(cls, text: str, *, network: "Network | str | None" = None,
@@ -156,7 +165,8 @@ class Vault:
         from .descriptors import parse_descriptor
 
         if not isinstance(text, str):
-            raise InvalidDescriptor("a descriptor is a string")
+            raise InvalidDescriptor("a descriptor is a string", field="text")
+        _check_bool(require_checksum, "require_checksum")
         desc = parse_descriptor(text.strip(), require_checksum=require_checksum, only_multipath="0;1")
         return desc.to_vault(network=network, accept=accept)
 
@@ -175,12 +185,12 @@ class Vault:
         else:
             raise PolicyError("branch must be 0 (receive), 1 (change) or None (both, multipath)")
         keys = ",".join(f"{c}{suffix}" for c in self.cosigners)
-        if self.script == "tr":
+        if self.script is ScriptType.TR:
             inner = f"{'sortedmulti_a' if self.sorted else 'multi_a'}({self.m},{keys})"
             desc = f"tr({NUMS_H.hex()},{inner})"
         else:
             inner = f"{'sortedmulti' if self.sorted else 'multi'}({self.m},{keys})"
-            desc = {"sh": "sh({})", "sh-wsh": "sh(wsh({}))", "wsh": "wsh({})"}[self.script].format(inner)
+            desc = _WRAPPERS[self.script].format(inner)
         return add_checksum(desc) if checksum else desc
 
     def descriptors(self) -> "tuple[str, str]":
@@ -229,7 +239,7 @@ class Vault:
             raise PolicyError(f"address index must be an integer from 0 to 2^31-1, got {index!r}")
         keys = [c.pubkey_at(branch, index) for c in self.cosigners]
         order = list(range(len(keys)))
-        if self.script == "tr":
+        if self.script is ScriptType.TR:
             if self.sorted:
                 order.sort(key=lambda i: keys[i][1:])
             pubkeys = tuple(keys[i] for i in order)
@@ -238,25 +248,25 @@ class Vault:
             tweak = tagged_hash("TapTweak", NUMS_H + lh)
             q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tweak))
             spk = p2tr_script_pubkey(q[1:])
-            return DerivedScript("tr", branch, index, pubkeys, tuple(order), spk,
+            return DerivedScript(ScriptType.TR, branch, index, pubkeys, tuple(order), spk,
                                  self.network,
                                  leaf_script=leaf, leaf_hash=lh, output_key_parity=q[0] - 2)
         if self.sorted:
             order.sort(key=keys.__getitem__)
         pubkeys = tuple(keys[i] for i in order)
         ms = multisig_script(self.m, list(pubkeys))
-        if self.script == "wsh":
+        if self.script is ScriptType.WSH:
             spk = p2wsh_script_pubkey(ms)
-            return DerivedScript("wsh", branch, index, pubkeys, tuple(order), spk,
+            return DerivedScript(ScriptType.WSH, branch, index, pubkeys, tuple(order), spk,
                                  self.network, witness_script=ms)
-        if self.script == "sh-wsh":
+        if self.script is ScriptType.SH_WSH:
             redeem = p2wsh_script_pubkey(ms)
             spk = p2sh_script_pubkey(redeem)
-            return DerivedScript("sh-wsh", branch, index, pubkeys, tuple(order), spk,
+            return DerivedScript(ScriptType.SH_WSH, branch, index, pubkeys, tuple(order), spk,
                                  self.network,
                                  redeem_script=redeem, witness_script=ms)
         spk = p2sh_script_pubkey(ms)
-        return DerivedScript("sh", branch, index, pubkeys, tuple(order), spk,
+        return DerivedScript(ScriptType.SH, branch, index, pubkeys, tuple(order), spk,
                              self.network, redeem_script=ms)
 
     def address(self, index: int, *, change: bool = False) -> str:
@@ -342,8 +352,10 @@ _NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
 _DERIVE_CACHE_SIZE = 20_000  # derived scripts remembered per vault object
 
 
-def _resolve_network(network, cosigners) -> Network:
+def _resolve_network(network: "Network | str | None", cosigners: "Sequence[Cosigner]") -> Network:
     if network is not None:
+        if not isinstance(network, (Network, str)):
+            raise NetworkMismatch(f"network must be a Network or a network name, not {network!r}", field="network")
         return Network.from_name(network)
     if cosigners and all(c.is_mainnet for c in cosigners):
         return Network.MAINNET
@@ -352,35 +364,57 @@ def _resolve_network(network, cosigners) -> Network:
     )
 
 
-def check_limits(m, n: int, script: str) -> None:
+def check_limits(m: object, n: int, script: ScriptTypeLike) -> None:
     """The m-of-n rules of each script type (BIP383/BIP387 and consensus limits)."""
-    if script not in SCRIPT_TYPES:
-        raise PolicyError(f"unknown script type {script!r}: use one of {', '.join(SCRIPT_TYPES)}")
+    kind = ScriptType.parse(script)
     if n == 0:
-        raise PolicyError("a vault needs at least one cosigner")
-    if n > MAX_KEYS[script]:
+        raise PolicyError("a vault needs at least one cosigner", field="cosigners")
+    if n > kind.max_keys:
         raise PolicyError(
-            f"a {script} vault can have at most {MAX_KEYS[script]} cosigners, not {n}"
-            + ("; use wsh (up to 20) or tr (up to 999)" if script == "sh" else "")
-            + ("; use tr (up to 999)" if script in ("wsh", "sh-wsh") else "")
+            f"a {kind} vault can have at most {kind.max_keys} cosigners, not {n}"
+            + ("; use wsh (up to 20) or tr (up to 999)" if kind is ScriptType.SH else "")
+            + ("; use tr (up to 999)" if kind in (ScriptType.WSH, ScriptType.SH_WSH) else ""),
+            field="cosigners",
         )
-    if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= n:
-        raise PolicyError(f"the threshold m must be a whole number from 1 to n={n}, got {m!r}")
+    _check_threshold_type(m)
+    assert isinstance(m, int)
+    if not 1 <= m <= n:
+        raise PolicyError(f"the threshold m must be a whole number from 1 to n={n}, got {m!r}", field="m")
 
 
-def _check_policy(m, cosigners, script, network) -> None:
+def _check_threshold_type(m: object) -> None:
+    if isinstance(m, bool) or not isinstance(m, int):
+        raise PolicyError(f"the threshold m must be a whole number (1 to n), got {m!r}", field="m")
+
+
+def _check_bool(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{name} must be True or False, not {value!r}", field=name)
+
+
+def _cosigner_tuple(cosigners: object) -> "tuple[Any, ...]":
+    """``cosigners`` as a tuple; PolicyError if it is a single string or not iterable at all."""
+    if isinstance(cosigners, (str, bytes, Cosigner)) or not isinstance(cosigners, Iterable):
+        raise PolicyError(
+            f"cosigners must be a list of Cosigner records or [fingerprint/path]xpub strings, not {type(cosigners).__name__}",
+            field="cosigners",
+        )
+    return tuple(cosigners)
+
+
+def _check_policy(m: int, cosigners: "tuple[Cosigner, ...]", script: ScriptType, network: Network) -> None:
     if not isinstance(network, Network):
-        raise PolicyError("network must be a msigvault Network (e.g. Network.REGTEST)")
+        raise PolicyError("network must be a msigvault Network (e.g. Network.REGTEST)", field="network")
     if not all(isinstance(c, Cosigner) for c in cosigners):
-        raise PolicyError("cosigners must be Cosigner records")
+        raise PolicyError("cosigners must be Cosigner records", field="cosigners")
     check_limits(m, len(cosigners), script)
     mainnet = {c.is_mainnet for c in cosigners}
     if len(mainnet) > 1:
         raise NetworkMismatch("the cosigners mix mainnet (xpub) and test-network (tpub) keys")
     for c in cosigners:
         c.check_network(network)
-    seen_keys: dict = {}
-    seen_origins: dict = {}
+    seen_keys: "dict[bytes, int]" = {}
+    seen_origins: "dict[tuple[bytes, tuple[int, ...]], int]" = {}
     for i, c in enumerate(cosigners):
         pk = c.public_key
         if pk in seen_keys:
@@ -400,21 +434,24 @@ def _check_policy(m, cosigners, script, network) -> None:
         seen_origins[origin] = i
 
 
-def _deviation_set(values) -> "frozenset[Deviation]":
+def _deviation_set(values: "Iterable[Deviation | str] | Deviation | str") -> "frozenset[Deviation]":
     if isinstance(values, (str, Deviation)):
         values = (values,)
+    if not isinstance(values, Iterable):
+        raise PolicyError(f"accept must be a set of deviation names, not {values!r}", field="accept")
     out = set()
     for v in values:
         try:
             out.add(Deviation(v))
         except ValueError:
             raise PolicyError(
-                f"unknown deviation {v!r}: accept one of {', '.join(d.value for d in Deviation)}"
+                f"unknown deviation {v!r}: accept one of {', '.join(d.value for d in Deviation)}",
+                field="accept",
             ) from None
     return frozenset(out)
 
 
-def deviations_of(cosigners, network: Network) -> "dict[Deviation, str]":
+def deviations_of(cosigners: "Iterable[Cosigner]", network: Network) -> "dict[Deviation, str]":
     """The :class:`Deviation` rules ``cosigners`` break on ``network``, with the first instance of each."""
     found: "dict[Deviation, str]" = {}
     for c in cosigners:

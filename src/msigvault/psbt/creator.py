@@ -6,11 +6,13 @@ the index the caller gives (the coordinator tracks which indexes it has used).
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Sequence, Union
 
 from ..address import script_from_address
 from ..errors import CoinSelectionError, PolicyError
+from ..keys.paths import HARDENED
 from ..policy.vault import CHANGE, Vault
 from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, dust_threshold, is_dust, is_standard_output
 from ..types import Utxo
@@ -22,6 +24,7 @@ from .updater import add_global_xpubs, update_input, update_output
 from .weight import input_weight, output_weight, tx_weight, vsize
 
 SEQUENCE_RBF = 0xFFFFFFFD
+LOCKTIME_THRESHOLD = 500_000_000  # nLockTime below this is a block height, above it a time
 SEQUENCE_LOCKTIME_NO_RBF = 0xFFFFFFFE
 
 Destination = Union[str, bytes]
@@ -40,10 +43,9 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
     default limits (so no keyholder is asked to sign what their signer would refuse); ``None``
     lifts them. To spend everything, use :func:`create_sweep`.
     """
-    if version not in (0, 2):
-        raise PolicyError("PSBT version must be 0 (BIP174) or 2 (BIP370)")
-    if not fee_rate or fee_rate < MIN_RELAY_FEE_RATE:
-        raise PolicyError(f"fee rate must be at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum relay fee)")
+    _check_args(vault, fee_rate=fee_rate, rbf=rbf, locktime=locktime, current_height=current_height,
+                version=version, max_weight=max_weight, fee_limits=fee_limits)
+    _check_index(change_index, "change_index")
     payments = _payments(vault, outputs)
     _check_utxos(vault, utxos)
     in_nonwit, in_wit = input_weight(vault.script, vault.m, vault.n)
@@ -81,8 +83,8 @@ def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, 
                  version: int = 0, max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT,
                  fee_limits: "SignerPolicy | None" = SignerPolicy()) -> Psbt:
     """Spend every UTXO to one destination, everything but the fee (within ``fee_limits``)."""
-    if not fee_rate or fee_rate < MIN_RELAY_FEE_RATE:
-        raise PolicyError(f"fee rate must be at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum relay fee)")
+    _check_args(vault, fee_rate=fee_rate, rbf=rbf, locktime=locktime, current_height=current_height,
+                version=version, max_weight=max_weight, fee_limits=fee_limits)
     if not utxos:
         raise CoinSelectionError("there is nothing to sweep: no UTXOs given")
     _check_utxos(vault, utxos)
@@ -95,6 +97,41 @@ def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, 
     chosen = sorted(utxos, key=lambda u: (u.txid, u.vout))
     _check_fee(vault, chosen, [(script, amount)], None, fee_limits)
     return _build(vault, chosen, [(script, amount)], None, None, rbf, locktime, current_height, version)
+
+
+def _check_args(vault: Vault, *, fee_rate: float, rbf: bool, locktime: "int | None",
+                current_height: "int | None", version: int, max_weight: "int | None",
+                fee_limits: "SignerPolicy | None") -> None:
+    """Every argument of create_psbt/create_sweep, checked before any work; PolicyError names it."""
+    if not isinstance(vault, Vault):
+        raise PolicyError(f"vault must be a msigvault Vault, not {type(vault).__name__}", field="vault")
+    if isinstance(version, bool) or version not in (0, 2):
+        raise PolicyError(f"PSBT version must be 0 (BIP174) or 2 (BIP370), not {version!r}", field="version")
+    if (isinstance(fee_rate, bool) or not isinstance(fee_rate, (int, float)) or not math.isfinite(fee_rate)
+            or fee_rate < MIN_RELAY_FEE_RATE):
+        raise PolicyError(f"fee rate must be a number of at least {MIN_RELAY_FEE_RATE} sat/vB (the minimum "
+                          f"relay fee), not {fee_rate!r}", field="fee_rate")
+    if not isinstance(rbf, bool):
+        raise PolicyError(f"rbf must be True or False, not {rbf!r}", field="rbf")
+    if locktime is not None and (isinstance(locktime, bool) or not isinstance(locktime, int)
+                                 or not 0 <= locktime <= 0xFFFFFFFF):
+        raise PolicyError(f"locktime must be a whole number from 0 to 2^32-1 (or None), not {locktime!r}",
+                          field="locktime")
+    if current_height is not None and (isinstance(current_height, bool) or not isinstance(current_height, int)
+                                       or not 0 <= current_height < LOCKTIME_THRESHOLD):
+        raise PolicyError(f"current_height must be a block height from 0 to {LOCKTIME_THRESHOLD - 1} (or None), "
+                          f"not {current_height!r}", field="current_height")
+    if max_weight is not None and (isinstance(max_weight, bool) or not isinstance(max_weight, int) or max_weight <= 0):
+        raise PolicyError(f"max_weight must be a positive whole number of weight units (or None), not {max_weight!r}",
+                          field="max_weight")
+    if fee_limits is not None and not isinstance(fee_limits, SignerPolicy):
+        raise PolicyError(f"fee_limits must be a SignerPolicy (or None), not {type(fee_limits).__name__}",
+                          field="fee_limits")
+
+
+def _check_index(index: object, argument: str) -> None:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < HARDENED:
+        raise PolicyError(f"{argument} must be a whole number from 0 to 2^31-1, not {index!r}", field=argument)
 
 
 def _check_fee(vault, chosen, out_list, change_pos, limits) -> None:

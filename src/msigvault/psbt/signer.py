@@ -48,17 +48,36 @@ class SignerPolicy:
     max_fee_sats: int = 2_500_000
     max_fee_rate: float = 1_000.0
     max_fee_fraction: float = 0.10
-    allowed_sighashes: frozenset = frozenset()  # beyond ALL (and DEFAULT for taproot)
+    allowed_sighashes: "frozenset[int]" = frozenset()  # beyond ALL (and DEFAULT for taproot)
     allow_witness_utxo_only: bool = False  # segwit v0 inputs without their previous transaction
     #: vault indexes (both branches) accepted in inputs and vault outputs when signing for a bare
     #: Vault; a RegisteredVault uses the index limit its registration signed instead
     index_limit: int = DEFAULT_INDEX_LIMIT
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("max_fee_sats", "max_fee_rate", "max_fee_fraction", "index_limit"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise SignerRefusal(f"signer policy {name} must be a number >= 0, got {value!r}", field=name)
+            kinds = (int,) if name == "index_limit" else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kinds) or not value >= 0:  # NaN fails >= 0
+                what = "a whole number" if name == "index_limit" else "a number"
+                raise SignerRefusal(f"signer policy {name} must be {what} >= 0, got {value!r}", field=name)
+        if not isinstance(self.allow_witness_utxo_only, bool):
+            raise SignerRefusal(f"signer policy allow_witness_utxo_only must be True or False, not "
+                                f"{self.allow_witness_utxo_only!r}", field="allow_witness_utxo_only")
+        object.__setattr__(self, "allowed_sighashes", _sighash_set(self.allowed_sighashes))
+
+
+def _sighash_set(values: object) -> "frozenset[int]":
+    """``allowed_sighashes`` as a frozenset of sighash bytes; SignerRefusal naming it otherwise."""
+    if isinstance(values, (int, str, bytes)) or not isinstance(values, (set, frozenset, tuple, list)):
+        raise SignerRefusal(f"signer policy allowed_sighashes must be a set of sighash types, not {values!r}",
+                            field="allowed_sighashes")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v not in SIGHASH_NAMES:
+            raise SignerRefusal(
+                f"signer policy allowed_sighashes has {v!r}, which is not a sighash type "
+                f"({', '.join(f'{k:#04x} {n}' for k, n in SIGHASH_NAMES.items())})", field="allowed_sighashes")
+    return frozenset(values)
 
 
 @dataclass(frozen=True)
