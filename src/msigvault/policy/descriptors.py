@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Iterable, Optional, Union
 
 from embit import base58
 from embit.hashes import hash160, tagged_hash
@@ -36,6 +36,10 @@ from ..script import (
     tapleaf_hash,
 )
 from .checksum import CHECKSUM_CHARSET, INPUT_CHARSET, MAX_DESCRIPTOR_LENGTH, check_length, descriptor_checksum
+
+if TYPE_CHECKING:  # for to_vault's signature
+    from ..network import Network
+    from .vault import Deviation, Vault
 
 __all__ = [
     "Descriptor", "DescriptorKey", "KeyOrigin", "Pk", "Pkh", "Wpkh", "Combo", "Multi", "Raw", "Sh", "Wsh",
@@ -927,7 +931,8 @@ class Descriptor:
         saying what is missing (keys are not checked here: see :meth:`to_vault`)."""
         return _vault_shape(self.node)
 
-    def to_vault(self, *, network=None, accept=()):
+    def to_vault(self, *, network: "Network | str | None" = None,
+                 accept: "Iterable[Deviation | str] | Deviation | str" = ()) -> "Vault":
         """The :class:`~msigvault.policy.vault.Vault` this descriptor describes (every key an
         xpub with ``/<0;1>/*``, or all ``/0/*``, or all ``/1/*``); InvalidDescriptor if not."""
         from .vault import Vault, _deviation_set, _resolve_network
