@@ -64,7 +64,7 @@ def script_from_address(address: str, network: Network) -> bytes:
             others = [n.name for n in ALL_NETWORKS if n.bech32_hrp == hrp]
             raise NetworkMismatch(f"address {a} is for {'/'.join(others)}, not {network.name}")
         version, program = bech32.decode(network.bech32_hrp, a)
-        if version is None:
+        if version is None or program is None:
             raise InvalidAddress(f"address {a} is not a valid bech32/bech32m segwit address: check it for typos")
         return bytes([0 if version == 0 else 0x50 + version, len(program)]) + bytes(program)
     try:

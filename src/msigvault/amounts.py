@@ -45,10 +45,10 @@ def parse_amount(text: str) -> int:
             f"amount {text[:40]!r} is not a whole number of sats"
             + (" (BTC has at most 8 decimals)" if unit == "btc" else "")
         )
-    sats = int(sats)
-    if not 0 < sats <= MAX_MONEY:
+    whole = int(sats)
+    if not 0 < whole <= MAX_MONEY:
         raise InvalidAmount(f"amount {text[:40]!r} must be more than 0 and at most 21,000,000 BTC")
-    return sats
+    return whole
 
 
 def format_btc(sats: int) -> str:

@@ -68,7 +68,7 @@ class MsigvaultError(Exception):
     def __init__(self, *args: Any, input_index: Optional[int] = None, output_index: Optional[int] = None,
                  psbt_index: Optional[int] = None, field: Optional[str] = None,
                  fingerprint: "Union[str, bytes, None]" = None, derivation: Optional[str] = None,
-                 path: "Union[str, os.PathLike, None]" = None, limit: Union[int, float, None] = None,
+                 path: "Union[str, os.PathLike[str], None]" = None, limit: Union[int, float, None] = None,
                  format: Optional[str] = None, line: Optional[int] = None) -> None:
         super().__init__(*args)
         self.locate(input_index=input_index, output_index=output_index, psbt_index=psbt_index, field=field,

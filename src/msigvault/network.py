@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .errors import NetworkMismatch
 
@@ -20,14 +21,14 @@ class Network:
     xprv_version: bytes
     coin_type: int  # BIP44 / BIP48 coin type: 0 for mainnet, 1 for every test network
     # SLIP-132 public and private versions, by prefix name, e.g. {"Zpub": b"\x02\xaa\x7e\xd3"}
-    slip132_pub: dict = field(repr=False, compare=False, hash=False)
-    slip132_prv: dict = field(repr=False, compare=False, hash=False)
+    slip132_pub: "dict[str, bytes]" = field(repr=False, compare=False, hash=False)
+    slip132_prv: "dict[str, bytes]" = field(repr=False, compare=False, hash=False)
 
-    # populated below
-    MAINNET = None  # type: Network
-    TESTNET = None  # type: Network
-    SIGNET = None  # type: Network
-    REGTEST = None  # type: Network
+    # set below, once the class exists
+    MAINNET: ClassVar["Network"]
+    TESTNET: ClassVar["Network"]
+    SIGNET: ClassVar["Network"]
+    REGTEST: ClassVar["Network"]
 
     def __str__(self) -> str:
         return self.name

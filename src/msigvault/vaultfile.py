@@ -50,7 +50,7 @@ class VaultFile:
     registrations: "tuple[Registration, ...]" = ()
     next_receive_index: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "registrations", tuple(self.registrations))
         for r in self.registrations:
             r.verify(self.vault, name=self.name)
@@ -93,7 +93,7 @@ class VaultFile:
         others = tuple(r for r in self.registrations if r.fingerprint != registration.fingerprint)
         return replace(self, registrations=others + (registration,))
 
-    def save(self, path: "str | os.PathLike", *, overwrite: bool = False) -> Path:
+    def save(self, path: "str | os.PathLike[str]", *, overwrite: bool = False) -> Path:
         return write_atomic(path, self.to_json().encode(), overwrite=overwrite)
 
     def with_next_change_index(self, index: int) -> "VaultFile":
@@ -103,7 +103,7 @@ class VaultFile:
         return replace(self, next_receive_index=index)
 
 
-def load_vault_file(path: "str | os.PathLike") -> VaultFile:
+def load_vault_file(path: "str | os.PathLike[str]") -> VaultFile:
     """A vault file, checked; any MsigvaultError it raises carries ``path``."""
     p = Path(path)
     try:
@@ -169,7 +169,7 @@ def _load_vault_file(p: Path) -> VaultFile:
         raise VaultFileError(f"vault file {p}: {e}", field="registrations").locate(**e.fields()) from None
 
 
-def _origin_issues(vault: Vault) -> dict:
+def _origin_issues(vault: Vault) -> "dict[str, list[str]]":
     """``{"origin_issues": [...]}`` when a cosigner record's origin disagrees with its xpub (an
     import from another wallet's file, accepted with warnings); nothing otherwise."""
     found = sorted({i.value for c in vault.cosigners for i in c.origin_issues})

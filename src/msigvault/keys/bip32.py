@@ -7,12 +7,16 @@ outside (cosigner records, descriptors, files) and the fast public derivation us
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING, Iterable
 from embit import base58
 from embit.util import secp256k1 as _secp
 
 from ..errors import InvalidKey
 from ..network import Network, networks_for_xkey_version
 from .paths import HARDENED
+
+if TYPE_CHECKING:
+    from embit.bip32 import HDKey
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -29,17 +33,23 @@ class ExtendedKey:
     """
 
     __slots__ = ("version", "depth", "parent_fingerprint", "child_number", "chain_code", "key")
+    version: bytes
+    depth: int
+    parent_fingerprint: bytes
+    child_number: int
+    chain_code: bytes
+    key: bytes
 
     def __init__(self, version: bytes, depth: int, parent_fingerprint: bytes, child_number: int,
-                 chain_code: bytes, key: bytes):
+                 chain_code: bytes, key: bytes) -> None:
         for name, value in (("version", version), ("depth", depth), ("parent_fingerprint", parent_fingerprint),
                             ("child_number", child_number), ("chain_code", chain_code), ("key", key)):
             object.__setattr__(self, name, value)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("ExtendedKey is immutable")
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExtendedKey):
             return NotImplemented
         return self.serialize() == other.serialize()
@@ -172,13 +182,13 @@ class ExtendedKey:
             raise InvalidKey(f"BIP32 derivation at index {index} is invalid (probability below 2^-127): skip it") from None
         return ExtendedKey(self.version, self.depth + 1, hash160(pub)[:4], index, cc, key)
 
-    def derive(self, path) -> "ExtendedKey":
+    def derive(self, path: "Iterable[int]") -> "ExtendedKey":
         k = self
         for i in path:
             k = k.child(i)
         return k
 
-    def to_embit(self):
+    def to_embit(self) -> "HDKey":
         """The same key as an embit HDKey (for signing)."""
         from embit.bip32 import HDKey
 
@@ -193,7 +203,11 @@ class PublicDeriver:
 
     __slots__ = ("_point", "_sec", "_chain_code")
 
-    def __init__(self, xkey: ExtendedKey):
+    _point: bytes
+    _sec: bytes
+    _chain_code: bytes
+
+    def __init__(self, xkey: ExtendedKey) -> None:
         self._sec = xkey.public_key
         self._point = _secp.ec_pubkey_parse(self._sec)
         self._chain_code = xkey.chain_code

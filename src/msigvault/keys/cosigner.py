@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from ..errors import InvalidKey, NetworkMismatch
 from ..network import Network
@@ -52,10 +52,10 @@ class Cosigner:
     fingerprint: bytes
     path: "tuple[int, ...]"
     xpub: str
-    _key: ExtendedKey = field(repr=False, compare=False, hash=False, default=None)
+    _key: "ExtendedKey | None" = field(repr=False, compare=False, hash=False, default=None)
     origin_issues: "tuple[OriginIssue, ...]" = field(default=(), compare=False, hash=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         fp = self.fingerprint
         if isinstance(fp, str):
             fp = _parse_fingerprint(fp)
@@ -90,7 +90,8 @@ class Cosigner:
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def unchecked_origin(cls, fingerprint, path, xpub: str) -> "Cosigner":
+    def unchecked_origin(cls, fingerprint: "bytes | str | None", path: "str | Sequence[int] | None",
+                         xpub: str) -> "Cosigner":
         """A record whose origin may disagree with its xpub; what disagrees is in ``origin_issues``.
 
         The key must still be a valid public extended key. ``fingerprint=None`` (unknown) records
@@ -100,8 +101,11 @@ class Cosigner:
         ``00000000`` placeholder Caravan and Sparrow write, it keeps two unknown keys distinct.
         """
         if fingerprint is None:
-            fingerprint = ExtendedKey.parse(xpub).fingerprint
-        return cls(fingerprint, () if path is None else path, xpub, origin_issues=tuple(OriginIssue))
+            fp = ExtendedKey.parse(xpub).fingerprint
+        else:
+            fp = _parse_fingerprint(fingerprint) if isinstance(fingerprint, str) else fingerprint
+        steps = () if path is None else check_path(path)
+        return cls(fp, steps, xpub, origin_issues=tuple(OriginIssue))
 
     @classmethod
     def parse(cls, text: str, *, network: "Network | None" = None) -> "Cosigner":
@@ -148,26 +152,29 @@ class Cosigner:
         return cls(expr.fingerprint, expr.origin_path, key.to_base58(), key)
 
     @classmethod
-    def from_root(cls, root: ExtendedKey, path, network: Network) -> "Cosigner":
+    def from_root(cls, root: ExtendedKey, path: "str | Sequence[int]", network: Network) -> "Cosigner":
         """The cosigner record of ``root`` (a master private key) at account ``path``."""
-        path = parse_path(path) if isinstance(path, str) else tuple(path)
-        account = root.derive(path).neuter(network)
-        return cls(root.fingerprint, path, account.to_base58(), account)
+        steps = check_path(path)
+        account = root.derive(steps).neuter(network)
+        return cls(root.fingerprint, steps, account.to_base58(), account)
 
     # -- views -----------------------------------------------------------------------------------
 
     @property
     def key(self) -> ExtendedKey:
-        return self._key
+        """The account-level extended public key (parsed once, at construction)."""
+        key = self._key
+        assert key is not None  # __post_init__ always sets it
+        return key
 
     @property
     def is_mainnet(self) -> bool:
-        return self._key.is_mainnet
+        return self.key.is_mainnet
 
     @property
     def public_key(self) -> bytes:
         """The account-level public key; cosigners are compared by it."""
-        return self._key.public_key
+        return self.key.public_key
 
     @property
     def origin_verified(self) -> bool:
@@ -199,7 +206,7 @@ class Cosigner:
         """A fast deriver for ``xpub/branch`` (cached)."""
         d = self._branch_derivers.get(branch)
         if d is None:
-            d = PublicDeriver(self._key).child(branch)
+            d = PublicDeriver(self.key).child(branch)
             self._branch_derivers[branch] = d
         return d
 

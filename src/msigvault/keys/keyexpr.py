@@ -63,7 +63,8 @@ def parse_key_expression(text: str) -> KeyExpression:
             f"the key expression has more than {MAX_PATH_STEPS} derivation steps; BIP32 keys "
             "are at most 255 levels deep"
         )
-    fingerprint, origin = None, ()
+    fingerprint: "bytes | None" = None
+    origin: "tuple[int, ...]" = ()
     rest = text
     if rest.startswith("["):
         close = rest.find("]")

@@ -27,6 +27,7 @@ import stat
 import unicodedata
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn, TypedDict
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -36,6 +37,11 @@ from embit.bip32 import HDKey
 
 from ..errors import KeystoreError
 from ..scripttypes import ScriptType, ScriptTypeLike
+
+if TYPE_CHECKING:
+    from ..network import Network
+    from .bip32 import ExtendedKey
+    from .cosigner import Cosigner
 from ..fileio import FileExists, write_atomic
 
 __all__ = [
@@ -120,8 +126,8 @@ class SecretHDKey(HDKey):
     children (``child``, ``derive``, ``to_public``, ``taproot_tweak``) stay redacted.
     """
 
-    def __init__(self, key, chain_code: bytes, version=None, depth: int = 0,
-                 fingerprint: bytes = b"\x00\x00\x00\x00", child_number: int = 0):
+    def __init__(self, key: "ec.PrivateKey | ec.PublicKey", chain_code: bytes, version: "bytes | None" = None,
+                 depth: int = 0, fingerprint: bytes = b"\x00\x00\x00\x00", child_number: int = 0) -> None:
         if isinstance(key, ec.PrivateKey) and not isinstance(key, _SecretPrivateKey):
             key = _SecretPrivateKey(key.secret, key.compressed, key.network)
         super().__init__(key, chain_code, version=version, depth=depth, fingerprint=fingerprint,
@@ -160,14 +166,18 @@ class Keystore:
     """
 
     __slots__ = ("_path", "_raw", "_header", "_ciphertext")
+    _path: Path
+    _raw: bytes
+    _header: "_Header"
+    _ciphertext: bytes
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("use Keystore.create(...) or Keystore.open(...)")
 
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, path: "str | os.PathLike", passphrase: str, *, mnemonic: "str | None" = None,
+    def create(cls, path: "str | os.PathLike[str]", passphrase: str, *, mnemonic: "str | None" = None,
                words: int = 24, label: str = "", bip39_passphrase: str = "",
                kdf_cost: "int | None" = None) -> "Keystore":
         """Create a new keystore file at ``path`` and return it.
@@ -190,7 +200,7 @@ class Keystore:
         else:
             entropy = _entropy_from_mnemonic(mnemonic)
         _refuse_existing(path)
-        public = {
+        public: _Public = {
             "fingerprint": _master_fingerprint(entropy, b39),
             "label": label,
             "created": _dt.datetime.now(_dt.timezone.utc).strftime(_CREATED_FORMAT),
@@ -202,7 +212,7 @@ class Keystore:
         return ks
 
     @classmethod
-    def open(cls, path: "str | os.PathLike") -> "Keystore":
+    def open(cls, path: "str | os.PathLike[str]") -> "Keystore":
         """Read a keystore's public metadata. No passphrase needed; nothing is decrypted yet.
 
         The metadata is not authenticated until :meth:`unlock` (or :meth:`mnemonic`) succeeds.
@@ -248,7 +258,7 @@ class Keystore:
         return self._header["public"]["bip39_passphrase"]
 
     @property
-    def kdf_params(self) -> dict:
+    def kdf_params(self) -> "dict[str, int]":
         """The scrypt parameters: ``{"n": ..., "r": ..., "p": ...}``."""
         kdf = self._header["kdf"]
         return {"n": kdf["n"], "r": kdf["r"], "p": kdf["p"]}
@@ -297,14 +307,14 @@ class Keystore:
                                   path=self._path, fingerprint=self.fingerprint)
         return root
 
-    def root_key(self, passphrase: str, bip39_passphrase: str = ""):
+    def root_key(self, passphrase: str, bip39_passphrase: str = "") -> "ExtendedKey":
         """The master private key as a msigvault ExtendedKey (what the signer takes)."""
         from .bip32 import ExtendedKey
 
         return ExtendedKey.from_bytes(self.unlock(passphrase, bip39_passphrase).serialize())
 
     def cosigner(self, network: "Network | str", passphrase: str, *, script: ScriptTypeLike = ScriptType.WSH, account: int = 0,
-                 bip39_passphrase: str = ""):
+                 bip39_passphrase: str = "") -> "Cosigner":
         """This key's cosigner record for ``network`` and ``script`` (BIP48; BIP45 for sh, BIP87 for tr)."""
         from ..network import Network
         from .cosigner import Cosigner
@@ -345,7 +355,7 @@ class Keystore:
                 f"keystore {self._path} changed on disk since it was opened: open it again and retry",
                 path=self._path,
             )
-        data = _seal(dict(self._header["public"]), entropy, key_input, n)
+        data = _seal(self._header["public"].copy(), entropy, key_input, n)
         new = Keystore._from_bytes(self._path, data)
         _write(self._path, data, overwrite=True)
         self._raw, self._header, self._ciphertext = new._raw, new._header, new._ciphertext
@@ -475,14 +485,46 @@ def _prompt(prompt: str, confirm: bool) -> str:
         raise KeystoreError("no passphrase was entered (end of input)")
     if confirm and first and first != second:
         raise KeystoreError("the two passphrases do not match: nothing was done; try again")
+    assert first is not None  # getpass returned, or one of the errors above was raised
     return first
 
 
 # -- format: build, parse, seal ------------------------------------------------------------------
 
 
-def _header_dict(public: dict, n: int, r: int, p: int, salt: bytes, check: bytes,
-                 nonce: bytes) -> dict:
+class _Public(TypedDict):
+    fingerprint: str
+    label: str
+    created: str
+    bip39_passphrase: bool
+
+
+class _Kdf(TypedDict):
+    name: str
+    n: int
+    r: int
+    p: int
+    salt: str
+    check: str
+
+
+class _Aead(TypedDict):
+    name: str
+    nonce: str
+
+
+class _Header(TypedDict):
+    """A keystore file's header (everything but the ciphertext), as :func:`_parse` validated it."""
+
+    magic: str
+    version: int
+    public: _Public
+    kdf: _Kdf
+    aead: _Aead
+
+
+def _header_dict(public: _Public, n: int, r: int, p: int, salt: bytes, check: bytes,
+                 nonce: bytes) -> _Header:
     """The header in canonical key order (the order is part of the format)."""
     return {
         "magic": MAGIC,
@@ -498,19 +540,19 @@ def _header_dict(public: dict, n: int, r: int, p: int, salt: bytes, check: bytes
     }
 
 
-def _canonical(obj: dict) -> bytes:
+def _canonical(obj: "Mapping[str, object]") -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
-def _aad(header: dict) -> bytes:
+def _aad(header: _Header) -> bytes:
     return _canonical(header)
 
 
-def _serialize(header: dict, ciphertext: bytes) -> bytes:
+def _serialize(header: _Header, ciphertext: bytes) -> bytes:
     return _canonical({**header, "ciphertext": ciphertext.hex()}) + b"\n"
 
 
-def _seal(public: dict, entropy: bytes, key_input: bytes, n: int) -> bytes:
+def _seal(public: _Public, entropy: bytes, key_input: bytes, n: int) -> bytes:
     salt = _fresh_random(_SALT_LEN, "salt")
     nonce = _fresh_random(_NONCE_LEN, "nonce")
     key, check = _derive(key_input, salt, n, SCRYPT_R, SCRYPT_P)
@@ -525,22 +567,22 @@ def _seal(public: dict, entropy: bytes, key_input: bytes, n: int) -> bytes:
     return data
 
 
-def _no_duplicates(pairs):
+def _no_duplicates(pairs: "list[tuple[str, Any]]") -> "dict[str, Any]":
     keys = [k for k, _ in pairs]
     if len(keys) != len(set(keys)):
         raise ValueError("duplicate key")
     return dict(pairs)
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError("non-finite number")
 
 
-def _reject_float(text):
+def _reject_float(text: str) -> NoReturn:
     raise ValueError("fractional number")
 
 
-def _parse(data: bytes, path: Path) -> "tuple[dict, bytes]":
+def _parse(data: bytes, path: Path) -> "tuple[_Header, bytes]":
     """Validate a keystore file's bytes completely; return (header, ciphertext)."""
     if not data:
         raise CorruptKeystore(
@@ -626,12 +668,12 @@ def _damaged(path: Path, why: str) -> CorruptKeystore:
     )
 
 
-def _expect_keys(obj, keys, what: str, path: Path) -> None:
+def _expect_keys(obj: object, keys: "tuple[str, ...]", what: str, path: Path) -> None:
     if not isinstance(obj, dict) or tuple(obj.keys()) != keys:
         raise _damaged(path, f"{what} does not have exactly the fields {', '.join(keys)}")
 
 
-def _expect_hex(value, nbytes: int, what: str, path: Path) -> None:
+def _expect_hex(value: object, nbytes: int, what: str, path: Path) -> None:
     if not isinstance(value, str) or len(value) != 2 * nbytes or not _HEX_RE.match(value):
         raise _damaged(path, f"the {what} is not {nbytes} bytes of lower-case hex")
 
@@ -654,7 +696,7 @@ def _tampered_fingerprint_message(path: Path, fingerprint: str) -> str:
 # -- crypto and key helpers -----------------------------------------------------------------------
 
 
-def _kdf_in_range(n, r, p) -> bool:
+def _kdf_in_range(n: int, r: int, p: int) -> bool:
     """True for the scrypt parameters msigvault writes and reads (see docs/keystore.md)."""
     return (MIN_SCRYPT_N <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and r == SCRYPT_R
             and p == SCRYPT_P and n * r * p <= _MAX_SCRYPT_WORK
@@ -698,7 +740,7 @@ def _fresh_entropy(nbytes: int) -> bytes:
     return entropy
 
 
-def _passphrase_bytes(passphrase, what: str) -> bytes:
+def _passphrase_bytes(passphrase: object, what: str) -> bytes:
     """A keystore passphrase as KDF input: Unicode NFKD, UTF-8."""
     if not isinstance(passphrase, str):
         raise KeystoreError(f"the {what} must be text (str), not {type(passphrase).__name__}")
@@ -714,7 +756,7 @@ def _passphrase_bytes(passphrase, what: str) -> bytes:
     return encoded
 
 
-def _bip39_passphrase(value) -> str:
+def _bip39_passphrase(value: object) -> str:
     """A BIP39 passphrase, NFKD-normalised as BIP39 requires ("" for none)."""
     if not isinstance(value, str):
         raise KeystoreError(f"the BIP39 passphrase must be text (str), not {type(value).__name__}")
@@ -734,7 +776,7 @@ def _label_problem(label: str) -> bool:
             or unicodedata.normalize("NFC", label) != label)
 
 
-def _check_label(label) -> str:
+def _check_label(label: object) -> str:
     if not isinstance(label, str):
         raise KeystoreError(f"a keystore label must be text (str), not {type(label).__name__}")
     label = unicodedata.normalize("NFC", label)
@@ -751,7 +793,7 @@ def _file_path(path: "str | os.PathLike[str]") -> Path:
     return Path(path)
 
 
-def _check_cost(kdf_cost) -> int:
+def _check_cost(kdf_cost: object) -> int:
     if kdf_cost is None:
         return DEFAULT_SCRYPT_N
     if (isinstance(kdf_cost, bool) or not isinstance(kdf_cost, int)
@@ -763,7 +805,7 @@ def _check_cost(kdf_cost) -> int:
     return kdf_cost
 
 
-def _entropy_from_mnemonic(mnemonic) -> bytes:
+def _entropy_from_mnemonic(mnemonic: object) -> bytes:
     """Validate a restored English BIP39 mnemonic; never puts a word in an error message."""
     if not isinstance(mnemonic, str):
         raise KeystoreError("a mnemonic is a string of words separated by spaces")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from embit.hashes import tagged_hash
 from embit.util import secp256k1 as _secp
@@ -112,12 +112,12 @@ class Registration:
 
     # -- JSON ------------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> "dict[str, Any]":
         return {"fingerprint": self.fingerprint.hex(), "index_limit": self.index_limit,
                 "signature": self.signature.hex()}
 
     @classmethod
-    def from_dict(cls, obj) -> "Registration":
+    def from_dict(cls, obj: object) -> "Registration":
         if not isinstance(obj, dict) or set(obj) != {"fingerprint", "index_limit", "signature"}:
             raise RegistrationError("a registration record has exactly: fingerprint, index_limit, signature")
         fp, limit, sig = obj["fingerprint"], obj["index_limit"], obj["signature"]
@@ -129,7 +129,7 @@ class Registration:
             raise RegistrationError("a registration record's fingerprint or signature is not hex") from None
 
 
-def check_index_limit(index_limit) -> None:
+def check_index_limit(index_limit: object) -> None:
     if isinstance(index_limit, bool) or not isinstance(index_limit, int) or not 1 <= index_limit <= MAX_INDEX_LIMIT:
         raise RegistrationError(
             f"the index limit must be a whole number from 1 to {MAX_INDEX_LIMIT:,}, got {index_limit!r}",

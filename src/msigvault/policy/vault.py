@@ -32,6 +32,13 @@ from ..script import (
 )
 from .checksum import add_checksum
 
+if TYPE_CHECKING:
+    from ..keys.bip32 import ExtendedKey
+    from ..psbt.extractor import FinalTx
+    from ..psbt.psbt import Psbt
+    from ..psbt.signer import SigningSummary
+    from ..types import Utxo
+
 SCRIPT_TYPES: "tuple[ScriptType, ...]" = tuple(ScriptType)
 MAX_KEYS: "dict[ScriptType, int]" = {t: t.max_keys for t in ScriptType}
 RECEIVE, CHANGE = 0, 1
@@ -87,7 +94,7 @@ class DerivedScript:
     @property
     def control_block(self) -> Optional[bytes]:
         """tr: the BIP341 control block for the single leaf (leaf version | parity, internal key)."""
-        if self.leaf_script is None:
+        if self.leaf_script is None or self.output_key_parity is None:
             return None
         return bytes([0xC0 | self.output_key_parity]) + NUMS_H
 
@@ -168,7 +175,8 @@ class Vault:
             raise InvalidDescriptor("a descriptor is a string", field="text")
         _check_bool(require_checksum, "require_checksum")
         desc = parse_descriptor(text.strip(), require_checksum=require_checksum, only_multipath="0;1")
-        return desc.to_vault(network=network, accept=accept)
+        vault: Vault = desc.to_vault(network=network, accept=accept)
+        return vault
 
     # -- descriptors -----------------------------------------------------------------------------
 
@@ -226,7 +234,7 @@ class Vault:
         return self._derive(branch, index)
 
     def _derive(self, branch: int, index: int) -> DerivedScript:
-        cache = self.__dict__.setdefault("_derived", {})
+        cache: "dict[tuple[int, int], DerivedScript]" = self.__dict__.setdefault("_derived", {})
         d = cache.get((branch, index))
         if d is None:
             if len(cache) >= _DERIVE_CACHE_SIZE:
@@ -297,8 +305,8 @@ class Vault:
 
         Scripts are derived once per vault object and remembered.
         """
-        index = self.__dict__.setdefault("_spk_index", {})
-        done = self.__dict__.get("_spk_index_upto", 0)
+        index: "dict[bytes, tuple[int, int]]" = self.__dict__.setdefault("_spk_index", {})
+        done: int = self.__dict__.get("_spk_index_upto", 0)
         for i in range(done, gap):
             for branch in (RECEIVE, CHANGE):
                 index.setdefault(self._derive(branch, i).script_pubkey, (branch, i))
@@ -308,37 +316,41 @@ class Vault:
 
     # -- PSBT roles (see msigvault.psbt) ---------------------------------------------------------
 
-    def create_psbt(self, utxos, outputs, *, fee_rate: float, change_index: int, **kwargs):
-        """Creator + Updater: a PSBT paying ``outputs`` [(address, sats)] from ``utxos``."""
+    def create_psbt(self, utxos: "Sequence[Utxo]", outputs: "Sequence[tuple[str | bytes, int]]", *,
+                    fee_rate: float, change_index: int, **kwargs: Any) -> "Psbt":
+        """Creator + Updater: a PSBT paying ``outputs`` [(address, sats)] from ``utxos``.
+
+        ``kwargs`` are :func:`msigvault.psbt.creator.create_psbt`'s (``rbf``, ``locktime``, ...).
+        """
         from ..psbt.creator import create_psbt
 
         return create_psbt(self, utxos, outputs, fee_rate=fee_rate, change_index=change_index, **kwargs)
 
-    def sign(self, psbt, root, **kwargs):
+    def sign(self, psbt: "Psbt", root: "ExtendedKey", **kwargs: Any) -> "tuple[Psbt, SigningSummary]":
         """Signer: (signed PSBT, SigningSummary); refuses anything this vault did not authorise."""
         from ..psbt.signer import sign
 
         return sign(psbt, self, root, **kwargs)
 
-    def combine(self, psbts):
+    def combine(self, psbts: "Iterable[Psbt]") -> "Psbt":
         """Combiner: merge partial PSBTs, verifying every signature first."""
         from ..psbt.combiner import combine
 
         return combine(psbts, self)
 
-    def finalize(self, psbt):
+    def finalize(self, psbt: "Psbt") -> "Psbt":
         """Finalizer: final scriptSig/witness from exactly m signatures."""
         from ..psbt.finalizer import finalize
 
         return finalize(psbt, self)
 
-    def extract(self, psbt, **kwargs):
+    def extract(self, psbt: "Psbt", **kwargs: Any) -> "FinalTx":
         """Extractor: the checked network transaction (a FinalTx)."""
         from ..psbt.extractor import extract
 
         return extract(psbt, **kwargs)
 
-    def analyze(self, psbt) -> dict:
+    def analyze(self, psbt: "Psbt") -> "dict[str, Any]":
         """Who signed, who is missing, fee, change, next role (JSON-serialisable)."""
         from ..psbt.analyzer import analyze
 

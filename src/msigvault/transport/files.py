@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..fileio import write_atomic
 from . import TransportError
 from .ur import PSBT_MAGIC, _psbt_bytes, ur_to_psbt
+
+if TYPE_CHECKING:
+    from ..psbt.psbt import Psbt
 
 ENCODINGS = ("binary", "base64", "hex")
 
@@ -46,7 +51,8 @@ def psbt_from_text(text: str) -> bytes:
     return data
 
 
-def write_psbt_file(psbt, path, *, encoding: str = "binary", overwrite: bool = False) -> Path:
+def write_psbt_file(psbt: "bytes | Psbt", path: "str | os.PathLike[str]", *, encoding: str = "binary",
+                    overwrite: bool = False) -> Path:
     """Write a PSBT (bytes, or an object with ``serialize()``) atomically.
 
     ``binary`` is the BIP174 file format (``.psbt``, what Bitcoin Core, Sparrow and hardware
@@ -64,7 +70,7 @@ def write_psbt_file(psbt, path, *, encoding: str = "binary", overwrite: bool = F
     return write_atomic(path, out, overwrite=overwrite)
 
 
-def read_psbt_file(path) -> bytes:
+def read_psbt_file(path: "str | os.PathLike[str]") -> bytes:
     """The binary PSBT in a file written as binary, base64, hex, UR frames or BBQr parts (one per
     line)."""
     path = Path(path)
