@@ -32,7 +32,9 @@ def test_url_forms(url, kind, target, options):
     ("core+http://127.0.0.1:18443?walet=x", "unknown option 'walet'"),
     ("esplora+http://127.0.0.1:3002?timeout=soon", "must be a number"),
     ("regtest:", "needs a directory"),
-    ("electrum+tcp://127.0.0.1", "not in this release"),
+    ("electrum+tcp://127.0.0.1:50001/x", "has no path"),
+    ("electrum+tcp://127.0.0.1:50001?fingerprint=ab", "needs electrum+ssl://"),
+    ("electrum+ssl://127.0.0.1:50002?pin=ab", "unknown option 'pin'"),
 ])
 def test_url_mistakes(url, words):
     with pytest.raises((BackendUrlError, BackendUnsupported)) as e:

@@ -1,4 +1,5 @@
-"""Chain backends: Bitcoin Core RPC, Esplora, bitcoinlib services and RegtestChain (extra ``online``).
+"""Chain backends: Bitcoin Core RPC, Esplora, Electrum, bitcoinlib services and RegtestChain
+(extra ``online``).
 
 Nothing here is imported by the offline keyholder's modules. Typical use::
 

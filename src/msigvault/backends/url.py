@@ -6,10 +6,11 @@
     esplora+http://127.0.0.1:3002                    Esplora REST (also esplora+https://host/api)
     regtest:DIR                                      a regtest chain directory, in this process
     bitcoinlib:PROVIDER                              a bitcoinlib Service provider (name or type)
-    electrum+tcp://host:port, electrum+ssl://...     Electrum protocol (not in this release)
+    electrum+tcp://127.0.0.1:50001                   Electrum protocol (ElectrumX, Fulcrum, electrs)
+    electrum+ssl://host:50002?fingerprint=HEX        ... over TLS, certificate pinned (or ca=FILE)
 
-Query options for every HTTP backend: ``timeout`` (seconds), ``retries``; Core: ``batch``,
-``wallet``, ``cookie``; Esplora: ``concurrency``.
+Query options for every network backend: ``timeout`` (seconds), ``retries``; Core: ``batch``,
+``wallet``, ``cookie``; Esplora: ``concurrency``; Electrum: ``batch``, ``ca``, ``fingerprint``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ KINDS = ("core", "esplora", "regtest", "bitcoinlib", "electrum")
 OPTIONS = {
     "core": {"timeout", "retries", "batch", "wallet", "cookie"},
     "esplora": {"timeout", "retries", "concurrency"},
-    "electrum": {"timeout", "retries"},
+    "electrum": {"timeout", "retries", "batch", "ca", "fingerprint"},
 }
 MAX_URL = 2048
 
@@ -133,9 +134,20 @@ def _make(spec: BackendSpec, network: Network) -> Backend:
         from .bitcoinlib_service import BitcoinlibBackend
 
         return BitcoinlibBackend(spec.target, network)
-    raise BackendUnsupported(
-        "the Electrum backend is not in this release: use core+http://, esplora+http:// or "
-        "bitcoinlib:PROVIDER meanwhile", what="electrum backend")
+    if spec.kind == "electrum":
+        from .electrum import DEFAULT_BATCH, ElectrumBackend
+
+        parts = urlsplit(spec.target)
+        if parts.path not in ("", "/"):
+            raise BackendUrlError(f"an Electrum URL has no path: electrum+{parts.scheme}://host:port")
+        if parts.scheme == "tcp" and (spec.options.get("ca") or spec.options.get("fingerprint")):
+            raise BackendUrlError("ca= and fingerprint= are for TLS: the URL needs electrum+ssl://")
+        return ElectrumBackend(parts.hostname or "", parts.port, network, tls=parts.scheme == "ssl",
+                               ca_file=spec.options.get("ca") or None,
+                               fingerprint=spec.options.get("fingerprint") or None,
+                               policy=spec.policy(),
+                               batch_size=int(_number(spec.options.get("batch"), DEFAULT_BATCH, "batch")))
+    raise BackendUnsupported(f"unknown backend kind {spec.kind!r}", what="backend")
 
 
 def _number(value: Optional[str], default: float, name: str) -> float:

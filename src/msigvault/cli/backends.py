@@ -13,7 +13,8 @@ import click
 from .common import CliError, emit, force_option, json_option, load_vault, write_output
 
 BACKEND_HELP = ("Chain backend: core+http://USER:PASS@HOST:PORT (?wallet=NAME, ?cookie=FILE), "
-                "esplora+https://HOST/PATH, regtest:DIR or bitcoinlib:PROVIDER.")
+                "esplora+https://HOST/PATH, electrum+ssl://HOST:PORT (?fingerprint=SHA256, ?ca=FILE), "
+                "electrum+tcp://HOST:PORT, regtest:DIR or bitcoinlib:PROVIDER.")
 
 
 def register(cli: click.Group) -> None:

@@ -129,7 +129,8 @@ def regtest_info(directory, as_json):
 @click.option("--chain", "chain_dir", type=click.Path(file_okay=False),
               help="Regtest chain directory: the transaction is mined in a block at once.")
 @click.option("--backend", "backend_url", metavar="URL",
-              help="Broadcast through this backend: core+http://..., esplora+https://..., regtest:DIR, bitcoinlib:PROVIDER.")
+              help="Broadcast through this backend: core+http://..., esplora+https://..., electrum+ssl://..., "
+                   "regtest:DIR, bitcoinlib:PROVIDER.")
 @json_option
 def broadcast(vaultfile, file, chain_dir, backend_url, as_json):
     """Broadcast a finalized PSBT (or a raw transaction in hex) to a regtest chain (--chain: it is
