@@ -2,10 +2,15 @@ from typing import Any
 
 from .script import Script
 
+class Witness:
+    items: list[bytes]
+
 class TransactionInput:
     txid: bytes
     vout: int
     sequence: int
+    script_sig: Script
+    witness: Witness
     def __init__(self, txid: bytes, vout: int, script_sig: Script | None = ..., sequence: int = ...,
                  witness: Any = ...) -> None: ...
 

@@ -10,7 +10,12 @@ transaction.
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
+from typing import Iterable, Optional, Sequence, Tuple
+
+#: an input of a parsed transaction: (txid internal order, vout, script_sig, sequence)
+TxIn = Tuple[bytes, int, bytes, int]
+#: an output of a parsed transaction: (amount, script_pubkey)
+TxOutTuple = Tuple[int, bytes]
 
 from embit.hashes import ripemd160 as _ripemd160
 
@@ -190,7 +195,7 @@ def check_amount(amount: int, what: str) -> int:
     return amount
 
 
-def check_output_total(amounts, what: str) -> int:
+def check_output_total(amounts: "Iterable[int]", what: str) -> int:
     """Sum of output amounts (each already in range); raises if the total is not."""
     total = 0
     for amount in amounts:
@@ -208,7 +213,7 @@ _CS_SMALL = [bytes([i]) for i in range(0xFD)]
 _CS_MIN = (0xFD, 0x10000, 0x100000000)
 
 
-def read_compact_size(data: bytes, pos: int, end: int, what: str):
+def read_compact_size(data: bytes, pos: int, end: int, what: str) -> "tuple[int, int]":
     """Read a minimally encoded compact size at data[pos:end].
 
     Returns (value, new_pos). Raises InvalidPSBT naming `what` if the bytes
@@ -245,7 +250,7 @@ def keytype_of(key: bytes) -> int:
     return n
 
 
-def split_key(key: bytes):
+def split_key(key: bytes) -> "tuple[int, bytes]":
     """Split a full key into (keytype, keydata)."""
     first = key[0]
     if first < 0xFD:
@@ -275,7 +280,16 @@ class RawTx:
 
     __slots__ = ("version", "vin", "vout", "witnesses", "locktime", "_legacy", "_txid")
 
-    def __init__(self, version, vin, vout, witnesses, locktime, legacy: bytes = b""):
+    version: int
+    vin: "list[TxIn]"
+    vout: "list[TxOutTuple]"
+    witnesses: "list[list[bytes]] | None"
+    locktime: int
+    _legacy: bytes
+    _txid: "bytes | None"
+
+    def __init__(self, version: int, vin: "list[TxIn]", vout: "list[TxOutTuple]",
+                 witnesses: "list[list[bytes]] | None", locktime: int, legacy: bytes = b"") -> None:
         self.version = version
         self.vin = vin
         self.vout = vout
@@ -286,19 +300,20 @@ class RawTx:
 
     def txid(self) -> bytes:
         """txid in internal byte order: double SHA256 of the serialization without witnesses."""
-        if self._txid is None:
-            self._txid = hashlib.sha256(hashlib.sha256(self._legacy).digest()).digest()
-        return self._txid
+        txid = self._txid
+        if txid is None:
+            txid = self._txid = hashlib.sha256(hashlib.sha256(self._legacy).digest()).digest()
+        return txid
 
 
-def _read_vector(data, pos, end, what):
+def _read_vector(data: bytes, pos: int, end: int, what: str) -> "tuple[bytes, int]":
     n, pos = read_compact_size(data, pos, end, what + " length")
     if n > end - pos:
         raise InvalidPSBT(f"{what} is truncated")
     return data[pos : pos + n], pos + n
 
 
-def read_witness_stack(data, pos, end, what):
+def read_witness_stack(data: bytes, pos: int, end: int, what: str) -> "tuple[list[bytes], int]":
     """Read a witness stack (count followed by byte vectors)."""
     count, pos = read_compact_size(data, pos, end, what + " item count")
     if count > end - pos:
@@ -349,24 +364,24 @@ def parse_tx(
         raise InvalidPSBT(f"{what} input count {n_in} exceeds the data")
     if max_inputs is not None and n_in > max_inputs:
         raise InvalidPSBT(f"{what} has {n_in} inputs, more than the limit of {max_inputs:,}")
-    vin = []
+    vin: "list[TxIn]" = []
     for _ in range(n_in):
         if pos + 36 > end:
             raise InvalidPSBT(f"{what} input is truncated")
         txid = data[pos : pos + 32]
-        vout = int.from_bytes(data[pos + 32 : pos + 36], "little")
+        index = int.from_bytes(data[pos + 32 : pos + 36], "little")
         script_sig, pos = _read_vector(data, pos + 36, end, what + " scriptSig")
         if pos + 4 > end:
             raise InvalidPSBT(f"{what} input sequence is truncated")
         seq = int.from_bytes(data[pos : pos + 4], "little")
         pos += 4
-        vin.append((txid, vout, script_sig, seq))
+        vin.append((txid, index, script_sig, seq))
     n_out, pos = read_compact_size(data, pos, end, what + " output count")
     if n_out * 9 > end - pos:
         raise InvalidPSBT(f"{what} output count {n_out} exceeds the data")
     if max_outputs is not None and n_out > max_outputs:
         raise InvalidPSBT(f"{what} has {n_out} outputs, more than the limit of {max_outputs:,}")
-    vout = []
+    vout: "list[TxOutTuple]" = []
     for i in range(n_out):
         if pos + 8 > end:
             raise InvalidPSBT(f"{what} output amount is truncated")
@@ -377,7 +392,7 @@ def parse_tx(
         vout.append((amount, spk))
     check_output_total((a for a, _ in vout), what)
     outputs_end = pos
-    witnesses = None
+    witnesses: "list[list[bytes]] | None" = None
     if segwit:
         witnesses = []
         for _ in range(n_in):
@@ -390,7 +405,8 @@ def parse_tx(
     return _finish_tx(data, pos, end, what, version, vin, vout, witnesses, outputs_end)
 
 
-def _finish_tx(data, pos, end, what, version, vin, vout, witnesses, outputs_end) -> RawTx:
+def _finish_tx(data: bytes, pos: int, end: int, what: str, version: int, vin: "list[TxIn]",
+               vout: "list[TxOutTuple]", witnesses: "list[list[bytes]] | None", outputs_end: int) -> RawTx:
     if pos + 4 > end:
         raise InvalidPSBT(f"{what} locktime is truncated")
     locktime = int.from_bytes(data[pos : pos + 4], "little")
@@ -404,7 +420,8 @@ def _finish_tx(data, pos, end, what, version, vin, vout, witnesses, outputs_end)
     return RawTx(version, vin, vout, witnesses, locktime, legacy)
 
 
-def serialize_tx(version, vin, vout, locktime) -> bytes:
+def serialize_tx(version: int, vin: "Sequence[tuple[bytes, int, int]]", vout: "Sequence[tuple[int, bytes]]",
+                 locktime: int) -> bytes:
     """Legacy (no witness) serialization of an unsigned transaction.
 
     vin: (txid internal order, vout, sequence); vout: (amount, script).
@@ -428,7 +445,7 @@ def serialize_tx(version, vin, vout, locktime) -> bytes:
 # ---------------------------------------------------------------- value decoders
 
 
-def parse_txout(value: bytes, what: str):
+def parse_txout(value: bytes, what: str) -> "tuple[int, bytes]":
     """Decode a serialized transaction output -> (amount, script_pubkey).
 
     The amount must be within 0..MAX_MONEY.
@@ -442,7 +459,7 @@ def parse_txout(value: bytes, what: str):
     return amount, script
 
 
-def parse_key_origin(value: bytes, what: str):
+def parse_key_origin(value: bytes, what: str) -> "tuple[bytes, list[int]]":
     """Decode <4 byte fingerprint> <uint32 path element>* -> (fingerprint, path)."""
     if len(value) < 4 or len(value) % 4:
         raise InvalidPSBT(
@@ -455,7 +472,7 @@ def parse_key_origin(value: bytes, what: str):
     return bytes(value[:4]), path
 
 
-def parse_tap_bip32(value: bytes, what: str):
+def parse_tap_bip32(value: bytes, what: str) -> "tuple[list[bytes], bytes, list[int]]":
     """Decode a taproot BIP32 derivation value -> (leaf_hashes, fingerprint, path)."""
     n, pos = read_compact_size(value, 0, len(value), what + " leaf hash count")
     if n * 32 > len(value) - pos:
@@ -465,7 +482,7 @@ def parse_tap_bip32(value: bytes, what: str):
     return hashes, fingerprint, path
 
 
-def parse_tap_tree(value: bytes, what: str):
+def parse_tap_tree(value: bytes, what: str) -> "list[tuple[int, int, bytes]]":
     """Decode PSBT_OUT_TAP_TREE -> list of (depth, leaf_version, script).
 
     Checks that the leaves, in depth first order, build a complete tree.
@@ -474,7 +491,7 @@ def parse_tap_tree(value: bytes, what: str):
         raise InvalidPSBT(f"{what} must not be empty")
     leaves = []
     pos, end = 0, len(value)
-    stack = []  # depths of subtrees not yet joined with a sibling
+    stack: "list[int]" = []  # depths of subtrees not yet joined with a sibling
     while pos < end:
         if pos + 2 > end:
             raise InvalidPSBT(f"{what} leaf is truncated")
@@ -499,7 +516,7 @@ def parse_tap_tree(value: bytes, what: str):
     return leaves
 
 
-def check_pubkey(key: bytes, what: str):
+def check_pubkey(key: bytes, what: str) -> None:
     """Shape check of a serialized ECDSA public key (33 or 65 bytes)."""
     n = len(key)
     if n == 33:

@@ -23,13 +23,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Iterable, Iterator, List, Optional, Tuple
+from types import ModuleType
+from typing import (TYPE_CHECKING, Any, Callable, Container, ItemsView, Iterable, Iterator, KeysView, List,
+                    Mapping, NoReturn, Optional, Tuple, Union, ValuesView)
 
 from ..errors import InvalidPSBT
 from . import fields as F
+from ..script import compact_size
 from .fields import (
     PSBT_MAGIC,
-    compact_size,
     decode_compact_size,
     keytype_of,
     make_key,
@@ -65,6 +67,18 @@ _NOT_A_PSBT = (
 )
 _CS = F._CS_SMALL
 
+if TYPE_CHECKING:
+    from embit.transaction import Transaction
+
+#: a check of one record's value (or key data): (bytes, where, field name, context) -> None or raise
+_Check = Callable[[bytes, str, str, "_Ctx"], None]
+#: per key type: (rule for the key data: None, allowed lengths or a check; the value's check or None)
+_Rule = Tuple[Union[None, int, Tuple[int, ...], _Check], Optional[_Check]]
+#: a record's place in Bitcoin Core's order: (rank, then type-specific parts, nested tuples of
+#: bytes and ints that compare as Core's std::map keys do)
+_SortTuple = Tuple[Any, ...]
+_SortKey = Callable[["tuple[bytes, bytes]"], _SortTuple]
+
 
 # ===================================================================== PsbtMap
 
@@ -83,26 +97,27 @@ class PsbtMap:
     """
 
     __slots__ = ("_d",)
+    _d: "dict[bytes, bytes]"
 
-    def __init__(self, items=None):
+    def __init__(self, items: "PsbtMap | Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]] | None" = None) -> None:
         self._d = {}
         if items is not None:
             if isinstance(items, PsbtMap):
                 self._d = dict(items._d)
                 return
-            if isinstance(items, dict):
+            if isinstance(items, Mapping):
                 items = items.items()
             for key, value in items:
                 self.raw_set(key, value)
 
     @classmethod
-    def _wrap(cls, d: dict) -> "PsbtMap":
+    def _wrap(cls, d: "dict[bytes, bytes]") -> "PsbtMap":
         m = cls.__new__(cls)
         m._d = d
         return m
 
     # -- by key type and key data
-    def get(self, keytype: int, keydata: bytes = b"", default=None):
+    def get(self, keytype: int, keydata: bytes = b"", default: "bytes | None" = None) -> "bytes | None":
         """Value of the record (keytype, keydata), or default."""
         return self._d.get(make_key(keytype, keydata), default)
 
@@ -137,13 +152,13 @@ class PsbtMap:
 
     def types(self) -> List[int]:
         """Key types present, in map order, each once."""
-        seen = {}
+        seen: "dict[int, None]" = {}
         for k in self._d:
             seen.setdefault(keytype_of(k), None)
         return list(seen)
 
     # -- by full key
-    def raw_get(self, key: bytes, default=None):
+    def raw_get(self, key: bytes, default: "bytes | None" = None) -> "bytes | None":
         return self._d.get(bytes(key), default)
 
     def raw_set(self, key: bytes, value: bytes) -> None:
@@ -155,13 +170,13 @@ class PsbtMap:
     def raw_delete(self, key: bytes) -> bool:
         return self._d.pop(bytes(key), None) is not None
 
-    def keys(self):
+    def keys(self) -> "KeysView[bytes]":
         return self._d.keys()
 
-    def values(self):
+    def values(self) -> "ValuesView[bytes]":
         return self._d.values()
 
-    def items(self):
+    def items(self) -> "ItemsView[bytes, bytes]":
         return self._d.items()
 
     def __iter__(self) -> Iterator[bytes]:
@@ -170,21 +185,21 @@ class PsbtMap:
     def __len__(self) -> int:
         return len(self._d)
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         """Accepts a full key (bytes), a key type (int, empty key data), or
         a (keytype, keydata) tuple."""
         if isinstance(key, int):
             key = make_key(key)
         elif isinstance(key, tuple):
             key = make_key(*key)
-        return bytes(key) in self._d
+        return isinstance(key, (bytes, bytearray, memoryview)) and bytes(key) in self._d
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, PsbtMap):
             return NotImplemented
         return self._d == other._d
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as the data model spells it
 
     def copy(self) -> "PsbtMap":
         return PsbtMap._wrap(dict(self._d))
@@ -192,10 +207,10 @@ class PsbtMap:
     def __repr__(self) -> str:
         return f"PsbtMap({len(self._d)} records, types {self.types()})"
 
-    def _reorder(self, sort_key) -> None:
+    def _reorder(self, sort_key: "_SortKey") -> None:
         self._d = dict(sorted(self._d.items(), key=sort_key))
 
-    def _serialize_into(self, parts: list) -> None:
+    def _serialize_into(self, parts: "list[bytes]") -> None:
         append = parts.append
         for k, v in self._d.items():
             n = len(k)
@@ -216,13 +231,14 @@ def _has_type(key: bytes, keytype: int) -> bool:
 # ===================================================================== reading
 
 
-def _read_map(data: bytes, pos: int, end: int, where: str, names: dict, budget: int):
+def _read_map(data: bytes, pos: int, end: int, where: str, names: "dict[int, str]",
+              budget: int) -> "tuple[PsbtMap, int]":
     """Read one map starting at pos. Returns (PsbtMap, new_pos).
 
     budget is how many records the rest of the PSBT may still hold (MAX_RECORDS
     minus those read so far); a map may also hold at most MAX_RECORDS_PER_MAP.
     """
-    d = {}
+    d: "dict[bytes, bytes]" = {}
     limit = min(budget, MAX_RECORDS_PER_MAP)
     while True:
         if pos >= end:
@@ -258,7 +274,7 @@ def _read_map(data: bytes, pos: int, end: int, where: str, names: dict, budget: 
         pos += n
 
 
-def _too_many_records(where: str, count: int):
+def _too_many_records(where: str, count: int) -> NoReturn:
     if count >= MAX_RECORDS_PER_MAP:
         raise InvalidPSBT(
             f"{where}: map has more than {MAX_RECORDS_PER_MAP:,} records, the most one map may"
@@ -272,7 +288,7 @@ def _too_many_records(where: str, count: int):
     )
 
 
-def _name(names: dict, t: int) -> str:
+def _name(names: "dict[int, str]", t: int) -> str:
     return names.get(t) or f"key type {t:#04x}"
 
 
@@ -283,8 +299,8 @@ def _name(names: dict, t: int) -> str:
 # a callable(keydata, where, name) for anything else.
 
 
-def _v_len(*lengths):
-    def check(value, where, name, ctx):
+def _v_len(*lengths: int) -> "_Check":
+    def check(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
         if len(value) not in lengths:
             want = " or ".join(str(n) for n in lengths)
             raise InvalidPSBT(f"{where}: {name} value must be {want} bytes (got {len(value)})")
@@ -296,66 +312,66 @@ _v4 = _v_len(4)
 _v32 = _v_len(32)
 
 
-def _v_origin(value, where, name, ctx):
+def _v_origin(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     F.parse_key_origin(value, f"{where}: {name}")
 
 
-def _v_tap_bip32(value, where, name, ctx):
+def _v_tap_bip32(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     F.parse_tap_bip32(value, f"{where}: {name}")
 
 
-def _v_txout(value, where, name, ctx):
+def _v_txout(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     F.parse_txout(value, f"{where}: {name}")
 
 
-def _v_prev_tx(value, where, name, ctx):
+def _v_prev_tx(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     # kept for the outpoint check in Psbt.parse (one parse and one txid per input)
     ctx.prev_tx = F.parse_tx(value, f"{where}: {name}", allow_witness=True)
 
 
-def _v_out_amount(value, where, name, ctx):
+def _v_out_amount(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if len(value) != 8:
         raise InvalidPSBT(f"{where}: {name} value must be 8 bytes (got {len(value)})")
     F.check_amount(int.from_bytes(value, "little", signed=True), f"{where}: {name}")
 
 
-def _v_witness(value, where, name, ctx):
+def _v_witness(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     _, pos = F.read_witness_stack(value, 0, len(value), f"{where}: {name}")
     if pos != len(value):
         raise InvalidPSBT(f"{where}: {name} value has {len(value) - pos} extra bytes")
 
 
-def _v_schnorr_sig(value, where, name, ctx):
+def _v_schnorr_sig(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if len(value) not in (64, 65):
         raise InvalidPSBT(
             f"{where}: {name} value must be a 64 or 65 byte signature (got {len(value)})"
         )
 
 
-def _v_leaf_script(value, where, name, ctx):
+def _v_leaf_script(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if not value:
         raise InvalidPSBT(f"{where}: {name} value must hold a script and a leaf version")
 
 
-def _v_tap_tree(value, where, name, ctx):
+def _v_tap_tree(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     F.parse_tap_tree(value, f"{where}: {name}")
 
 
-def _v_count(value, where, name, ctx):
+def _v_count(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     decode_compact_size(value, f"{where}: {name} value")
 
 
-def _v_mod(value, where, name, ctx):
+def _v_mod(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if len(value) != 1:
         raise InvalidPSBT(f"{where}: {name} value must be 1 byte (got {len(value)})")
 
 
-def _v_version(value, where, name, ctx):
+def _v_version(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if len(value) != 4:
         raise InvalidPSBT(f"{where}: {name} value must be 4 bytes (got {len(value)})")
 
 
-def _v_musig_keys(value, where, name, ctx):
+def _v_musig_keys(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     # Core's order (DeserializeMuSig2ParticipantPubkeys): each whole 33 byte key, then the rest.
     # An empty list is refused (Core accepts it): a MuSig2 aggregate key has participants.
     if not value:
@@ -374,14 +390,14 @@ def _v_musig_keys(value, where, name, ctx):
         )
 
 
-def _k_musig_aggregate(keydata, where, name, ctx):
+def _k_musig_aggregate(keydata: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if len(keydata) != 33:
         raise InvalidPSBT(f"{where}: {name} key data must be 33 bytes (got {len(keydata)})")
     if not _compressed_ok(keydata, ctx):
         raise InvalidPSBT(f"{where}: {name} aggregate key is not a valid compressed public key")
 
 
-def _k_musig_participant(keydata, where, name, ctx):
+def _k_musig_participant(keydata: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     # participant key | aggregate key | optional leaf hash (BIP373)
     if len(keydata) not in (66, 98):
         raise InvalidPSBT(
@@ -395,19 +411,19 @@ def _k_musig_participant(keydata, where, name, ctx):
         )
 
 
-def _compressed_ok(pub: bytes, ctx) -> bool:
+def _compressed_ok(pub: bytes, ctx: "_Ctx") -> bool:
     """A 33 byte compressed public key; on the curve too when ctx.check_keys."""
     return pub[0] in (2, 3) and (not ctx.check_keys or _point_ok(pub))
 
 
-def _v_time_lock(value, where, name, ctx):
+def _v_time_lock(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     _v4(value, where, name, ctx)
     n = int.from_bytes(value, "little")
     if n < F.LOCKTIME_THRESHOLD:
         raise InvalidPSBT(f"{where}: {name} {n} is less than {F.LOCKTIME_THRESHOLD}")
 
 
-def _v_height_lock(value, where, name, ctx):
+def _v_height_lock(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     _v4(value, where, name, ctx)
     n = int.from_bytes(value, "little")
     if not 0 < n < F.LOCKTIME_THRESHOLD:
@@ -416,13 +432,13 @@ def _v_height_lock(value, where, name, ctx):
         )
 
 
-def _k_pubkey(keydata, where, name, ctx):
+def _k_pubkey(keydata: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     F.check_pubkey(keydata, f"{where}: {name}")
     if ctx.check_keys and not _point_ok(keydata):
         raise InvalidPSBT(f"{where}: {name} key is not a valid public key")
 
 
-def _k_xpub(keydata, where, name, ctx):
+def _k_xpub(keydata: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if len(keydata) != 78:
         raise InvalidPSBT(
             f"{where}: {name} key data must be a 78 byte extended public key (got {len(keydata)})"
@@ -432,7 +448,7 @@ def _k_xpub(keydata, where, name, ctx):
         raise InvalidPSBT(f"{where}: {name} key does not hold a valid public key")
 
 
-def _v_xpub_origin(value, where, name, ctx):
+def _v_xpub_origin(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     # called with ctx.keydata set to the xpub
     _, path = F.parse_key_origin(value, f"{where}: {name}")
     depth = ctx.keydata[4]
@@ -442,7 +458,7 @@ def _v_xpub_origin(value, where, name, ctx):
         )
 
 
-def _k_control_block(keydata, where, name, ctx):
+def _k_control_block(keydata: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     n = len(keydata)
     if n < 33 or (n - 33) % 32 or (n - 33) // 32 > F.TAPROOT_CONTROL_MAX_NODES:
         raise InvalidPSBT(
@@ -451,7 +467,7 @@ def _k_control_block(keydata, where, name, ctx):
         )
 
 
-def _k_proprietary(keydata, where, name, ctx):
+def _k_proprietary(keydata: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     what = f"{where}: {name} key"
     n, pos = read_compact_size(keydata, 0, len(keydata), what + " identifier length")
     if n > len(keydata) - pos:
@@ -459,7 +475,7 @@ def _k_proprietary(keydata, where, name, ctx):
     read_compact_size(keydata, pos + n, len(keydata), what + " subtype")
 
 
-def _v_preimage(value, where, name, ctx):
+def _v_preimage(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
     if not F.hash_preimage_ok(ctx.keytype, ctx.keydata, value):
         raise InvalidPSBT(f"{where}: {name} preimage does not hash to the key")
 
@@ -526,14 +542,20 @@ _OUTPUT_RULES = {
 class _Ctx:
     __slots__ = ("keytype", "keydata", "check_keys", "prev_tx")
 
-    def __init__(self, check_keys):
+    keytype: int
+    keydata: bytes
+    check_keys: bool
+    prev_tx: "F.RawTx | None"
+
+    def __init__(self, check_keys: bool) -> None:
         self.check_keys = check_keys
         self.keytype = 0
         self.keydata = b""
         self.prev_tx = None  # RawTx of the non_witness_utxo of the input being checked
 
 
-def _check_map(m: PsbtMap, where, rules, names, v2_only, version, ctx):
+def _check_map(m: PsbtMap, where: str, rules: "Mapping[int, _Rule]", names: "dict[int, str]",
+               v2_only: "Container[int]", version: int, ctx: _Ctx) -> None:
     """Check key data and values of every known record in one map."""
     for key, value in m._d.items():
         t = key[0]
@@ -551,7 +573,8 @@ def _check_map(m: PsbtMap, where, rules, names, v2_only, version, ctx):
             raise e.locate(field=name)
 
 
-def _check_record(t, keydata, value, rule, where, name, v2_only, version, ctx) -> None:
+def _check_record(t: int, keydata: bytes, value: bytes, rule: "_Rule", where: str, name: str,
+                  v2_only: "Container[int]", version: int, ctx: _Ctx) -> None:
     if version == 0 and t in v2_only:
         raise InvalidPSBT(f"{where}: {name} is not allowed in PSBTv0")
     krule, vcheck = rule
@@ -585,10 +608,11 @@ def _point_ok(pub: bytes) -> bool:
     return True
 
 
-_SECP = None
+_SECP: "ModuleType | None" = None
 
 
-def _secp():
+def _secp() -> "ModuleType":
+    """embit's secp256k1 bindings, imported on first use (keeps parsing-only imports light)."""
     global _SECP
     if _SECP is None:
         from embit.util import secp256k1
@@ -707,8 +731,8 @@ _PROPRIETARY_RANK = 1000
 _UNKNOWN_RANK = 2000
 
 
-def _sort_key_factory(ranks, sub):
-    def sort_key(item):
+def _sort_key_factory(ranks: "dict[int, int]", sub: "dict[int, Callable[[bytes, bytes], _SortTuple]]") -> "_SortKey":
+    def sort_key(item: "tuple[bytes, bytes]") -> _SortTuple:
         key, value = item
         t, keydata = split_key(key)
         if t == 0xFC:
@@ -727,22 +751,22 @@ def _sort_key_factory(ranks, sub):
     return sort_key
 
 
-def _sub_xpub(keydata, value):
+def _sub_xpub(keydata: bytes, value: bytes) -> _SortTuple:
     fpr, path = F.parse_key_origin(value, "xpub")
     # KeyOriginInfo order (fingerprint, path length, path), then pubkey, chain code
     return ((fpr, len(path), tuple(path)), keydata[45:], keydata[13:45])
 
 
-def _sub_partial_sig(keydata, value):
+def _sub_partial_sig(keydata: bytes, value: bytes) -> _SortTuple:
     return ((F.hash160(keydata),), keydata)  # std::map<CKeyID, ...>
 
 
-def _sub_leaf_script(keydata, value):
+def _sub_leaf_script(keydata: bytes, value: bytes) -> _SortTuple:
     # std::map<(script, leaf_ver), std::set<control block, shortest first>>
     return ((value[:-1], value[-1]), len(keydata), keydata)
 
 
-def _sub_musig_nonce(keydata, value):
+def _sub_musig_nonce(keydata: bytes, value: bytes) -> _SortTuple:
     # keyed by (aggregate key, leaf hash or zero), then participant key
     leaf = keydata[66:98] or bytes(32)
     return ((keydata[33:66], leaf), keydata[:33])
@@ -776,16 +800,16 @@ class Psbt:
         globals: Optional[PsbtMap] = None,
         inputs: Optional[Iterable[PsbtMap]] = None,
         outputs: Optional[Iterable[PsbtMap]] = None,
-    ):
+    ) -> None:
         self.globals = globals if globals is not None else PsbtMap()
         self.inputs = list(inputs) if inputs is not None else []
         self.outputs = list(outputs) if outputs is not None else []
-        self._txcache = None  # (unsigned tx bytes, RawTx) for v0
+        self._txcache: "tuple[bytes, F.RawTx] | None" = None  # (unsigned tx bytes, RawTx) for v0
 
     # ------------------------------------------------------------ creation
 
     @classmethod
-    def from_unsigned_tx(cls, tx) -> "Psbt":
+    def from_unsigned_tx(cls, tx: "bytes | bytearray | memoryview | Transaction") -> "Psbt":
         """New PSBTv0 with empty maps around an unsigned transaction
         (bytes without witnesses, or an embit Transaction)."""
         if not isinstance(tx, (bytes, bytearray, memoryview)):
@@ -798,7 +822,7 @@ class Psbt:
         return p
 
     @classmethod
-    def parse(cls, data, max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
+    def parse(cls, data: "bytes | bytearray | memoryview", max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
         """Parse binary PSBT data. Raises InvalidPSBT on any malformed input.
 
         max_size limits the input length in bytes. check_keys also checks that
@@ -883,7 +907,7 @@ class Psbt:
         return p
 
     @classmethod
-    def from_base64(cls, s, max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
+    def from_base64(cls, s: "str | bytes", max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
         """Parse a base64 PSBT (whitespace is ignored)."""
         if isinstance(s, (bytes, bytearray, memoryview)):
             try:
@@ -902,7 +926,7 @@ class Psbt:
         return cls.parse(data, max_size=max_size, check_keys=check_keys)
 
     @classmethod
-    def from_hex(cls, s, max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
+    def from_hex(cls, s: "str | bytes", max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
         """Parse a hex PSBT (whitespace is ignored)."""
         if isinstance(s, (bytes, bytearray, memoryview)):
             try:
@@ -921,7 +945,7 @@ class Psbt:
         return cls.parse(data, max_size=max_size, check_keys=check_keys)
 
     @classmethod
-    def load(cls, data, max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
+    def load(cls, data: "bytes | bytearray | memoryview | str", max_size: int = DEFAULT_MAX_SIZE, check_keys: bool = True) -> "Psbt":
         """Parse a PSBT given as binary, base64 or hex (bytes or str)."""
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
@@ -986,7 +1010,7 @@ class Psbt:
         p._txcache = self._txcache
         return p
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, Psbt):
             return NotImplemented
         return (
@@ -995,7 +1019,7 @@ class Psbt:
             and self.outputs == other.outputs
         )
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as the data model spells it
 
     def __repr__(self) -> str:
         return f"<Psbt v{self.version} inputs={len(self.inputs)} outputs={len(self.outputs)}>"
@@ -1029,27 +1053,33 @@ class Psbt:
         self._txcache = (txbytes, raw)
         return raw
 
-    def _counts(self):
+    def _counts(self) -> "tuple[int, int]":
         if self.version == 0:
             tx = self._v0_tx()
             return len(tx.vin), len(tx.vout)
         return self.input_count, self.output_count
 
-    def _gfield(self, t: int, required: bool = True):
-        v = self.globals._d.get(_CS[t])
-        if v is None and required:
+    def _gfield(self, t: int) -> bytes:
+        v = self._gfield_or_none(t)
+        if v is None:
             raise InvalidPSBT(f"global: {F.GLOBAL_NAMES[t]} is required in PSBTv2", field=F.GLOBAL_NAMES[t])
         return v
 
-    def _field(self, maps, i, t, names, where, size=None, required=True):
-        v = maps[i]._d.get(_CS[t])
-        index = {"input_index": i} if where == "input" else {"output_index": i}
+    def _gfield_or_none(self, t: int) -> "bytes | None":
+        return self.globals._d.get(_CS[t])
+
+    def _field(self, maps: "list[PsbtMap]", i: int, t: int, names: "dict[int, str]", where: str,
+               size: "int | None" = None) -> bytes:
+        v = self._field_or_none(maps, i, t, names, where, size)
         if v is None:
-            if required:
-                raise InvalidPSBT(f"{where} {i}: {names[t]} is required in PSBTv2", field=names[t], **index)
-            return None
-        if size is not None and len(v) != size:
-            raise InvalidPSBT(f"{where} {i}: {names[t]} value must be {size} bytes", field=names[t], **index)
+            raise _field_error(f"{where} {i}: {names[t]} is required in PSBTv2", names[t], where, i)
+        return v
+
+    def _field_or_none(self, maps: "list[PsbtMap]", i: int, t: int, names: "dict[int, str]", where: str,
+                       size: "int | None" = None) -> "bytes | None":
+        v = maps[i]._d.get(_CS[t])
+        if v is not None and size is not None and len(v) != size:
+            raise _field_error(f"{where} {i}: {names[t]} value must be {size} bytes", names[t], where, i)
         return v
 
     @property
@@ -1103,7 +1133,7 @@ class Psbt:
             else:
                 times.append(_u32(self._field(self.inputs, i, 0x11, F.INPUT_NAMES, "input", 4)))
         if not heights and not times:
-            v = self._gfield(F.PSBT_GLOBAL_FALLBACK_LOCKTIME, required=False)
+            v = self._gfield_or_none(F.PSBT_GLOBAL_FALLBACK_LOCKTIME)
             if v is None:
                 return 0
             if len(v) != 4:
@@ -1133,7 +1163,7 @@ class Psbt:
         if self.version == 0:
             return self._v0_tx().vin[i][3]
         self.inputs[i]
-        v = self._field(self.inputs, i, F.PSBT_IN_SEQUENCE, F.INPUT_NAMES, "input", 4, False)
+        v = self._field_or_none(self.inputs, i, F.PSBT_IN_SEQUENCE, F.INPUT_NAMES, "input", 4)
         return F.SEQUENCE_FINAL if v is None else _u32(v)
 
     def amount(self, i: int) -> int:
@@ -1154,7 +1184,8 @@ class Psbt:
         self.outputs[i]
         return self._field(self.outputs, i, F.PSBT_OUT_SCRIPT, F.OUTPUT_NAMES, "output")
 
-    def _tx_parts(self, zero_sequence: bool = False):
+    def _tx_parts(self, zero_sequence: bool = False
+                  ) -> "tuple[int, list[tuple[bytes, int, int]], list[tuple[int, bytes]], int]":
         vin = []
         for i in range(self.input_count):
             txid, n = self.prevout(i)
@@ -1172,7 +1203,7 @@ class Psbt:
             return self.globals._d[b"\x00"]
         return serialize_embit_tx(self.unsigned_transaction())
 
-    def unsigned_transaction(self):
+    def unsigned_transaction(self) -> "Transaction":
         """The unsigned transaction as an embit Transaction."""
         from embit.script import Script
         from embit.transaction import Transaction, TransactionInput, TransactionOutput
@@ -1250,13 +1281,19 @@ class Psbt:
         return Psbt(g, inputs, outputs).canonicalize()
 
 
-def _require(m: PsbtMap, where, required, names):
+def _field_error(message: str, field: str, where: str, i: int) -> InvalidPSBT:
+    if where == "input":
+        return InvalidPSBT(message, field=field, input_index=i)
+    return InvalidPSBT(message, field=field, output_index=i)
+
+
+def _require(m: PsbtMap, where: str, required: "Iterable[int]", names: "dict[int, str]") -> None:
     for t in required:
         if _CS[t] not in m._d:
             raise InvalidPSBT(f"{where}: {names[t]} is required in PSBTv2", field=names[t])
 
 
-def _without(m: PsbtMap, types) -> PsbtMap:
+def _without(m: PsbtMap, types: "Container[int]") -> PsbtMap:
     return PsbtMap._wrap({k: v for k, v in m._d.items() if keytype_of(k) not in types})
 
 
@@ -1264,7 +1301,7 @@ def _hash256(data: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
-def serialize_embit_tx(tx) -> bytes:
+def serialize_embit_tx(tx: "Transaction") -> bytes:
     """Serialize an unsigned embit Transaction without witnesses."""
     for i, inp in enumerate(tx.vin):
         if inp.script_sig.data or inp.witness.items:
