@@ -151,6 +151,7 @@ def test_a_truncated_answer(scripted):
 @pytest.mark.parametrize("answer,words", [
     (lambda r: b"this is not json\n", "not JSON"),
     (lambda r: b"42\n", "not a JSON-RPC message"),
+    (lambda r: b"[" * 200_000 + b"\n", "not JSON"),  # nesting deeper than any parser's stack
     (lambda r: reply(r, {"hex": "00" * 79, "height": 1}), "a block header is 80 bytes, not 79"),
     (lambda r: reply(r, {"hex": "zz", "height": 1}), "does not have the Electrum protocol's shape"),
     (lambda r: reply(r, {"hex": "00" * 80, "height": -5}), "is not a count"),
@@ -191,6 +192,17 @@ def test_a_line_over_the_limit_is_refused_before_parsing(scripted):
             backend.tip()
         assert backend._conn is None  # the broken stream is dropped, never reused
     assert sent == [1]
+
+
+def test_a_flood_of_announcements_costs_linear_time(scripted):
+    """200,000 short lines (9 MiB) in one stream before the answer: read in bounded time, and
+    only the answer counts."""
+    note = b'{"jsonrpc":"2.0","method":"x.y","params":[]}\n'
+    server = scripted(lambda r: note * 200_000 + reply(r, {"hex": "00" * 80, "height": 1}))
+    started = time.monotonic()
+    with server.backend(RetryPolicy(timeout=20, retries=0)) as backend:
+        assert backend.tip().height == 1
+    assert time.monotonic() - started < 10
 
 
 def test_a_small_line_limit_is_honoured(scripted):

@@ -66,7 +66,7 @@ class ServerInfo:
     """What ``server.version`` said: the server's software and the negotiated protocol."""
 
     software: str
-    protocol: tuple
+    protocol: tuple[int, ...]
 
 
 def scripthash(script_pubkey: bytes) -> str:
@@ -105,6 +105,7 @@ class _Lines:
         self.max_line = max_line
         self.where = where
         self.buf = bytearray()
+        self.start = 0  # where the next line begins in buf (consumed bytes are dropped in bulk)
         self.scanned = 0  # bytes of buf already searched for a newline (linear reads)
 
     def send(self, data: bytes, deadline: float, what: str) -> None:
@@ -120,17 +121,20 @@ class _Lines:
 
     def line(self, deadline: float, what: str) -> bytes:
         while True:
-            end = self.buf.find(b"\n", self.scanned)
-            if (len(self.buf) if end < 0 else end) > self.max_line:
+            end = self.buf.find(b"\n", max(self.scanned, self.start))
+            if (len(self.buf) if end < 0 else end) - self.start > self.max_line:
                 raise BackendProtocolError(
                     f"the server sent a message longer than the {self.max_line:,}-byte limit; "
                     "it was not parsed", where=self.where, what=what)
             if end >= 0:
-                out = bytes(self.buf[:end])
-                del self.buf[:end + 1]
-                self.scanned = 0
+                out = bytes(self.buf[self.start:end])
+                self.start = self.scanned = end + 1
                 return out
             self.scanned = len(self.buf)
+            if self.start:  # drop consumed lines once, not after every line (linear in all)
+                del self.buf[:self.start]
+                self.scanned -= self.start
+                self.start = 0
             self._fill(deadline, what)
 
     def _fill(self, deadline: float, what: str) -> None:
@@ -146,16 +150,16 @@ class _Lines:
             raise BackendUnavailable(f"the connection broke ({e})", where=self.where,
                                      what=what) from None
         if not chunk:
-            if self.buf:
+            if len(self.buf) > self.start:
                 raise BackendUnavailable(
                     f"the server closed the connection in the middle of an answer "
-                    f"({len(self.buf)} bytes, no end of line)", where=self.where, what=what)
+                    f"({len(self.buf) - self.start} bytes, no end of line)", where=self.where, what=what)
             raise BackendUnavailable("the server closed the connection", where=self.where, what=what)
         self.buf += chunk
 
     def pending(self) -> bool:
         """Whether a message may be waiting (buffered, or readable on the socket)."""
-        if b"\n" in self.buf:
+        if self.buf.find(b"\n", self.start) >= 0:
             return True
         if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
             return True
@@ -303,16 +307,16 @@ class ElectrumBackend(Backend):
         return self.calls(method, [list(params)])[0]
 
     def calls(self, method: str, param_list: Sequence[Sequence[Any]], *,
-              retry: bool = True) -> list:
+              retry: bool = True) -> list[Any]:
         """The same method for each parameter list, in batch arrays of ``batch_size``."""
-        out: list = []
+        out: list[Any] = []
         for i in range(0, len(param_list), self.batch_size):
             chunk = [(method, list(p)) for p in param_list[i:i + self.batch_size]]
             out += self._with_retries(lambda: self._round(chunk, method), retry)
         return out
 
-    def _with_retries(self, fn: Callable[[], list], retry: bool) -> list:
-        def attempt():
+    def _with_retries(self, fn: Callable[[], list[Any]], retry: bool) -> list[Any]:
+        def attempt() -> list[Any]:
             with self._lock:
                 self._connection()
                 try:
@@ -325,7 +329,7 @@ class ElectrumBackend(Backend):
             return attempt()
         return self.policy.run(attempt)
 
-    def _round(self, requests: list, what: str) -> list:
+    def _round(self, requests: list[tuple[str, list[Any]]], what: str) -> list[Any]:
         """Send ``requests`` (one, or a batch array) and read their answers: one round trip."""
         conn = self._conn
         assert conn is not None
@@ -339,7 +343,7 @@ class ElectrumBackend(Backend):
         deadline = time.monotonic() + self.policy.timeout
         self.round_trips += 1
         conn.send(json.dumps(body, separators=(",", ":")).encode() + b"\n", deadline, what)
-        answers: dict = {}
+        answers: dict[int, dict[str, Any]] = {}
         while len(answers) < len(ids):
             message = self._parse(conn.line(deadline, what), what)
             for m in message if isinstance(message, list) else [message]:
@@ -349,7 +353,7 @@ class ElectrumBackend(Backend):
     def _parse(self, line: bytes, what: str) -> Any:
         try:
             message = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise BackendProtocolError(f"the server sent something that is not JSON: {line[:80]!r}",
                                        where=self.where, what=what) from None
         if not isinstance(message, (dict, list)) or message == []:
@@ -357,7 +361,7 @@ class ElectrumBackend(Backend):
                                        "message", where=self.where, what=what)
         return message
 
-    def _take(self, m: Any, ids: list, answers: dict, what: str) -> None:
+    def _take(self, m: Any, ids: list[int], answers: dict[int, dict[str, Any]], what: str) -> None:
         if not isinstance(m, dict):
             raise BackendProtocolError("a batch answer holds something that is not an object",
                                        where=self.where, what=what)
@@ -375,7 +379,7 @@ class ElectrumBackend(Backend):
                                        where=self.where, what=what)
         answers[rid] = m
 
-    def _result(self, m: dict, what: str) -> Any:
+    def _result(self, m: dict[str, Any], what: str) -> Any:
         if m.get("error") is not None:
             return _Failed(m["error"])
         if "result" not in m:
@@ -411,7 +415,7 @@ class ElectrumBackend(Backend):
         return Tip(height, _hash(raw), int.from_bytes(raw[68:72], "little"))
 
     def _header(self, value: Any, what: str) -> bytes:
-        raw = self._shape(what, lambda: bytes.fromhex(value))
+        raw: bytes = self._shape(what, lambda: bytes.fromhex(value))
         if len(raw) != 80:
             raise BackendProtocolError(f"a block header is 80 bytes, not {len(raw)}",
                                        where=self.where, what=what)
@@ -505,7 +509,8 @@ class ElectrumBackend(Backend):
         if isinstance(value, _Failed) and _not_found(value.error):
             raise TxNotFound(f"the server knows no transaction {txid}", where=self.where, what=what)
         text = self._ok(value, what)
-        return self._shape(what, lambda: bytes.fromhex(text))
+        raw: bytes = self._shape(what, lambda: bytes.fromhex(text))
+        return raw
 
     def get_txs(self, txids: Iterable[str]) -> dict[str, bytes]:
         ids = [check_txid(t) for t in dict.fromkeys(txids)]
@@ -532,7 +537,7 @@ class _Failed:
     error: Any
 
 
-def _v(t: tuple) -> str:
+def _v(t: tuple[int, ...]) -> str:
     return ".".join(str(x) for x in t)
 
 
@@ -581,7 +586,7 @@ def _fee(value: Any) -> float:
     return float(value)
 
 
-def _rows(rows: Any) -> list:
+def _rows(rows: Any) -> list[Any]:
     if not isinstance(rows, list):
         raise TypeError(f"expected a list, got {type(rows).__name__}")
     return rows

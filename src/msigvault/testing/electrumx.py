@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from ..errors import ChainError
 
@@ -31,7 +31,8 @@ POLL_MSEC = 200  # how often ElectrumX asks the node for new blocks and mempool 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def server_command() -> list[str]:
@@ -49,17 +50,17 @@ class ElectrumXServer:
     with ``node.rpc_url``'s credentials), its database and log in ``directory``; TLS too when
     given a certificate and key file."""
 
-    def __init__(self, node, directory: "str | os.PathLike", *, certfile: Optional[str] = None,
+    def __init__(self, node: Any, directory: "str | os.PathLike[str]", *, certfile: Optional[str] = None,
                  keyfile: Optional[str] = None):
         self.node = node
         self.directory = Path(directory)
         self.certfile, self.keyfile = certfile, keyfile
         self.tcp_port = free_port()
         self.ssl_port: Optional[int] = free_port() if certfile else None
-        self.process: Optional[subprocess.Popen] = None
+        self.process: Optional[subprocess.Popen[bytes]] = None
         self.log = self.directory / "electrumx.log"
 
-    def environment(self) -> dict:
+    def environment(self) -> dict[str, str]:
         db = self.directory / "db"
         db.mkdir(parents=True, exist_ok=True)
         services = [f"tcp://127.0.0.1:{self.tcp_port}"]
@@ -138,5 +139,5 @@ class ElectrumXServer:
     def __enter__(self) -> "ElectrumXServer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
