@@ -8,15 +8,17 @@ The result is JSON-serialisable.
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from ..errors import MsigvaultError
 from ..policy.registration import DEFAULT_INDEX_LIMIT
-from ..policy.vault import Vault
+from ..policy.vault import DerivedScript, Vault
 from . import fields as F
-from .common import classify_output, has_vault_template, resolve_input, signature_state, spent_output, unsigned_tx
+from .common import (classify_output, has_vault_template, have, resolve_input, signature_state, spent_output,
+                     unsigned_tx)
 from .psbt import Psbt
 from .satisfaction import has_final, resolve_vault_input, verify_final
-from .sighash import SighashCache
+from .sighash import SighashCache, TxOut
 from .weight import input_weight, tx_weight, vsize
 
 
@@ -24,13 +26,15 @@ class _Problem(MsigvaultError):
     pass
 
 
-def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT) -> dict:
+def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT) -> "dict[str, Any]":
     """Where ``psbt`` stands. Vault outputs are recognised by their key origins or, where those
     were cleared (BDK's finalizer does), by their script among the first ``index_limit`` indexes
     of both branches: the same bound the signer applies by default."""
     tx = unsigned_tx(psbt)
-    problems = []
-    resolved = []
+    problems: "list[str]" = []
+    # per input: (its vault script, or None if it is final but not the vault's, and what it
+    # spends), or None if not even the spent output is known
+    resolved: "list[tuple[DerivedScript | None, TxOut] | None]" = []
     for i in range(psbt.input_count):
         m = psbt.inputs[i]
         try:
@@ -45,10 +49,11 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
         except _Problem as e:
             resolved.append(None)
             problems.append(str(e))
-    spent_all = [r[1] for r in resolved] if all(resolved) else None
+    known = [r for r in resolved if r is not None]
+    spent_all = [r[1] for r in known] if len(known) == len(resolved) else None
     cache = SighashCache(tx, spent_all if vault.script == "tr" else None)
-    inputs = []
-    signer_sets = []
+    inputs: "list[dict[str, Any]]" = []
+    signer_sets: "list[set[str]]" = []
     for i, r in enumerate(resolved):
         m = psbt.inputs[i]
         final = m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
@@ -58,7 +63,7 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
                          signatures_needed=0 if final else None)
             inputs.append(entry)
             continue
-        d, spent = r
+        d, spent = r[0], r[1]
         if final:  # what the extractor will put in the transaction: verified, never trusted
             if spent_all is not None or vault.script != "tr":
                 try:
@@ -69,11 +74,12 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
                          signatures_needed=0)
             inputs.append(entry)
             continue
-        signed, invalid = [], []
+        signed: "list[str]" = []
+        invalid: "list[str]" = []
         for pos, pk in enumerate(d.pubkeys):
             fp = vault.cosigners[d.signers[pos]].fingerprint.hex()
             if vault.script == "tr" and spent_all is None:
-                state = "absent" if m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash) is None else "invalid"
+                state = "absent" if m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + have(d.leaf_hash)) is None else "invalid"
             else:
                 state = signature_state(m, d, pk, i, cache, spent.amount)
             if state == "valid":
@@ -97,8 +103,8 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
     size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * psbt.input_count,
                            [len(o.script_pubkey) for o in tx.outputs]))
     fee = None
-    if all(resolved):
-        fee = sum(r[1].amount for r in resolved) - sum(o.amount for o in tx.outputs)
+    if spent_all is not None:
+        fee = sum(s.amount for s in spent_all) - sum(o.amount for o in tx.outputs)
     all_final = all(x["finalized"] for x in inputs)
     if problems and not all(resolved):
         next_role = "updater"
@@ -108,7 +114,7 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
         next_role = "finalizer"
     else:
         next_role = "signer"
-    complete_signers = set.intersection(*signer_sets) if signer_sets else set()
+    complete_signers: "set[str]" = set.intersection(*signer_sets) if signer_sets else set()
     return {
         "txid": tx.txid()[::-1].hex(),
         "spends_from_vault": any(

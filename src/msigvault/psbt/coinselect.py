@@ -76,17 +76,19 @@ def select_coins(utxos: Sequence[Utxo], *, target: int, fee_rate: float, base_we
     return Selection(tuple(chosen), False, "largest-first-no-change")
 
 
-def _branch_and_bound(pool, need, cost_of_change, input_fee):
+def _branch_and_bound(pool: "Sequence[Utxo]", need: int, cost_of_change: int,
+                      input_fee: int) -> "list[Utxo] | None":
     """Depth-first search for a subset whose effective value is in [need, need + cost_of_change]."""
     coins = sorted(pool, key=lambda u: (-u.amount, u.txid, u.vout))
     values = [u.amount - input_fee for u in coins]
     remaining = [0] * (len(values) + 1)
     for i in range(len(values) - 1, -1, -1):
         remaining[i] = remaining[i + 1] + values[i]
-    best, best_waste = None, None
+    best: "tuple[int, ...] | None" = None
+    best_waste: "int | None" = None
     tries = 0
     # iterative DFS: stack of (index, current sum, chosen indexes)
-    stack = [(0, 0, ())]
+    stack: "list[tuple[int, int, tuple[int, ...]]]" = [(0, 0, ())]
     while stack and tries < BNB_MAX_TRIES:
         i, total, chosen = stack.pop()
         tries += 1

@@ -18,12 +18,12 @@ from __future__ import annotations
 from typing import Iterable
 
 from ..errors import CombineError
-from ..policy.vault import Vault
+from ..policy.vault import DerivedScript, Vault
 from . import fields as F
 from .common import foreign_signature_keys, signature_state, unsigned_tx
-from .psbt import Psbt
+from .psbt import Psbt, PsbtMap
 from .satisfaction import FINAL_TYPES, Final, has_final, resolve_vault_input, verify_final
-from .sighash import SighashCache
+from .sighash import SighashCache, TxOut, UnsignedTx
 
 _SIG_TYPES = (F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_SCRIPT_SIG)
 # merged only after each copy's value is verified
@@ -65,8 +65,8 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
                         result.inputs[i].set(t, keydata, value)
             if has_final(m):
                 final = verifier.check_final(m, i, k)
-                have = finals.get(i)
-                if have is None or final.order_key() < have.order_key():  # two valid finals: the smaller
+                kept = finals.get(i)
+                if kept is None or final.order_key() < kept.order_key():  # two valid finals: the smaller
                     finals[i] = final
     for i, final in finals.items():
         final.write(result.inputs[i])
@@ -93,7 +93,7 @@ def merge(psbts: "Iterable[Psbt]") -> Psbt:
     return result
 
 
-def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]"):
+def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]") -> "tuple[Psbt, UnsignedTx]":
     """(merged copy, unsigned tx): every map entry of every copy of one transaction except the
     input key types in ``skip``. Conflicting values are an error."""
     if not psbts:
@@ -127,7 +127,8 @@ def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]"):
     return result, tx
 
 
-def _merge(into, other, where: str, k: int, names: dict, skip: "tuple[int, ...]" = ()) -> None:
+def _merge(into: PsbtMap, other: PsbtMap, where: str, k: int, names: "dict[int, str]",
+           skip: "tuple[int, ...]" = ()) -> None:
     for key, value in other.items():
         if skip and F.keytype_of(key) in skip:
             continue
@@ -147,31 +148,32 @@ def _merge(into, other, where: str, k: int, names: dict, skip: "tuple[int, ...]"
 class _Verifier:
     """Verifies signatures and finals against the merged PSBT's inputs; each distinct one once."""
 
-    def __init__(self, merged: Psbt, vault: Vault, tx, finalized: "set[int]"):
+    def __init__(self, merged: Psbt, vault: Vault, tx: UnsignedTx, finalized: "set[int]") -> None:
         self.vault = vault
         self._finalized = finalized
         self.tx = tx
         self._merged = merged
-        self._derived = {}
-        self._cache = None
-        self._checked = set()
-        self._finals = {}
+        self._derived: "dict[int, tuple[DerivedScript, TxOut]]" = {}
+        self._cache: "SighashCache | None" = None
+        self._checked: "set[tuple[int, tuple[tuple[bytes, bytes], ...]]]" = set()
+        self._finals: "dict[tuple[int | bytes | None, ...], Final]" = {}
 
-    def _input(self, i: int):
+    def _input(self, i: int) -> "tuple[DerivedScript, TxOut]":
         if i not in self._derived:
             self._derived[i] = resolve_vault_input(self._merged, i, self.vault, CombineError,
                                                     finalized=i in self._finalized)
         return self._derived[i]
 
     def _sighashes(self) -> SighashCache:
-        if self._cache is None:
+        cache = self._cache
+        if cache is None:
             spent = None
             if self.vault.script == "tr":
                 spent = [self._input(j)[1] for j in range(len(self._merged.inputs))]
-            self._cache = SighashCache(self.tx, spent)
-        return self._cache
+            cache = self._cache = SighashCache(self.tx, spent)
+        return cache
 
-    def check_signatures(self, m, i: int, k: int) -> None:
+    def check_signatures(self, m: PsbtMap, i: int, k: int) -> None:
         sigs = m.items_of_type(F.PSBT_IN_PARTIAL_SIG) + m.items_of_type(F.PSBT_IN_TAP_SCRIPT_SIG)
         if not sigs:
             return
@@ -190,21 +192,20 @@ class _Verifier:
             state = signature_state(m, d, pk, i, self._sighashes(), spent.amount)
             fingerprint = self.vault.cosigners[d.signers[pos]].fingerprint
             who = f"cosigner {fingerprint.hex()}"
-            where = {"psbt_index": k, "input_index": i, "fingerprint": fingerprint, "field": _sig_field(self.vault)}
             if state == "sighash":
                 raise CombineError(f"PSBT {k}, input {i}: the signature by {who} uses a sighash type other than ALL",
-                                   **where)
+                                   psbt_index=k, input_index=i, fingerprint=fingerprint, field=_sig_field(self.vault))
             if state == "invalid":
                 raise CombineError(
                     f"PSBT {k}, input {i}: the signature by {who} does not verify (wrong key, wrong "
                     "transaction data, or high S): reject that keyholder's copy and ask them to sign again",
-                    **where,
+                    psbt_index=k, input_index=i, fingerprint=fingerprint, field=_sig_field(self.vault),
                 )
         self._checked.add(token)
 
-    def check_final(self, m, i: int, k: int) -> Final:
+    def check_final(self, m: PsbtMap, i: int, k: int) -> Final:
         """The canonical final fields of copy ``k``'s input ``i``, verified as the vault's satisfaction."""
-        token = (i,) + tuple(None if v is None else bytes(v) for v in map(m.get, FINAL_TYPES))
+        token: "tuple[int | bytes | None, ...]" = (i,) + tuple(None if v is None else bytes(v) for v in map(m.get, FINAL_TYPES))
         if token not in self._finals:
             d, spent = self._input(i)
             try:
@@ -219,7 +220,7 @@ def _sig_field(vault: Vault) -> str:
     return "PSBT_IN_TAP_SCRIPT_SIG" if vault.script == "tr" else "PSBT_IN_PARTIAL_SIG"
 
 
-def _difference(a, b) -> str:
+def _difference(a: UnsignedTx, b: UnsignedTx) -> str:
     if len(a.inputs) != len(b.inputs):
         return f"{len(a.inputs)} inputs vs {len(b.inputs)}"
     if len(a.outputs) != len(b.outputs):
@@ -227,8 +228,8 @@ def _difference(a, b) -> str:
     for i, (x, y) in enumerate(zip(a.inputs, b.inputs)):
         if x != y:
             return f"input {i} differs (coin spent or sequence)"
-    for o, (x, y) in enumerate(zip(a.outputs, b.outputs)):
-        if x != y:
+    for o, (out_a, out_b) in enumerate(zip(a.outputs, b.outputs)):
+        if out_a != out_b:
             return f"output {o} differs (amount or destination)"
     if a.locktime != b.locktime:
         return f"locktime {a.locktime} vs {b.locktime}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Iterable, Literal, Optional, Sequence, TypeVar
 
 from embit.util import secp256k1 as _secp
 
@@ -26,10 +26,20 @@ from ..errors import (
 from ..policy.vault import CHANGE, NUMS_H, RECEIVE, DerivedScript, Vault
 from ..script import compact_size
 from . import fields as F
-from .psbt import Psbt
+from .psbt import Psbt, PsbtMap
 from .sighash import TxIn, TxOut, UnsignedTx
 
+if TYPE_CHECKING:
+    from .sighash import SighashCache
+
 HARDENED = 0x80000000
+_T = TypeVar("_T")
+
+
+def have(value: "Optional[_T]") -> _T:
+    """``value``, which the script type guarantees is set (a DerivedScript's optional scripts)."""
+    assert value is not None, "internal: a script field this script type always has is missing"
+    return value
 
 
 def unsigned_tx(psbt: Psbt) -> UnsignedTx:
@@ -56,7 +66,7 @@ def legacy_txid(raw: "F.RawTx") -> bytes:
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
-def spent_output(psbt: Psbt, i: int, error, *, require_full_tx: bool) -> TxOut:
+def spent_output(psbt: Psbt, i: int, error: "type[MsigvaultError]", *, require_full_tx: bool) -> TxOut:
     """The output input ``i`` spends, from its UTXO fields, cross-checked.
 
     A non_witness_utxo must hash to the outpoint's txid and agree with a witness_utxo given
@@ -113,11 +123,11 @@ def spent_output(psbt: Psbt, i: int, error, *, require_full_tx: bool) -> TxOut:
     return out
 
 
-def encode_origin(fingerprint: bytes, path) -> bytes:
+def encode_origin(fingerprint: bytes, path: "Iterable[int]") -> bytes:
     return fingerprint + b"".join(p.to_bytes(4, "little") for p in path)
 
 
-def _branch_index_from_path(vault: Vault, fingerprint: bytes, path) -> "Optional[tuple[int, int, int]]":
+def _branch_index_from_path(vault: Vault, fingerprint: bytes, path: "Sequence[int]") -> "Optional[tuple[int, int, int]]":
     """(cosigner position, branch, index) if (fingerprint, path) is a vault key path."""
     path = tuple(path)
     for pos, c in enumerate(vault.cosigners):
@@ -142,7 +152,7 @@ class Derivation:
     leaf_hashes: "Optional[tuple[bytes, ...]]" = None
 
 
-def claimed_derivations(m, *, is_input: bool) -> "list[Derivation]":
+def claimed_derivations(m: PsbtMap, *, is_input: bool) -> "list[Derivation]":
     """Every BIP32 derivation in an input or output map (taproot derivations give x-only keys)."""
     out = []
     bip32 = F.PSBT_IN_BIP32_DERIVATION if is_input else F.PSBT_OUT_BIP32_DERIVATION
@@ -162,7 +172,7 @@ def is_nums_entry(d: Derivation) -> bool:
     return d.leaf_hashes == () and d.pubkey == NUMS_H
 
 
-def vault_position(vault: Vault, derivations) -> "Optional[tuple[int, int]]":
+def vault_position(vault: Vault, derivations: "Sequence[Derivation]") -> "Optional[tuple[int, int]]":
     """The single (branch, index) that the derivations claim within ``vault``, or None if none do.
 
     Raises ValueError if they claim several different positions.
@@ -177,7 +187,7 @@ def vault_position(vault: Vault, derivations) -> "Optional[tuple[int, int]]":
     return found.pop() if found else None
 
 
-def rebuilds(vault: Vault, derived: DerivedScript, derivations) -> Optional[str]:
+def rebuilds(vault: Vault, derived: DerivedScript, derivations: "Sequence[Derivation]") -> Optional[str]:
     """None if every claimed derivation is exactly a vault key of ``derived``; else the reason.
 
     Taproot records must name exactly the vault's one leaf; a record for the NUMS internal key
@@ -212,10 +222,11 @@ def rebuilds(vault: Vault, derived: DerivedScript, derivations) -> Optional[str]
 
 
 def _tap_tree_of(d: DerivedScript) -> bytes:
-    return bytes([0, 0xC0]) + compact_size(len(d.leaf_script)) + d.leaf_script
+    leaf = have(d.leaf_script)
+    return bytes([0, 0xC0]) + compact_size(len(leaf)) + leaf
 
 
-def metadata_problem(m, d: DerivedScript, *, is_input: bool) -> Optional[str]:
+def metadata_problem(m: PsbtMap, d: DerivedScript, *, is_input: bool) -> Optional[str]:
     """None if every script field of a vault input or output map is the vault's own at ``d``.
 
     An output that names vault keys but carries another redeem/witness script, internal key or
@@ -290,8 +301,8 @@ def _derivation_field(vault: Vault) -> str:
     return "PSBT_IN_TAP_BIP32_DERIVATION" if vault.script == "tr" else "PSBT_IN_BIP32_DERIVATION"
 
 
-def resolve_input(psbt: Psbt, i: int, vault: Vault, error, *, require_full_tx: bool,
-                  index_limit: Optional[int] = None):
+def resolve_input(psbt: Psbt, i: int, vault: Vault, error: "type[MsigvaultError]", *, require_full_tx: bool,
+                  index_limit: Optional[int] = None) -> "tuple[DerivedScript, TxOut]":
     """(DerivedScript, spent TxOut) of input ``i``, proven to be a vault coin; else ``error``.
 
     The input's BIP32 derivations must name one vault (branch, index), below ``index_limit`` if
@@ -397,7 +408,7 @@ def check_output(psbt: Psbt, o: int, vault: Vault, *, index_limit: int,
             if reason:
                 return payment, ChangeFraud(f"output {o} pays the vault's own script but {reason}: change fraud",
                                             output_index=o)
-            kind = "change" if found[0] == CHANGE else "vault-receive"
+            kind: OutputKind = "change" if found[0] == CHANGE else "vault-receive"
             return OutputLine(o, address, amount, kind, found[1], "script"), None
         return payment, None
     branch, index = position
@@ -442,7 +453,7 @@ def display_address(script: bytes, vault: Vault) -> str:
         return f"script:{script.hex()}"
 
 
-def signature_state(m, d: DerivedScript, pk: bytes, i: int, cache, amount: int) -> str:
+def signature_state(m: PsbtMap, d: DerivedScript, pk: bytes, i: int, cache: "SighashCache", amount: int) -> str:
     """State of the signature by vault key ``pk`` in input map ``m``.
 
     "absent", "valid", "sighash" (a sighash type other than ALL, or DEFAULT for taproot) or
@@ -451,7 +462,7 @@ def signature_state(m, d: DerivedScript, pk: bytes, i: int, cache, amount: int) 
     from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT
 
     if d.script_type == "tr":
-        value = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash)
+        value = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + have(d.leaf_hash))
         if value is None:
             return "absent"
         if len(value) == 64:
@@ -470,13 +481,13 @@ def signature_state(m, d: DerivedScript, pk: bytes, i: int, cache, amount: int) 
     if value[-1] != SIGHASH_ALL:
         return "sighash"
     if d.script_type == "sh":
-        msg = cache.legacy(i, d.redeem_script, SIGHASH_ALL)
+        msg = cache.legacy(i, have(d.redeem_script), SIGHASH_ALL)
     else:
-        msg = cache.segwit_v0(i, d.witness_script, amount, SIGHASH_ALL)
+        msg = cache.segwit_v0(i, have(d.witness_script), amount, SIGHASH_ALL)
     return "valid" if ecdsa_verify(pk, bytes(value[:-1]), msg) else "invalid"
 
 
-def foreign_signature_keys(m, d: DerivedScript) -> "list[bytes]":
+def foreign_signature_keys(m: PsbtMap, d: DerivedScript) -> "list[bytes]":
     """Keys of signatures in input map ``m`` that are not vault keys (for taproot: or not the vault leaf)."""
     vault_keys = set(d.pubkeys)
     vault_xonly = {pk[1:] for pk in d.pubkeys}

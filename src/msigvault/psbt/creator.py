@@ -134,7 +134,8 @@ def _check_index(index: object, argument: str) -> None:
         raise PolicyError(f"{argument} must be a whole number from 0 to 2^31-1, not {index!r}", field=argument)
 
 
-def _check_fee(vault, chosen, out_list, change_pos, limits) -> None:
+def _check_fee(vault: Vault, chosen: "Sequence[Utxo]", out_list: "list[tuple[bytes, int]]", change_pos: "int | None",
+               limits: "SignerPolicy | None") -> None:
     """The signer's fee rule, applied by the coordinator before anyone is asked to sign."""
     if limits is None:
         return
@@ -150,7 +151,9 @@ def _check_fee(vault, chosen, out_list, change_pos, limits) -> None:
                           "rate, or lift the limit explicitly (fee_limits / --max-fee-*)")
 
 
-def _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version) -> Psbt:
+def _build(vault: Vault, chosen: "Sequence[Utxo]", out_list: "list[tuple[bytes, int]]", change_pos: "int | None",
+           change_index: "int | None", rbf: bool, locktime: "int | None", current_height: "int | None",
+           version: int) -> Psbt:
     if locktime is None:
         locktime = current_height if current_height is not None else 0
     sequence = SEQUENCE_RBF if rbf else SEQUENCE_LOCKTIME_NO_RBF
@@ -160,7 +163,7 @@ def _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, cur
     add_global_xpubs(psbt, vault)
     for i, u in enumerate(chosen):
         update_input(psbt, i, vault, u)
-    if change_pos is not None:
+    if change_pos is not None and change_index is not None:
         update_output(psbt, change_pos, vault, CHANGE, change_index)
     psbt.canonicalize()
     return psbt.to_v2() if version == 2 else psbt
@@ -174,7 +177,7 @@ def _check_weight(weight: int, max_weight: "int | None", inputs: int) -> None:
         )
 
 
-def _payments(vault: Vault, outputs) -> "list[tuple[bytes, int]]":
+def _payments(vault: Vault, outputs: "Sequence[tuple[Destination, int]]") -> "list[tuple[bytes, int]]":
     if not outputs:
         raise PolicyError("a payment needs at least one output")
     result = []

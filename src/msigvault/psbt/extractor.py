@@ -141,7 +141,8 @@ def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool
                    evidence, vault is not None)
 
 
-def _spent_outputs(psbt: Psbt, tx: UnsignedTx, given) -> "tuple[list[TxOut], UtxoEvidence]":
+def _spent_outputs(psbt: Psbt, tx: UnsignedTx, given: "Optional[Sequence[Union[TxOut, Utxo]]]"
+                   ) -> "tuple[list[TxOut], UtxoEvidence]":
     """The outputs the inputs spend and where they came from; the caller's, if ``given``, after
     checking that the PSBT's own UTXO fields agree with them."""
     if given is None:
@@ -172,7 +173,7 @@ def _spent_outputs(psbt: Psbt, tx: UnsignedTx, given) -> "tuple[list[TxOut], Utx
     return spent, UtxoEvidence.CALLER
 
 
-def _caller_output(item, tx: UnsignedTx, i: int) -> TxOut:
+def _caller_output(item: object, tx: UnsignedTx, i: int) -> TxOut:
     if isinstance(item, Utxo):
         txin = tx.inputs[i]
         if (item.txid.lower(), item.vout) != (txin.txid[::-1].hex(), txin.vout):
@@ -202,7 +203,7 @@ def _dsha(b: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(b).digest()).digest()
 
 
-def _serialize(tx, script_sigs, witnesses) -> bytes:
+def _serialize(tx: UnsignedTx, script_sigs: "Sequence[bytes]", witnesses: "Optional[Sequence[bytes]]") -> bytes:
     parts = [tx.version.to_bytes(4, "little", signed=True)]
     if witnesses is not None:
         parts.append(b"\x00\x01")

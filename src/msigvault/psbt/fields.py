@@ -20,7 +20,7 @@ TxOutTuple = Tuple[int, bytes]
 from embit.hashes import ripemd160 as _ripemd160
 
 from ..errors import InvalidPSBT
-from ..script import compact_size  # noqa: F401  (re-exported: part of this module's API)
+from ..script import compact_size as compact_size  # re-exported: part of this module's API
 
 # What "from msigvault.psbt.fields import *" (and msigvault.psbt) exports: the key types.
 __all__ = [

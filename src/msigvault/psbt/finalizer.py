@@ -10,11 +10,11 @@ vault's satisfaction (see :mod:`.satisfaction`); then the fields BIP174 clears a
 from __future__ import annotations
 
 from ..errors import FinalizeError, NotEnoughSignatures
-from ..policy.vault import Vault
+from ..policy.vault import DerivedScript, Vault
 from ..script import push_data
 from . import fields as F
-from .common import signature_state, unsigned_tx
-from .psbt import Psbt
+from .common import have, signature_state, unsigned_tx
+from .psbt import Psbt, PsbtMap
 from .satisfaction import expected_final, has_final, resolve_vault_input, verify_final, witness_bytes
 from .sighash import SighashCache
 
@@ -82,26 +82,28 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     return out
 
 
-def _signature(m, d, pk) -> bytes:
+def _signature(m: PsbtMap, d: DerivedScript, pk: bytes) -> bytes:
+    """The signature by ``pk`` (signature_state found it valid, so it is there)."""
     if d.script_type == "tr":
-        return bytes(m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.leaf_hash))
-    return bytes(m.get(F.PSBT_IN_PARTIAL_SIG, pk))
+        return have(m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + have(d.leaf_hash)))
+    return have(m.get(F.PSBT_IN_PARTIAL_SIG, pk))
 
 
-def _clear_for_final(m) -> None:
+def _clear_for_final(m: PsbtMap) -> None:
     for key in list(m.keys()):
         t = F.keytype_of(key)
         if t not in _KEEP and t in F.INPUT_NAMES:
             m.raw_delete(key)
 
 
-def set_final_multisig(m, script_type: str, sigs: "list[bytes]", *, redeem_script=None, witness_script=None) -> None:
+def set_final_multisig(m: PsbtMap, script_type: str, sigs: "list[bytes]", *, redeem_script: "bytes | None" = None,
+                       witness_script: "bytes | None" = None) -> None:
     """Write the final scriptSig/witness of an ``OP_CHECKMULTISIG`` input (sh, sh-wsh, wsh) from
     signatures in script key order, and clear what BIP174 says a finalized input drops."""
     _clear_for_final(m)
     if script_type == "sh":
-        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", b"\x00" + b"".join(push_data(s) for s in sigs) + push_data(redeem_script))
+        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", b"\x00" + b"".join(push_data(s) for s in sigs) + push_data(have(redeem_script)))
         return
-    m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes([b""] + list(sigs) + [witness_script]))
+    m.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", witness_bytes([b""] + list(sigs) + [have(witness_script)]))
     if script_type == "sh-wsh":
-        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", push_data(redeem_script))
+        m.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", push_data(have(redeem_script)))

@@ -8,16 +8,16 @@ vault first; nothing in this module refuses anything a vault would not authorise
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 from embit.util import secp256k1 as _secp
 
 from ..errors import FinalizeError, InvalidPSBT
 from ..script import compact_size, p2sh_script_pubkey, p2wsh_script_pubkey
 from . import fields as F
-from .common import encode_origin, legacy_txid, pubkey_of, spent_output, unsigned_tx
+from .common import encode_origin, have, legacy_txid, pubkey_of, spent_output, unsigned_tx
 from .finalizer import set_final_multisig
-from .psbt import Psbt
+from .psbt import Psbt, PsbtMap
 from .sighash import SIGHASH_ALL, SighashCache
 
 _OP_CHECKMULTISIG = 0xAE
@@ -31,7 +31,7 @@ def create(inputs: "Iterable[tuple[str, int, int]]", outputs: "Iterable[tuple[by
 
 
 def update(psbt: Psbt, *, previous_txs: Iterable[bytes] = (), redeem_scripts: Iterable[bytes] = (),
-           witness_scripts: Iterable[bytes] = (), derivations: "Iterable[tuple[bytes, bytes, tuple]]" = ()) -> Psbt:
+           witness_scripts: Iterable[bytes] = (), derivations: "Iterable[tuple[bytes, bytes, Sequence[int]]]" = ()) -> Psbt:
     """Updater from loose data, matched by hash: previous transactions to the inputs spending
     them (witness_utxo for segwit spends, non_witness_utxo otherwise), redeem and witness
     scripts to the scripts they hash to, (pubkey, fingerprint, path) derivations to every input
@@ -83,7 +83,8 @@ def _is_witness_program(script: bytes) -> bool:
     return 4 <= len(script) <= 42 and (script[0] == 0 or 0x51 <= script[0] <= 0x60) and script[1] == len(script) - 2
 
 
-def _add_derivations(m, keytype, scripts, derivations) -> None:
+def _add_derivations(m: PsbtMap, keytype: int, scripts: "Sequence[bytes]",
+                     derivations: "Iterable[tuple[bytes, bytes, Sequence[int]]]") -> None:
     for pubkey, fp, path in derivations:
         h = F.hash160(pubkey)
         if any(pubkey in s or h in s for s in scripts):
@@ -98,7 +99,7 @@ def set_sighash(psbt: Psbt, sighash: int = SIGHASH_ALL) -> Psbt:
     return out
 
 
-def _input_scripts(psbt: Psbt, i: int):
+def _input_scripts(psbt: Psbt, i: int) -> "tuple[str, bytes, int]":
     """(kind, script code, amount) of input i from its own fields: kind is 'legacy' or 'segwit'."""
     m = psbt.inputs[i]
     spent = spent_output(psbt, i, InvalidPSBT, require_full_tx=False)
@@ -177,12 +178,12 @@ def finalize_input(psbt: Psbt, i: int) -> bool:
     kind, code, _ = _input_scripts(psbt, i)
     m_req, keys = parse_multisig(code)
     m = psbt.inputs[i]
-    sigs = [bytes(m.get(F.PSBT_IN_PARTIAL_SIG, k)) for k in keys if m.get(F.PSBT_IN_PARTIAL_SIG, k) is not None]
+    sigs = [bytes(s) for s in (m.get(F.PSBT_IN_PARTIAL_SIG, k) for k in keys) if s is not None]
     if len(sigs) < m_req:
         return False
     rs = m.get(F.PSBT_IN_REDEEM_SCRIPT)
     if kind == "legacy":
-        set_final_multisig(m, "sh", sigs[:m_req], redeem_script=bytes(rs))
+        set_final_multisig(m, "sh", sigs[:m_req], redeem_script=have(rs))  # _input_scripts checked it
     else:
         set_final_multisig(m, "sh-wsh" if rs is not None else "wsh", sigs[:m_req],
                            redeem_script=bytes(rs) if rs is not None else None, witness_script=code)

@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import ForeignInput, InvalidPSBT, narrow
+from ..errors import ForeignInput, InvalidPSBT, MsigvaultError, narrow
 from ..policy.vault import DerivedScript, Vault
 from ..script import compact_size, push_data
 from . import fields as F
-from .common import claimed_derivations, ecdsa_verify, resolve_input, schnorr_verify, spent_output
-from .psbt import Psbt
+from .common import claimed_derivations, ecdsa_verify, have, resolve_input, schnorr_verify, spent_output
+from .psbt import Psbt, PsbtMap
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SighashCache, TxOut
 
 FINAL_TYPES = (F.PSBT_IN_FINAL_SCRIPTSIG, F.PSBT_IN_FINAL_SCRIPTWITNESS)
@@ -48,7 +48,7 @@ class Final:
         """Total order used to pick one of two valid finals (keeps combining commutative)."""
         return (self.script_sig or b"", self.witness or b"")
 
-    def write(self, m) -> None:
+    def write(self, m: PsbtMap) -> None:
         """Set these final fields in input map ``m`` (and drop an absent one)."""
         for t, value in zip(FINAL_TYPES, (self.script_sig, self.witness)):
             m.delete_type(t)
@@ -56,7 +56,7 @@ class Final:
                 m.set(t, b"", value)
 
 
-def has_final(m) -> bool:
+def has_final(m: PsbtMap) -> bool:
     """True if input map ``m`` carries a final scriptSig or witness."""
     return m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
 
@@ -70,14 +70,14 @@ def expected_final(d: DerivedScript, sig_items: "list[bytes]") -> Final:
     """The final fields the vault's Finalizer writes for ``d`` from ``sig_items``: the
     signatures in script key order (sh, sh-wsh, wsh) or, for tr, the multi_a witness items."""
     if d.script_type == "tr":
-        return Final(None, witness_bytes(list(sig_items) + [d.leaf_script, d.control_block]))
+        return Final(None, witness_bytes(list(sig_items) + [have(d.leaf_script), have(d.control_block)]))
     if d.script_type == "sh":
-        return Final(b"\x00" + b"".join(push_data(s) for s in sig_items) + push_data(d.redeem_script), None)
-    witness = witness_bytes([b""] + list(sig_items) + [d.witness_script])
-    return Final(push_data(d.redeem_script) if d.script_type == "sh-wsh" else None, witness)
+        return Final(b"\x00" + b"".join(push_data(s) for s in sig_items) + push_data(have(d.redeem_script)), None)
+    witness = witness_bytes([b""] + list(sig_items) + [have(d.witness_script)])
+    return Final(push_data(have(d.redeem_script)) if d.script_type == "sh-wsh" else None, witness)
 
 
-def resolve_vault_input(psbt: Psbt, i: int, vault: Vault, error, *,
+def resolve_vault_input(psbt: Psbt, i: int, vault: Vault, error: "type[MsigvaultError]", *,
                         finalized: Optional[bool] = None) -> "tuple[DerivedScript, TxOut]":
     """(DerivedScript, spent TxOut) of input ``i``, proven to be a vault coin.
 
@@ -113,8 +113,8 @@ def resolve_vault_input(psbt: Psbt, i: int, vault: Vault, error, *,
     return d, spent
 
 
-def verify_final(m, d: DerivedScript, vault: Vault, i: int, cache: SighashCache, amount: int,
-                 error, where: str) -> Final:
+def verify_final(m: PsbtMap, d: DerivedScript, vault: Vault, i: int, cache: SighashCache, amount: int,
+                 error: "type[MsigvaultError]", where: str) -> Final:
     """The canonical final fields of input map ``m``, verified as exactly ``vault.m`` valid
     signatures of the vault script ``d``; else ``error`` with a message starting ``where``."""
     script_sig = _field(m, F.PSBT_IN_FINAL_SCRIPTSIG)
@@ -142,7 +142,7 @@ def verify_final(m, d: DerivedScript, vault: Vault, i: int, cache: SighashCache,
     return final
 
 
-def _final_field(witness) -> str:
+def _final_field(witness: Optional[bytes]) -> str:
     return "PSBT_IN_FINAL_SCRIPTSIG" if witness in (None, _EMPTY_WITNESS) else "PSBT_IN_FINAL_SCRIPTWITNESS"
 
 
@@ -150,7 +150,7 @@ class _Refused(Exception):
     """Why a final field is not the vault's satisfaction (internal; turned into ``error``)."""
 
 
-def _field(m, t: int) -> Optional[bytes]:
+def _field(m: PsbtMap, t: int) -> Optional[bytes]:
     value = m.get(t)
     return bytes(value) if value is not None else None
 
@@ -203,13 +203,14 @@ def _who(vault: Vault, d: DerivedScript, pos: int) -> str:
     return f"cosigner {vault.cosigners[d.signers[pos]].fingerprint.hex()}"
 
 
-def _verify_multisig(script_sig, witness, d: DerivedScript, vault: Vault, i: int, cache, amount: int) -> Final:
+def _verify_multisig(script_sig: Optional[bytes], witness: Optional[bytes], d: DerivedScript, vault: Vault, i: int,
+                     cache: SighashCache, amount: int) -> Final:
     if d.script_type == "sh":
         if witness not in (None, _EMPTY_WITNESS):
             raise _Refused("a legacy P2SH input has no witness")
-        stack, script = _pushes(script_sig or b""), d.redeem_script
+        stack, script = _pushes(script_sig or b""), have(d.redeem_script)
     else:
-        stack, script = _stack(witness), d.witness_script
+        stack, script = _stack(witness), have(d.witness_script)
     if len(stack) < 2 or stack[0] != b"" or stack[-1] != script:
         raise _Refused(f"expected [OP_0 dummy, {vault.m} signatures, the vault's script]")
     sigs = stack[1:-1]
@@ -219,9 +220,9 @@ def _verify_multisig(script_sig, witness, d: DerivedScript, vault: Vault, i: int
         if len(s) < 9 or s[-1] != SIGHASH_ALL:
             raise _Refused("a signature is not DER with SIGHASH_ALL")
     if d.script_type == "sh":
-        msg = cache.legacy(i, d.redeem_script, SIGHASH_ALL)
+        msg = cache.legacy(i, script, SIGHASH_ALL)
     else:
-        msg = cache.segwit_v0(i, d.witness_script, amount, SIGHASH_ALL)
+        msg = cache.segwit_v0(i, script, amount, SIGHASH_ALL)
     k = 0  # as OP_CHECKMULTISIG: signatures in key order, each key tried once
     for pk in d.pubkeys:
         if k < len(sigs) and ecdsa_verify(pk, sigs[k][:-1], msg):
@@ -232,7 +233,8 @@ def _verify_multisig(script_sig, witness, d: DerivedScript, vault: Vault, i: int
     return expected_final(d, sigs)
 
 
-def _verify_tapscript(script_sig, witness, d: DerivedScript, vault: Vault, i: int, cache) -> Final:
+def _verify_tapscript(script_sig: Optional[bytes], witness: Optional[bytes], d: DerivedScript, vault: Vault, i: int,
+                      cache: SighashCache) -> Final:
     if script_sig:
         raise _Refused("a taproot input has an empty scriptSig")
     stack = _stack(witness)

@@ -179,7 +179,9 @@ class SighashCache:
         acp = hashtype & SIGHASH_ANYONECANPAY
         parts = [b"\x00", bytes([hashtype]), self._v, self._lt]
         if not acp:
-            parts += [self._sha_prevouts, self._sha_amounts, self._sha_scripts, self._sha_sequences]
+            amounts, scripts = self._sha_amounts, self._sha_scripts
+            assert amounts is not None and scripts is not None  # set whenever self.spent is
+            parts += [self._sha_prevouts, amounts, scripts, self._sha_sequences]
         if base not in (SIGHASH_NONE, SIGHASH_SINGLE):
             parts.append(self._sha_outputs)
         ext_flag = 0 if leaf_hash is None else 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterable
 
 from embit.util import secp256k1 as _secp
 
@@ -23,6 +24,7 @@ from . import fields as F
 from .common import (
     OutputLine,
     check_output,
+    have,
     ecdsa_sign,
     ecdsa_verify,
     pubkey_of,
@@ -104,7 +106,7 @@ class SigningSummary:
     def sent_out(self) -> int:
         return sum(o.amount for o in self.payments)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> "dict[str, Any]":
         d = asdict(self)
         d["outputs"] = [asdict(o) for o in self.outputs]
         d["sent_out"] = self.sent_out
@@ -135,7 +137,7 @@ class _Input:
 
 
 def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
-          policy: SignerPolicy = SignerPolicy()):
+          policy: SignerPolicy = SignerPolicy()) -> "tuple[SigningSummary, list[_Input]]":
     """Verify ``psbt`` against the registered vault; return (SigningSummary, per-input details)."""
     registered = vault if isinstance(vault, RegisteredVault) else None
     if registered is not None:
@@ -257,7 +259,7 @@ def _relative_timelocks(psbt: Psbt) -> "list[str]":
 
 
 def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
-         policy: SignerPolicy = SignerPolicy()):
+         policy: SignerPolicy = SignerPolicy()) -> "tuple[Psbt, SigningSummary]":
     """Check ``psbt`` and sign every vault input with ``root``; return (new PSBT, SigningSummary).
 
     With a :class:`RegisteredVault` (what the CLI always uses) the registration is checked
@@ -310,7 +312,7 @@ class SigningRequest:
                 return False
         return True
 
-    def sign(self, root: ExtendedKey):
+    def sign(self, root: ExtendedKey) -> "tuple[Psbt, SigningSummary]":
         """Sign every input with ``root`` (this keyholder's master key): (new PSBT, SigningSummary)."""
         vault = self.vault
         _check_root(vault, root)
@@ -328,7 +330,7 @@ class SigningRequest:
         is_tr = vault.script == "tr"
         cache = SighashCache(tx, [x.spent for x in inputs] if is_tr else None)
         me_pos = vault.cosigners.index(me)
-        branches = {}
+        branches: "dict[int, _LeafSigner]" = {}
         signed = 0
         for i, x in enumerate(inputs):
             m = out.inputs[i]
@@ -340,8 +342,8 @@ class SigningRequest:
             if pubkey_of(secret) != pub:  # cannot happen unless the vault record is corrupt
                 raise SignerRefusal(f"input {i}: this key does not derive the vault key it should", input_index=i)
             if is_tr:
-                msg = cache.taproot(i, x.sighash, leaf_hash=d.leaf_hash)
-                key = pub[1:] + d.leaf_hash
+                msg = cache.taproot(i, x.sighash, leaf_hash=have(d.leaf_hash))
+                key = pub[1:] + have(d.leaf_hash)
                 existing = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, key)
                 if existing is not None and schnorr_verify(pub[1:], existing[:64], msg):
                     signed += 1
@@ -350,9 +352,9 @@ class SigningRequest:
                 m.set(F.PSBT_IN_TAP_SCRIPT_SIG, key, sig if x.sighash == SIGHASH_DEFAULT else sig + bytes([x.sighash]))
             else:
                 if d.script_type == "sh":
-                    msg = cache.legacy(i, d.redeem_script, x.sighash)
+                    msg = cache.legacy(i, have(d.redeem_script), x.sighash)
                 else:
-                    msg = cache.segwit_v0(i, d.witness_script, x.spent.amount, x.sighash)
+                    msg = cache.segwit_v0(i, have(d.witness_script), x.spent.amount, x.sighash)
                 existing = m.get(F.PSBT_IN_PARTIAL_SIG, pub)
                 if existing is not None and ecdsa_verify(pub, existing[:-1], msg):
                     signed += 1
@@ -365,13 +367,13 @@ class SigningRequest:
         return out, replace(summary, signed_inputs=signed)
 
 
-def _check_root(vault, root) -> None:
+def _check_root(vault: "Vault | RegisteredVault", root: ExtendedKey) -> None:
     """A registered vault's registration must verify against the unlocked key."""
     if isinstance(vault, RegisteredVault):
         vault.registration.verify_with_root(vault.vault, root, name=vault.name)
 
 
-def _update_modifiable(psbt: Psbt, sighashes) -> None:
+def _update_modifiable(psbt: Psbt, sighashes: "Iterable[int]") -> None:
     """BIP370 Signer: clear Inputs Modifiable unless every signature is ANYONECANPAY, Outputs
     Modifiable unless it is NONE; set Has SIGHASH_SINGLE for SINGLE signatures."""
     raw = psbt.globals.get(F.PSBT_GLOBAL_TX_MODIFIABLE)
@@ -392,7 +394,7 @@ def _update_modifiable(psbt: Psbt, sighashes) -> None:
 class _LeafSigner:
     """Private child derivation below one branch key: one HMAC and one scalar add per index."""
 
-    def __init__(self, branch: ExtendedKey):
+    def __init__(self, branch: ExtendedKey) -> None:
         self._secret = branch.key[1:]
         self._pub = branch.public_key
         self._chain = branch.chain_code

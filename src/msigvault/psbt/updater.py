@@ -15,8 +15,9 @@ from ..policy.vault import NUMS_H, DerivedScript, Vault
 from ..script import compact_size
 from ..types import Utxo
 from . import fields as F
-from .common import encode_origin, legacy_txid
-from .psbt import Psbt
+from ..keys.cosigner import Cosigner
+from .common import encode_origin, have, legacy_txid
+from .psbt import Psbt, PsbtMap
 
 
 def add_global_xpubs(psbt: Psbt, vault: Vault) -> None:
@@ -28,22 +29,24 @@ def add_global_xpubs(psbt: Psbt, vault: Vault) -> None:
         psbt.globals.set(F.PSBT_GLOBAL_XPUB, c.key.serialize(), encode_origin(c.fingerprint, c.path))
 
 
-def _derivations(vault: Vault, d: DerivedScript):
+def _derivations(vault: Vault, d: DerivedScript) -> "list[tuple[bytes, Cosigner]]":
     """(pubkey, cosigner) in script order."""
     return [(d.pubkeys[pos], vault.cosigners[ci]) for pos, ci in enumerate(d.signers)]
 
 
 def update_input(psbt: Psbt, i: int, vault: Vault, utxo: Utxo) -> None:
     """Fill input ``i`` (which spends ``utxo``) from the vault."""
-    if utxo.branch is None or utxo.index is None:
+    branch, index = utxo.branch, utxo.index
+    if branch is None or index is None:
         found = vault.find(utxo.script_pubkey)
         if found is None:
             raise PolicyError(
                 f"UTXO {utxo.outpoint} pays a script that is not among the vault's first 1,000 receive "
                 "or change addresses: give its branch and index, or it is not a vault coin"
             )
-        utxo = replace(utxo, branch=found[0], index=found[1])
-    d = vault.derive_branch(utxo.branch, utxo.index)
+        branch, index = found
+        utxo = replace(utxo, branch=branch, index=index)
+    d = vault.derive_branch(branch, index)
     if d.script_pubkey != utxo.script_pubkey:
         raise PolicyError(
             f"UTXO {utxo.outpoint} pays {utxo.script_pubkey.hex()[:20]}..., which is not the vault's "
@@ -77,7 +80,7 @@ def update_output(psbt: Psbt, o: int, vault: Vault, branch: int, index: int) -> 
     _add_script_data(psbt.outputs[o], vault, d, is_input=False)
 
 
-def _add_script_data(m, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+def _add_script_data(m: PsbtMap, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
     if is_input:
         t_redeem, t_witness, t_bip32 = F.PSBT_IN_REDEEM_SCRIPT, F.PSBT_IN_WITNESS_SCRIPT, F.PSBT_IN_BIP32_DERIVATION
     else:
@@ -89,22 +92,23 @@ def _add_script_data(m, vault: Vault, d: DerivedScript, *, is_input: bool) -> No
         m.set(t_redeem, b"", d.redeem_script)
     if d.witness_script is not None:
         m.set(t_witness, b"", d.witness_script)
-    for pk, c in sorted(_derivations(vault, d)):
+    for pk, c in sorted(_derivations(vault, d), key=lambda x: x[0]):  # keys are distinct
         m.set(t_bip32, pk, encode_origin(c.fingerprint, c.path + (d.branch, d.index)))
 
 
-def _add_taproot_data(m, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+def _add_taproot_data(m: PsbtMap, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+    leaf_hash, leaf_script = have(d.leaf_hash), have(d.leaf_script)
     origins = {}
     for pk, c in _derivations(vault, d):
-        origins[pk[1:]] = compact_size(1) + d.leaf_hash + encode_origin(c.fingerprint, c.path + (d.branch, d.index))
+        origins[pk[1:]] = compact_size(1) + leaf_hash + encode_origin(c.fingerprint, c.path + (d.branch, d.index))
     if is_input:
-        m.set(F.PSBT_IN_TAP_LEAF_SCRIPT, d.control_block, d.leaf_script + bytes([0xC0]))
+        m.set(F.PSBT_IN_TAP_LEAF_SCRIPT, have(d.control_block), leaf_script + bytes([0xC0]))
         for xonly in sorted(origins):
             m.set(F.PSBT_IN_TAP_BIP32_DERIVATION, xonly, origins[xonly])
         m.set(F.PSBT_IN_TAP_INTERNAL_KEY, b"", NUMS_H)
-        m.set(F.PSBT_IN_TAP_MERKLE_ROOT, b"", d.leaf_hash)
+        m.set(F.PSBT_IN_TAP_MERKLE_ROOT, b"", leaf_hash)
     else:
         m.set(F.PSBT_OUT_TAP_INTERNAL_KEY, b"", NUMS_H)
-        m.set(F.PSBT_OUT_TAP_TREE, b"", bytes([0, 0xC0]) + compact_size(len(d.leaf_script)) + d.leaf_script)
+        m.set(F.PSBT_OUT_TAP_TREE, b"", bytes([0, 0xC0]) + compact_size(len(leaf_script)) + leaf_script)
         for xonly in sorted(origins):
             m.set(F.PSBT_OUT_TAP_BIP32_DERIVATION, xonly, origins[xonly])
