@@ -21,7 +21,9 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo-installed
 	$(BIN)/msigvault demo
 
+# mypy --strict on the public modules (pyproject.toml [tool.mypy]) first: a type error fails CI too
 test: $(VENV)/.dev-installed
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 deep: $(VENV)/.dev-installed

@@ -10,18 +10,18 @@ __version__ = "0.1.0"
 # not typing.TYPE_CHECKING: importing typing would cost start-up time; checkers treat a module
 # constant of this name the same way
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # keep in step with _EXPORTS (tests/test_public_api.py checks it)
+if TYPE_CHECKING:  # keep in step with _EXPORTS (tests/test_public_api.py checks it); "X as X" re-exports
     from typing import Any
 
-    from msigvault.errors import MsigvaultError
-    from msigvault.formats import export_vault, import_vault
-    from msigvault.keys.bip32 import ExtendedKey
-    from msigvault.keys.cosigner import Cosigner
-    from msigvault.keys.keystore import Keystore
-    from msigvault.network import Network
-    from msigvault.policy.vault import DerivedScript, Deviation, Vault
-    from msigvault.scripttypes import ScriptType
-    from msigvault.types import Utxo
+    from msigvault.errors import MsigvaultError as MsigvaultError
+    from msigvault.formats import export_vault as export_vault, import_vault as import_vault
+    from msigvault.keys.bip32 import ExtendedKey as ExtendedKey
+    from msigvault.keys.cosigner import Cosigner as Cosigner
+    from msigvault.keys.keystore import Keystore as Keystore
+    from msigvault.network import Network as Network
+    from msigvault.policy.vault import DerivedScript as DerivedScript, Deviation as Deviation, Vault as Vault
+    from msigvault.scripttypes import ScriptType as ScriptType
+    from msigvault.types import Utxo as Utxo
 
 _EXPORTS = {
     "Vault": "msigvault.policy.vault",
