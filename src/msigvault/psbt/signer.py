@@ -9,6 +9,7 @@ input. See docs/psbt.md for each refusal and the attack it stops.
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable
 
@@ -21,12 +22,14 @@ from ..keys.cosigner import Cosigner
 from ..policy.registration import DEFAULT_INDEX_LIMIT, RegisteredVault, own_cosigner
 from ..policy.vault import DerivedScript, Vault
 from . import fields as F
+from .bip322 import ProofShape, recognise
 from .common import (
     OutputLine,
     check_output,
     have,
     ecdsa_sign,
     ecdsa_verify,
+    display_address,
     pubkey_of,
     resolve_input,
     schnorr_sign,
@@ -97,6 +100,7 @@ class SigningSummary:
     notes: "tuple[str, ...]" = field(default=())
     vault_name: "str | None" = None  # the registered name, when signing for a registered vault
     policy_id: str = ""
+    proof: "ProofOfControl | None" = None  # set when the PSBT is exactly a BIP322 proof (no coins move)
 
     @property
     def payments(self) -> "list[OutputLine]":
@@ -116,6 +120,10 @@ class SigningSummary:
         lines = []
         if self.vault_name is not None:
             lines.append(f"Vault {self.vault_name!r} (registered), policy id {self.policy_id}")
+        if self.proof is not None:
+            lines.extend(self.proof.lines(self.fingerprint))
+            lines.extend(f"  note: {n}" for n in self.notes)
+            return "\n".join(lines)
         lines.append(f"Signing as {self.fingerprint}: spending {self.inputs} vault input(s) worth "
                      f"{format_amount(self.input_total)}")
         for o in self.outputs:
@@ -129,6 +137,39 @@ class SigningSummary:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class ProofOfControl:
+    """A PSBT recognised as a BIP322 proof for one vault address: what the keyholder approves."""
+
+    message: str
+    address: str
+    branch: int
+    index: int
+    to_spend_txid: str
+
+    def lines(self, fingerprint: str) -> "list[str]":
+        where = "change" if self.branch == 1 else "receive"
+        return [f"Signing as {fingerprint}: BIP322 PROOF OF CONTROL: no coins move",
+                f"  address: {self.address} (vault {where} index {self.index})",
+                f"  message: {json.dumps(self.message, ensure_ascii=False)}",
+                f"  (to_sign spends only the virtual to_spend {self.to_spend_txid} of this message and address; "
+                "its one output is OP_RETURN of 0 sats)"]
+
+
+def _proof(psbt: Psbt, inputs: "list[_Input]", vault: Vault, message: "str | None") -> "ProofOfControl | None":
+    """The BIP322 proof ``psbt`` exactly is (see :func:`.bip322.recognise`), or None."""
+    if message is not None and not isinstance(message, str):
+        raise SignerRefusal(f"proof_message must be text, not {type(message).__name__}", field="proof_message")
+    if len(inputs) != 1:
+        return None
+    shape: "ProofShape | None" = recognise(psbt, inputs[0].spent, message)
+    if shape is None:
+        return None
+    d = inputs[0].derived
+    return ProofOfControl(shape.message, display_address(shape.script_pubkey, vault), d.branch, d.index,
+                          shape.to_spend_txid)
+
+
 @dataclass
 class _Input:
     derived: DerivedScript
@@ -137,8 +178,13 @@ class _Input:
 
 
 def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
-          policy: SignerPolicy = SignerPolicy()) -> "tuple[SigningSummary, list[_Input]]":
-    """Verify ``psbt`` against the registered vault; return (SigningSummary, per-input details)."""
+          policy: SignerPolicy = SignerPolicy(),
+          proof_message: "str | None" = None) -> "tuple[SigningSummary, list[_Input]]":
+    """Verify ``psbt`` against the registered vault; return (SigningSummary, per-input details).
+
+    A PSBT that is exactly a BIP322 proof for ``proof_message`` (or for the message it carries)
+    is summarised as a proof (``summary.proof``) and only the fee rules are not applied to it
+    (its fee is 0 and nothing moves); anything else is a spend with every check."""
     registered = vault if isinstance(vault, RegisteredVault) else None
     if registered is not None:
         vault = registered.vault
@@ -183,12 +229,16 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     rate = fee / size
     returned = sum(o.amount for o in outputs if o.is_vault)
     sent = input_total - returned - fee  # everything that leaves the vault and is not proven change
-    refusal = fee_refusal(policy, fee=fee, rate=rate, sent=sent, input_total=input_total,
-                          returns_to_vault=any(o.is_vault for o in outputs))
+    proof = _proof(psbt, inputs, vault, proof_message)
+    refusal = None if proof is not None else fee_refusal(
+        policy, fee=fee, rate=rate, sent=sent, input_total=input_total,
+        returns_to_vault=any(o.is_vault for o in outputs))
     if refusal is not None:
         raise refusal
     notes = []
-    if not sent:
+    if proof is not None:
+        notes.append("proof of control: no coins move")
+    elif not sent:
         notes.append("no payment leaves the vault (consolidation or self-transfer)")
     locktime = psbt.locktime
     if locktime >= 500_000_000:
@@ -198,7 +248,7 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     notes.extend(_relative_timelocks(psbt))
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
                              notes=tuple(notes), policy_id=vault.policy_id,
-                             vault_name=registered.name if registered is not None else None)
+                             vault_name=registered.name if registered is not None else None, proof=proof)
     return summary, inputs
 
 
@@ -272,9 +322,10 @@ def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
 
 
 def prepare(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
-            policy: SignerPolicy = SignerPolicy()) -> "SigningRequest":
+            policy: SignerPolicy = SignerPolicy(), proof_message: "str | None" = None) -> "SigningRequest":
     """Check ``psbt`` for the keyholder ``fingerprint`` without their key: the request to show
-    them (``.summary``) and, once approved, to sign with the very data that was checked."""
+    them (``.summary``) and, once approved, to sign with the very data that was checked.
+    ``summary.proof`` is set when it is exactly a BIP322 proof (see :func:`check`)."""
     if not isinstance(psbt, Psbt):
         raise SignerRefusal("expected a parsed PSBT")
     plain = vault.vault if isinstance(vault, RegisteredVault) else vault
@@ -282,8 +333,21 @@ def prepare(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
         raise RegistrationError(f"this key (fingerprint {bytes(fingerprint).hex()}) is not a cosigner of the vault: "
                                 "check you loaded the right key and the right vault", fingerprint=fingerprint)
     frozen = psbt.copy()  # what is shown is what is signed, whatever the caller does to ``psbt``
-    summary, inputs = check(frozen, vault, fingerprint=fingerprint, policy=policy)
+    summary, inputs = check(frozen, vault, fingerprint=fingerprint, policy=policy, proof_message=proof_message)
     return SigningRequest(frozen, vault, fingerprint, policy, summary, tuple(inputs))
+
+
+def prepare_proof(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes, message: str,
+                  policy: SignerPolicy = SignerPolicy()) -> "SigningRequest":
+    """:func:`prepare` for a BIP322 proof of ``message`` only: SignerRefusal for anything else."""
+    if not isinstance(message, str):
+        raise SignerRefusal(f"the proof message must be text, not {type(message).__name__}", field="proof_message")
+    request = prepare(psbt, vault, fingerprint=fingerprint, policy=policy, proof_message=message)
+    if request.summary.proof is None:
+        raise SignerRefusal(
+            "this PSBT is not a BIP322 proof of the message given (its to_sign and to_spend do not match the "
+            "message and the vault address exactly): it would be a transaction; do not sign it as a proof")
+    return request
 
 
 @dataclass(frozen=True)
