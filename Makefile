@@ -23,6 +23,7 @@ demo: $(VENV)/.demo-installed
 
 # mypy --strict on the public modules (pyproject.toml [tool.mypy]) first: a type error fails CI too
 test: $(VENV)/.dev-installed
+	bash .ci/ensure-postgresql
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
