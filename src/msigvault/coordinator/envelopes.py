@@ -1,0 +1,122 @@
+"""Submissions that arrive as sealed envelopes (docs/envelopes.md, "Submitting to a coordinator").
+
+A keyholder site seals a ``partial-signature`` (or ``refusal``) envelope to the coordinator's
+identity. :func:`submit_envelope` opens and checks it (recipient, decryption, sender, signature,
+expiry, replay and order), checks that the sender's record is signed by the vault key of the
+cosigner it speaks for and that its signing key is the identity key the vault registration lists
+for that cosigner, then hands the PSBT to :meth:`Coordinator.submit` (or the refusal to
+:meth:`Coordinator.refuse`), with the keyholder's statement signature from the payload, so the
+audit log's attestation is unchanged.
+
+The payload helpers (:func:`submission_payload`, :func:`refusal_payload`) run on the keyholder's
+side and need no database: this module imports SQLAlchemy only through the Coordinator it is given.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import hashlib
+import json
+from typing import TYPE_CHECKING, Iterable, Union
+
+from ..identity.envelope import ContentType, OpenedEnvelope, ReplayGuard, open_envelope
+from ..identity.errors import EnvelopeError, WrongSender
+from ..identity.identity import IdentityKey, IdentityRecord
+from .audit import Identity, canonical, refusal_statement, sign_statement, submission_statement
+
+if TYPE_CHECKING:
+    from .sessions import Coordinator, Session, SubmissionResult
+
+__all__ = ["submission_payload", "refusal_payload", "submit_envelope", "MAX_REASON_BYTES"]
+
+_SUBMISSION_FORMAT = "msigvault-submission"
+_REFUSAL_FORMAT = "msigvault-refusal"
+MAX_REASON_BYTES = 2_000
+
+
+def _audit_identity(key: IdentityKey) -> Identity:
+    return Identity(key.signing)
+
+
+def submission_payload(site: IdentityKey, session_id: str, fingerprint: str, psbt: bytes) -> bytes:
+    """The payload of a ``partial-signature`` envelope: the signed PSBT and the site's statement signature."""
+    fp = fingerprint.lower()
+    statement = submission_statement(session_id, hashlib.sha256(psbt).hexdigest(), fp)
+    return canonical({"format": _SUBMISSION_FORMAT, "fingerprint": fp, "psbt": base64.b64encode(psbt).decode(),
+                      "statement_signature": sign_statement(_audit_identity(site), statement)})
+
+
+def refusal_payload(site: IdentityKey, session_id: str, fingerprint: str, reason: str) -> bytes:
+    """The payload of a ``refusal`` envelope: the reason and the site's statement signature."""
+    fp = fingerprint.lower()
+    reason = str(reason)
+    if len(reason.encode()) > MAX_REASON_BYTES:
+        raise EnvelopeError(f"a refusal reason has at most {MAX_REASON_BYTES} bytes; shorten it",
+                            limit=MAX_REASON_BYTES)
+    statement = refusal_statement(session_id, fp, reason)
+    return canonical({"format": _REFUSAL_FORMAT, "fingerprint": fp, "reason": reason,
+                      "statement_signature": sign_statement(_audit_identity(site), statement)})
+
+
+def submit_envelope(coordinator: "Coordinator", data: bytes, *, identity: IdentityKey,
+                    senders: Union[IdentityRecord, Iterable[IdentityRecord]], guard: ReplayGuard,
+                    now: "_dt.datetime | None" = None) -> "Union[SubmissionResult, Session]":
+    """Open a site's envelope addressed to ``identity`` (the coordinator's) and submit what it carries.
+
+    ``senders`` are the site records the coordinator knows; each is re-checked against the
+    session's vault. Returns the :class:`SubmissionResult` (partial-signature) or the updated
+    :class:`Session` (refusal). Envelope refusals raise before anything is stored; the PSBT then
+    meets every check of :meth:`Coordinator.submit`.
+    """
+    opened = open_envelope(data, recipient=identity, senders=senders, guard=guard, now=now)
+    session = coordinator.get(opened.session_id)
+    fp = _registered_sender(coordinator, session, opened)
+    body = _payload(opened, fp)
+    if opened.content_type is ContentType.PARTIAL_SIGNATURE:
+        return coordinator.submit(session.id, body["psbt"], identity_signatures={fp: body["statement_signature"]})
+    return coordinator.refuse(session.id, fp, body["reason"], identity_signature=body["statement_signature"])
+
+
+def _registered_sender(coordinator: "Coordinator", session: "Session", opened: OpenedEnvelope) -> str:
+    """The cosigner fingerprint the sender speaks for; WrongSender unless it is that cosigner's registered identity."""
+    sender = opened.sender
+    if sender.role != "keyholder-site":
+        raise WrongSender(f"{sender.name!r} is a {sender.role} identity: only keyholder sites submit signatures")
+    sender.verify_for_vault(coordinator.vault_file(session.vault_id).vault)
+    fp = sender.fingerprint
+    assert fp is not None  # a verified keyholder-site record names its cosigner
+    registered = coordinator.identities(session.vault_id).get(fp)
+    if registered != sender.signing_key.hex():
+        raise WrongSender(
+            f"{sender.name!r} speaks for cosigner {fp}, but the vault registration lists "
+            + (f"another identity key for it ({registered[:16]}...)" if registered else "no identity key for it")
+            + ": register the site's identity with the vault first", fingerprint=fp)
+    return fp
+
+
+def _payload(opened: OpenedEnvelope, fp: str) -> dict:
+    kind = opened.content_type
+    if kind not in (ContentType.PARTIAL_SIGNATURE, ContentType.REFUSAL):
+        raise EnvelopeError(f"a coordinator takes partial-signature and refusal envelopes, not {kind.label}")
+    try:
+        obj = json.loads(opened.payload)
+    except (ValueError, UnicodeDecodeError):
+        obj = None
+    fields = (("format", "fingerprint", "psbt", "statement_signature") if kind is ContentType.PARTIAL_SIGNATURE
+              else ("format", "fingerprint", "reason", "statement_signature"))
+    want = _SUBMISSION_FORMAT if kind is ContentType.PARTIAL_SIGNATURE else _REFUSAL_FORMAT
+    if not isinstance(obj, dict) or set(obj) != set(fields) or obj["format"] != want or not all(
+            isinstance(obj[k], str) for k in fields):
+        raise EnvelopeError(f"the {kind.label} envelope's payload is not a {want} record: the site's software is "
+                            "broken")
+    if obj["fingerprint"] != fp:
+        raise WrongSender(f"the payload speaks for cosigner {obj['fingerprint']}, but its sender speaks for {fp}",
+                          fingerprint=fp)
+    if kind is ContentType.PARTIAL_SIGNATURE:
+        try:
+            obj["psbt"] = base64.b64decode(obj["psbt"], validate=True)
+        except (binascii.Error, ValueError):
+            raise EnvelopeError("the submission's PSBT is not valid base64: the site's software is broken") from None
+    return obj

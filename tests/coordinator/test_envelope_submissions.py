@@ -1,0 +1,97 @@
+"""Submissions as sealed envelopes: opened, sender checked against the vault registration, then submitted."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from msigvault.coordinator.envelopes import refusal_payload, submission_payload, submit_envelope
+from msigvault.identity import EnvelopeReplayed, IdentityKey, ReplayGuard, WrongSender, seal
+from msigvault.testing.utxos import synthetic_utxo
+
+
+@pytest.fixture
+def setup(kit, tmp_path):
+    vf = kit.make_vault_file("wsh")
+    alice, bob, _ = kit.HOLDERS
+    sites = {}
+    for h in (alice, bob):
+        key = IdentityKey.generate(f"{h.label}-site", "keyholder-site")
+        sites[h.label] = (key, key.record("regtest", root=h.root, cosigner=h.cosigner("wsh")))
+    me = IdentityKey.generate("coordinator", "coordinator")
+    co = kit.open_coordinator(f"sqlite:///{tmp_path / 'co.sqlite'}")
+    co.register_vault(vf, {alice.fingerprint.hex(): sites[alice.label][1].signing_key.hex()})
+    utxos = [synthetic_utxo(vf.vault, 100_000, index=i, seed=f"env{i}") for i in range(2)]
+    psbt = vf.vault.create_psbt(utxos, [(kit.PAYEE, 120_000)], fee_rate=2.0, change_index=0)
+    session = co.new_session(vf, psbt)
+    return kit, vf, co, me, me.record("regtest"), sites, session, psbt
+
+
+def _envelope(site, coordinator_record, session_id, payload, seq=1, kind="partial-signature"):
+    return seal(payload, sender=site[0], recipient=coordinator_record, session_id=session_id, sequence=seq,
+                content_type=kind, expires=dt.timedelta(hours=1))
+
+
+def test_a_sites_envelope_is_submitted_and_attested(setup):
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    alice = kit.HOLDERS[0]
+    raw = kit.signed_copy(vf, psbt, alice)
+    env = _envelope(sites[alice.label], me_record, session.id,
+                    submission_payload(sites[alice.label][0], session.id, alice.fingerprint.hex(), raw))
+    guard = ReplayGuard()
+    result = submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=guard)
+    assert result.outcome == "accepted" and result.signers == (alice.fingerprint.hex(),)
+    entry = [e for e in co.audit_entries(session.id) if e["event"] == "submission.accepted"][-1]
+    assert entry["attestation"]["key"] == sites[alice.label][1].signing_key.hex()
+    co.verify_log()
+    with pytest.raises(EnvelopeReplayed):
+        submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=guard)
+
+
+def test_a_site_without_the_registered_identity_is_refused_before_submit(setup):
+    """Bob's site is genuine (signed by bob's vault key) but the vault lists no identity for bob."""
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    bob = kit.HOLDERS[1]
+    raw = kit.signed_copy(vf, psbt, bob)
+    env = _envelope(sites[bob.label], me_record, session.id,
+                    submission_payload(sites[bob.label][0], session.id, bob.fingerprint.hex(), raw))
+    with pytest.raises(WrongSender, match="no identity key"):
+        submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=ReplayGuard())
+    assert co.submissions(session.id) == []
+
+
+def test_a_payload_for_another_cosigner_is_refused(setup):
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    alice, bob = kit.HOLDERS[:2]
+    raw = kit.signed_copy(vf, psbt, bob)
+    env = _envelope(sites[alice.label], me_record, session.id,
+                    submission_payload(sites[alice.label][0], session.id, bob.fingerprint.hex(), raw))
+    with pytest.raises(WrongSender, match="speaks for cosigner"):
+        submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=ReplayGuard())
+    assert co.submissions(session.id) == []
+
+
+def test_a_refusal_envelope_is_recorded_with_its_attestation(setup):
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    alice = kit.HOLDERS[0]
+    env = _envelope(sites[alice.label], me_record, session.id,
+                    refusal_payload(sites[alice.label][0], session.id, alice.fingerprint.hex(), "fee too high"),
+                    kind="refusal")
+    updated = submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=ReplayGuard())
+    assert updated.cosigner(alice.fingerprint.hex()).reason == "fee too high"
+    entry = [e for e in co.audit_entries(session.id) if e["event"] == "cosigner.refused"][-1]
+    assert entry["attestation"]["statement"]["reason"] == "fee too high"
+
+
+def test_only_keyholder_sites_submit(setup):
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    alice = kit.HOLDERS[0]
+    other = IdentityKey.generate("other-coordinator", "coordinator")
+    raw = kit.signed_copy(vf, psbt, alice)
+    env = seal(submission_payload(other, session.id, alice.fingerprint.hex(), raw), sender=other,
+               recipient=me_record, session_id=session.id, sequence=1, content_type="partial-signature",
+               expires=dt.timedelta(hours=1))
+    with pytest.raises(WrongSender, match="only keyholder sites"):
+        submit_envelope(co, env, identity=me, senders=[other.record("regtest")], guard=ReplayGuard())
+    assert co.submissions(session.id) == []
