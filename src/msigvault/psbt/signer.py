@@ -342,7 +342,11 @@ def prepare_proof(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: 
     """:func:`prepare` for a BIP322 proof of ``message`` only: SignerRefusal for anything else."""
     if not isinstance(message, str):
         raise SignerRefusal(f"the proof message must be text, not {type(message).__name__}", field="proof_message")
-    request = prepare(psbt, vault, fingerprint=fingerprint, policy=policy, proof_message=message)
+    try:
+        request = prepare(psbt, vault, fingerprint=fingerprint, policy=policy, proof_message=message)
+    except SignerRefusal as e:  # the same refusal, saying first that it is not a proof
+        e.args = (f"this PSBT is not a BIP322 proof of the message given, and as a transaction it is refused: {e}",)
+        raise
     if request.summary.proof is None:
         raise SignerRefusal(
             "this PSBT is not a BIP322 proof of the message given (its to_sign and to_spend do not match the "

@@ -1,0 +1,312 @@
+"""msigvault proof ... and msigvault health ...: BIP322 proofs of control and key-health checks."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import (
+    CliError,
+    NotApproved,
+    approve,
+    check_writable,
+    emit,
+    force_option,
+    json_option,
+    load_psbt,
+    load_vault,
+    passphrase_fd_option,
+    psbt_format_option,
+    read_input,
+    unlock_root,
+    write_output,
+    write_psbt,
+)
+
+NETWORKS = click.Choice(["mainnet", "testnet", "signet", "regtest"])
+MAX_JSON_BYTES = 4_000_000
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(proof)
+    cli.add_command(health)
+
+
+def _message(message, message_file) -> str:
+    if (message is None) == (message_file is None):
+        raise CliError("give the message with exactly one of --message TEXT or --message-file FILE")
+    if message is not None:
+        return message
+    try:
+        return read_input(message_file).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{message_file} is not UTF-8 text: a BIP322 message here is text") from None
+
+
+_message_options = [
+    click.option("--message", help="The exact message (text)."),
+    click.option("--message-file", type=click.Path(dir_okay=False), help="Read the message from a file (UTF-8)."),
+]
+
+
+def message_options(f):
+    for option in reversed(_message_options):
+        f = option(f)
+    return f
+
+
+def _read_json(path) -> object:
+    data = read_input(path)
+    if len(data) > MAX_JSON_BYTES:
+        raise CliError(f"{path} is {len(data)} bytes, above the limit of {MAX_JSON_BYTES}")
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CliError(f"{path} is not JSON ({e})") from None
+
+
+@click.group()
+def proof():
+    """BIP322 proofs of control of a vault address: no coins move (see docs/reserves.md)."""
+
+
+@proof.command("create")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@message_options
+@click.option("--index", type=int, default=0, show_default=True, help="Vault address index to prove.")
+@click.option("--change", is_flag=True, help="Prove a change address (branch 1) instead of a receive address.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@psbt_format_option
+@force_option
+@json_option
+def proof_create(vaultfile, message, message_file, index, change, output, fmt, force, as_json):
+    """Build the BIP322 to_sign PSBT for a message and a vault address (coordinator).
+
+    \b
+    Example:
+      msigvault proof create vault.json --message "Auditor Ltd 2026-12-01 nonce 7f3a" -o proof.psbt
+    """
+    from ..reserves.bip322 import create_proof
+
+    vf = load_vault(vaultfile)
+    text = _message(message, message_file)
+    check_writable(output, force=force)
+    branch = 1 if change else 0
+    psbt = create_proof(vf.vault, text, branch=branch, index=index)
+    write_psbt(psbt, output, fmt, force=force)
+    address = vf.vault.derive_branch(branch, index).address
+    emit(as_json, {"output": output, "message": text, "address": address, "branch": branch, "index": index},
+         f"wrote {output}: BIP322 proof of control for {address}; send it to the keyholders to sign")
+
+
+@proof.command("sign")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@message_options
+@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--yes", is_flag=True, help="Sign without asking (the proof is still shown).")
+@passphrase_fd_option
+@psbt_format_option
+@force_option
+@json_option
+def proof_sign(vaultfile, psbtfile, message, message_file, keyfile, output, yes, passphrase_fd, fmt, force,
+               as_json):
+    """Sign a BIP322 proof of the message you were given (keyholder, offline).
+
+    Refuses anything that is not exactly a proof of that message for an address of your
+    registered vault: such a PSBT would be a transaction.
+
+    \b
+    Example:
+      msigvault proof sign vault.json proof.psbt --message "Auditor Ltd 2026-12-01 nonce 7f3a" \\
+          --key alice.key -o alice-proof.psbt
+    """
+    from ..keys.keystore import Keystore
+    from ..psbt.signer import prepare_proof
+
+    vf = load_vault(vaultfile)
+    text = _message(message, message_file)
+    ks = Keystore.open(keyfile)
+    registered = vf.registered(ks.fingerprint)
+    check_writable(output, force=force)
+    request = prepare_proof(load_psbt(psbtfile), registered, fingerprint=bytes.fromhex(ks.fingerprint), message=text)
+    click.echo(request.summary.text(), err=as_json)
+    if not yes and not approve("Sign this proof of control?"):
+        raise NotApproved("not signed: nothing was written")
+    root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
+    signed, summary = request.sign(root)
+    write_psbt(signed, output, fmt, force=force)
+    emit(as_json, {**summary.to_dict(), "output": output},
+         f"signed the proof as {summary.fingerprint}; wrote {output}")
+
+
+@proof.command("finalize")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The proof file (JSON: message, address, full and simple signatures).")
+@force_option
+@json_option
+def proof_finalize(vaultfile, psbtfiles, output, force, as_json):
+    """Combine signed copies (every signature verified), finalize with m signatures and write the
+    BIP322 full and simple signatures (coordinator)."""
+    from ..reserves.bip322 import encode
+
+    vf = load_vault(vaultfile)
+    check_writable(output, force=force)
+    final = vf.vault.finalize(vf.vault.combine([load_psbt(f) for f in psbtfiles]))
+    enc = encode(final, vf.vault)
+    data = {"kind": "msigvault-bip322-proof", "policy_id": vf.vault.policy_id, **enc.to_dict()}
+    write_output(output, (json.dumps(data, indent=2) + "\n").encode(), force=force)
+    emit(as_json, {**data, "output": output},
+         f"wrote {output}: BIP322 proof for {enc.address}"
+         + (", scripts verified by libbitcoinkernel" if enc.verified_by_kernel else ""))
+
+
+@proof.command("verify")
+@message_options
+@click.option("--address", help="The address the signature is for (default: the proof file's).")
+@click.option("--signature", help="A BIP322 simple or full signature (base64).")
+@click.option("--proof", "proof_file", type=click.Path(dir_okay=False),
+              help="A proof file from 'proof finalize' (message, address and signatures from it).")
+@click.option("--vault", "vaultfile", type=click.Path(dir_okay=False),
+              help="Also require the address to be this vault's (and use its network).")
+@click.option("-n", "--network", type=NETWORKS, help="The address's network (without --vault).")
+@json_option
+def proof_verify(message, message_file, address, signature, proof_file, vaultfile, network, as_json):
+    """Verify a BIP322 signature made by anyone (single-key or multisig) with libbitcoinkernel.
+
+    Exits 2 if it is invalid (or cannot be checked here).
+
+    \b
+    Example:
+      msigvault proof verify -n mainnet --address bc1q... --message "Hello World" --signature AkcwRAIg...
+    """
+    from ..network import Network
+    from ..reserves import bip322
+
+    signatures = []
+    if proof_file is not None:
+        data = _read_json(proof_file)
+        if not isinstance(data, dict) or data.get("kind") != "msigvault-bip322-proof":
+            raise CliError(f"{proof_file} is not a msigvault BIP322 proof file")
+        message = message if message is not None or message_file is not None else str(data["message"])
+        address = address or str(data["address"])
+        signatures = [s for s in (data.get("full"), data.get("simple")) if isinstance(s, str)]
+    text = _message(message, message_file)
+    if signature is not None:
+        signatures = [signature]
+    if not signatures or address is None:
+        raise CliError("give --address and --signature, or --proof FILE")
+    results = []
+    for sig in signatures:
+        if vaultfile is not None:
+            results.append(bip322.verify_for_vault(load_vault(vaultfile).vault, text, address, sig))
+        else:
+            if network is None:
+                raise CliError("give the address's network with -n/--network (or --vault)")
+            results.append(bip322.verify(text, address, sig, Network.from_name(network)))
+    emit(as_json, {"valid": True, "results": [r.to_dict() for r in results]},
+         "\n".join(f"VALID {r.format} BIP322 signature: {address} signed {json.dumps(text, ensure_ascii=False)}"
+                   + (f" (vault index {r.vault_index})" if r.vault_index is not None else "") for r in results))
+
+
+@click.group()
+def health():
+    """Key-health checks: each keyholder signs a dated challenge with their vault key, offline."""
+
+
+@health.command("challenge")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--date", "day", required=True, help="The challenge date, YYYY-MM-DD.")
+@click.option("--index", type=int, default=0, show_default=True, help="Vault path index of the keys to prove.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@force_option
+@json_option
+def health_challenge(vaultfile, day, index, output, force, as_json):
+    """Issue one dated challenge per keyholder (coordinator): one file for everyone."""
+    from ..reserves.health import issue
+
+    vf = load_vault(vaultfile)
+    check_writable(output, force=force)
+    chs = issue(vf.vault, date=day, index=index)
+    data = {"challenges": [c.to_dict() for c in chs]}
+    write_output(output, (json.dumps(data, indent=2) + "\n").encode(), force=force)
+    emit(as_json, {**data, "output": output},
+         f"wrote {output}: {len(chs)} challenge(s) dated {chs[0].date}; send it to every keyholder")
+
+
+def _challenges(path):
+    from ..reserves.health import Challenge
+
+    data = _read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("challenges"), list):
+        raise CliError(f"{path} is not a challenge file from 'msigvault health challenge'")
+    return [Challenge.from_dict(c) for c in data["challenges"]]
+
+
+@health.command("respond")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("challengefile", type=click.Path(dir_okay=False))
+@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--yes", is_flag=True, help="Sign without asking (the challenge is still shown).")
+@passphrase_fd_option
+@force_option
+@json_option
+def health_respond(vaultfile, challengefile, keyfile, output, yes, passphrase_fd, force, as_json):
+    """Answer your challenge with your vault key (keyholder, offline; BIP322 simple).
+
+    \b
+    Example:
+      msigvault health respond vault.json challenges.json --key alice.key -o alice-health.json
+    """
+    from ..keys.keystore import Keystore
+    from ..reserves.health import respond
+
+    vf = load_vault(vaultfile)
+    ks = Keystore.open(keyfile)
+    registered = vf.registered(ks.fingerprint)
+    check_writable(output, force=force)
+    mine = [c for c in _challenges(challengefile) if c.fingerprint == ks.fingerprint]
+    if len(mine) != 1:
+        raise CliError(f"{challengefile} holds {len(mine)} challenges for {ks.fingerprint}: expected exactly one")
+    c = mine[0]
+    click.echo(f"Key-health check: sign this message with your vault key ({c.address}); no coins move:\n"
+               + "\n".join(f"  {json.dumps(line, ensure_ascii=False)[1:-1]}" for line in c.message.split("\n")),
+               err=as_json)
+    if not yes and not approve("Sign this challenge?"):
+        raise NotApproved("not signed: nothing was written")
+    root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
+    registered.registration.verify_with_root(registered.vault, root, name=registered.name)
+    r = respond(c, registered.vault, root)
+    write_output(output, (json.dumps(r.to_dict(), indent=2) + "\n").encode(), force=force)
+    emit(as_json, {**r.to_dict(), "output": output}, f"wrote {output}: send it back to the coordinator")
+
+
+@health.command("report")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("challengefile", type=click.Path(dir_okay=False))
+@click.argument("responsefiles", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--as-of", "as_of", help="The report date, YYYY-MM-DD (default: today).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
+@force_option
+@json_option
+def health_report(vaultfile, challengefile, responsefiles, as_of, output, force, as_json):
+    """Who passed, who failed, who has not answered and for how many days (coordinator).
+
+    Exits 0 even if someone failed; the report says so (``all_passed``)."""
+    import datetime
+
+    from ..reserves.health import Response, report
+
+    vf = load_vault(vaultfile)
+    if output is not None:
+        check_writable(output, force=force)
+    responses = [Response.from_dict(_read_json(f)) for f in responsefiles]
+    rep = report(vf.vault, _challenges(challengefile), responses, as_of=as_of or datetime.date.today())
+    if output is not None:
+        write_output(output, (json.dumps(rep.to_dict(), indent=2) + "\n").encode(), force=force)
+    emit(as_json, rep.to_dict(), rep.text() + (f"\nwrote {output}" if output else ""))
