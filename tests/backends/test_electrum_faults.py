@@ -288,3 +288,25 @@ def _fake_coin():
     from msigvault.types import Utxo
 
     return Utxo("cd" * 32, 0, 50_000, ANYONE_CAN_SPEND_SCRIPT_PUBKEY, 0, 0)
+
+
+def test_a_dropped_connection_is_reopened_and_subscriptions_renewed(scripted):
+    seen = []
+    status = status_hash([(TXID, 9)])
+
+    def answer(r):
+        one = r[0] if isinstance(r, list) else r
+        seen.append(one["method"])
+        if one["method"] == "blockchain.scripthash.subscribe":
+            out = batch(r, lambda x: status)
+            return (out, "close") if seen.count(one["method"]) == 1 else out
+        return reply(r, {"hex": "00" * 80, "height": 3})
+
+    server = scripted(answer)
+    with server.backend() as backend:
+        assert backend.subscribe([SCRIPT]) == {SCRIPT: status}
+        assert backend.tip().height == 3  # the first attempt meets the closed stream; the retry reconnects
+        assert server.connections == 2
+        assert seen == ["blockchain.scripthash.subscribe", "blockchain.scripthash.subscribe",
+                        "blockchain.headers.subscribe"]
+        assert backend.poll_status() == {SCRIPT: status}  # the renewed subscription's status

@@ -48,11 +48,14 @@ def server_command() -> list[str]:
 class ElectrumXServer:
     """ElectrumX for ``node`` (a started :class:`~msigvault.regtest.node.RegtestNode`; it logs in
     with ``node.rpc_url``'s credentials), its database and log in ``directory``; TLS too when
-    given a certificate and key file."""
+    given a certificate and key file. ``settings`` are further ElectrumX environment variables
+    (e.g. ``{"COST_SOFT_LIMIT": "0", "COST_HARD_LIMIT": "0"}`` turns off its per-session
+    throttling)."""
 
     def __init__(self, node: Any, directory: "str | os.PathLike[str]", *, certfile: Optional[str] = None,
-                 keyfile: Optional[str] = None):
+                 keyfile: Optional[str] = None, settings: Optional[dict[str, str]] = None):
         self.node = node
+        self.settings = dict(settings or {})
         self.directory = Path(directory)
         self.certfile, self.keyfile = certfile, keyfile
         self.tcp_port = free_port()
@@ -73,6 +76,7 @@ class ElectrumXServer:
                    SERVICES=",".join(services), REPORT_SERVICES="", PEER_DISCOVERY="off",
                    PEER_ANNOUNCE="", DAEMON_POLL_INTERVAL_BLOCKS=str(POLL_MSEC),
                    DAEMON_POLL_INTERVAL_MEMPOOL=str(POLL_MSEC), LOG_LEVEL="info")
+        env.update(self.settings)
         return env
 
     def start(self) -> "ElectrumXServer":
