@@ -19,7 +19,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Union
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,7 +29,10 @@ from .errors import (
     EnvelopeError, EnvelopeExpired, EnvelopeOutOfOrder, EnvelopeReplayed, EnvelopeTampered, EnvelopeTooLarge,
     EnvelopeTruncated, WrongRecipient, WrongSender,
 )
-from .identity import ID_LEN, IdentityKey, IdentityRecord
+from .identity import IdentityKey, IdentityRecord
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.hpke import Suite
 
 __all__ = [
     "ContentType", "EnvelopeHeader", "OpenedEnvelope", "ReplayGuard", "seal", "open_envelope", "read_header",
@@ -79,7 +82,7 @@ class ContentType(enum.IntEnum):
                             field="content_type")
 
 
-def _suite():  # imported on use: HPKE needs cryptography 50 or newer
+def _suite() -> "Suite":  # imported on use: HPKE needs cryptography 50 or newer
     try:
         from cryptography.hazmat.primitives import hpke
     except ImportError:  # pragma: no cover - depends on the installed cryptography
@@ -216,7 +219,7 @@ class OpenedEnvelope:
                 f"type={self.content_type.label}, payload={len(self.payload)} bytes sha256 "
                 f"{self.payload_sha256[:16]}...)")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> "dict[str, Any]":
         """Metadata for --json (the payload itself is written to a file, not printed)."""
         return {"sender": self.sender.name, "sender_id": self.sender.id.hex(), "recipient_id": self.recipient_id.hex(),
                 "session": self.session_id, "sequence": self.sequence, "content_type": self.content_type.label,
@@ -265,7 +268,10 @@ def open_envelope(data: bytes, *, recipient: IdentityKey, senders: Senders, guar
                           payload)
 
 
-def _parse_inner(inner: bytes, header: EnvelopeHeader) -> tuple:
+_Inner = Tuple[bytes, bytes, ContentType, int, int, int, str, bytes]
+
+
+def _parse_inner(inner: bytes, header: EnvelopeHeader) -> _Inner:
     """The signed fields; malformed ones (a broken sender) are EnvelopeError, checked in linear time."""
     if len(inner) < _MIN_INNER:
         raise EnvelopeError("the envelope's contents are too short: the sender's software is broken")

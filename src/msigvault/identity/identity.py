@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from embit.hashes import tagged_hash
 from embit.util import secp256k1 as _secp
@@ -76,7 +76,7 @@ def identity_pubkey(cosigner: "Cosigner") -> bytes:
     return cosigner.pubkey_at(IDENTITY_BRANCH, 0)
 
 
-def _raw(key: Any) -> bytes:
+def _raw(key: "Ed25519PublicKey | X25519PublicKey") -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
