@@ -95,3 +95,25 @@ def test_only_keyholder_sites_submit(setup):
     with pytest.raises(WrongSender, match="only keyholder sites"):
         submit_envelope(co, env, identity=me, senders=[other.record("regtest")], guard=ReplayGuard())
     assert co.submissions(session.id) == []
+
+
+def test_an_envelope_for_one_session_carrying_another_sessions_psbt_is_refused(setup):
+    """The statement signature names the session, and the PSBT's txid must be that session's."""
+    from msigvault.coordinator import SubmissionRefused
+
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    alice = kit.HOLDERS[0]
+    utxos = [synthetic_utxo(vf.vault, 90_000, index=5, seed="other")]
+    other = co.new_session(vf, vf.vault.create_psbt(utxos, [(kit.PAYEE, 50_000)], fee_rate=2.0, change_index=1))
+    raw_other = kit.signed_copy(vf, vf.vault.create_psbt(utxos, [(kit.PAYEE, 50_000)], fee_rate=2.0,
+                                                         change_index=1), alice)
+    env = _envelope(sites[alice.label], me_record, session.id,
+                    submission_payload(sites[alice.label][0], session.id, alice.fingerprint.hex(), raw_other))
+    with pytest.raises(SubmissionRefused, match="another transaction"):
+        submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=ReplayGuard())
+    # a statement made for the other session does not pass in this one either
+    env = _envelope(sites[alice.label], me_record, session.id,
+                    submission_payload(sites[alice.label][0], other.id, alice.fingerprint.hex(),
+                                       kit.signed_copy(vf, psbt, alice)), seq=2)
+    with pytest.raises(SubmissionRefused, match="identity signature"):
+        submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=ReplayGuard())

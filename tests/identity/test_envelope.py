@@ -254,3 +254,16 @@ def test_the_bytes_are_where_docs_envelopes_md_says(alice_site, coordinator):
     Ed25519PublicKey.from_public_bytes(alice_site[1].signing_key).verify(
         inner[-64:], b"msigvault/envelope-sig/v1\0" + env[:26] + inner[:-64])
     assert envmod.MAX_ENVELOPE == 200 + 64 + 8 * 1024 * 1024 == 8_388_872
+
+
+@pytest.mark.parametrize("content", ['{"format":"x"}', '{"format":"msigvault-replay-guard","version":1,"entries":'
+                                     '[{"sender":"00","session":"s","accepted":["1"]}]}',
+                                     '{"format":"msigvault-replay-guard","version":1,"entries":'
+                                     '[{"sender":"00","session":"s","accepted":[2,1]}]}',
+                                     '{"format":"msigvault-replay-guard","version":1,"entries":'
+                                     '[{"sender":"00","session":"s","accepted":[true]}]}'])
+def test_a_damaged_replay_state_is_refused(tmp_path, content):
+    path = tmp_path / "seen.json"
+    path.write_text(content)
+    with pytest.raises(EnvelopeError, match="damaged"):
+        ReplayGuard.load(path)

@@ -363,9 +363,10 @@ class ReplayGuard:
             assert obj["format"] == "msigvault-replay-guard" and obj["version"] == 1
             accepted = {}
             for row in obj["entries"]:
-                seqs = [int(s) for s in row["accepted"]]
-                assert seqs == sorted(set(seqs)) and all(0 <= s < 2 ** 64 for s in seqs)
-                accepted[(bytes.fromhex(row["sender"]), str(row["session"]))] = seqs
+                seqs = row["accepted"]
+                assert isinstance(seqs, list) and all(type(s) is int and 0 <= s < 2 ** 64 for s in seqs)
+                assert seqs == sorted(set(seqs)) and isinstance(row["session"], str)
+                accepted[(bytes.fromhex(row["sender"]), row["session"])] = list(seqs)
         except (ValueError, KeyError, TypeError, AssertionError):
             raise EnvelopeError(f"replay state {p} is damaged: restore it from a backup (a lost state lets old "
                                 "envelopes be replayed)", path=p) from None

@@ -302,7 +302,11 @@ class IdentityRecord:
     @property
     def fingerprint(self) -> "str | None":
         """The cosigner's master fingerprint (hex) a site speaks for; None for other roles."""
-        return self.cosigner[1:9] if self.cosigner else None
+        if not self.cosigner:
+            return None
+        from ..keys.cosigner import Cosigner
+
+        return Cosigner.parse(self.cosigner).fingerprint.hex()
 
     def body(self) -> "dict[str, Any]":
         return {"format": RECORD_FORMAT, "version": RECORD_VERSION, "name": self.name, "role": self.role,
