@@ -267,3 +267,12 @@ def test_a_damaged_replay_state_is_refused(tmp_path, content):
     path.write_text(content)
     with pytest.raises(EnvelopeError, match="damaged"):
         ReplayGuard.load(path)
+
+
+@settings(max_examples=200)
+@given(data=st.binary(max_size=600))
+def test_arbitrary_bytes_are_refused_with_an_envelope_error(alice_site, coordinator, data):
+    with pytest.raises(EnvelopeError):
+        open_(data, coordinator, [alice_site[1]])
+    with pytest.raises(EnvelopeError):
+        open_(b"MSVE\x01\x01" + coordinator[0].id + data, coordinator, [alice_site[1]])

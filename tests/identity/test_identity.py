@@ -283,3 +283,29 @@ def test_the_identity_layer_stays_offline():
             " or m.startswith(('msigvault.coordinator', 'msigvault.backends', 'msigvault.service'))]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200)
+@given(data=st.binary(max_size=2000) | st.text(max_size=500).map(str.encode))
+def test_arbitrary_bytes_are_refused_as_a_record(data):
+    with pytest.raises(IdentityRecordError):
+        IdentityRecord.from_bytes(data)
+
+
+@settings(max_examples=100)
+@given(pos=st.integers(min_value=0), flip=st.integers(1, 255))
+def test_any_changed_byte_of_a_record_is_refused(vault, alice_site, pos, flip):
+    data = bytearray(alice_site[1].to_bytes())
+    data[pos % len(data)] ^= flip
+    with pytest.raises(MsigvaultError):
+        IdentityRecord.from_bytes(bytes(data)).verify_for_vault(vault)
+
+
+def test_a_record_for_an_unknown_network_is_refused_at_parse(coordinator):
+    obj = dict(coordinator[1].to_dict(), network="bitcoin")  # an alias Network.from_name knows, not a record's
+    with pytest.raises(IdentityRecordError, match="network"):
+        IdentityRecord.from_bytes(ksmod._canonical(obj) + b"\n")

@@ -64,6 +64,7 @@ _PAYLOAD_LEN = 64  # Ed25519 private bytes (32) + X25519 private bytes (32)
 _CREATED_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 _CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _HEX_RE = re.compile(r"[0-9a-f]*\Z")
+_NETWORKS = ("mainnet", "testnet", "signet", "regtest")
 
 
 def identity_id(signing_key: bytes, encryption_key: bytes) -> bytes:
@@ -352,7 +353,7 @@ class IdentityRecord:
         cs = None if obj["cosigner_signature"] is None else _hex(obj["cosigner_signature"], 64)
         if sk is None or ek is None or ss is None or (obj["cosigner_signature"] is not None and cs is None):
             raise IdentityRecordError("an identity record's keys are 32 and signatures 64 bytes of lower-case hex")
-        if not _valid_created(obj["created"]) or not isinstance(obj["network"], str):
+        if not _valid_created(obj["created"]) or obj["network"] not in _NETWORKS:
             raise IdentityRecordError("an identity record's created time or network is malformed")
         if obj["cosigner"] is not None and not isinstance(obj["cosigner"], str):
             raise IdentityRecordError("an identity record's cosigner is a key origin and xpub, or null")
