@@ -91,4 +91,21 @@ def test_key_health_check_through_the_cli(site: Path):
     assert [k["status"] for k in rep["keyholders"]].count("passed") == 2
     missing = [k for k in rep["keyholders"] if k["status"] == "missing"]
     assert len(missing) == 1 and missing[0]["days_waiting"] == 4 and rep["all_passed"] is False
-    assert json.loads((site / "report.json").read_text()) == rep
+    assert json.loads((site / "report.json").read_text()) == {k: v for k, v in rep.items() if k != "recorded"}
+
+
+def test_health_report_recorded_in_the_audit_log(site: Path):
+    if not (site / "challenges.json").exists():
+        pytest.fail("runs after the key-health CLI test in this module")
+    out = json.loads(msigvault("health", "report", "vault.json", "challenges.json", "alice-health.json",
+                               "--as-of", "2026-12-02", "--record", "--json", cwd=site).stdout)
+    assert out["recorded"] is True
+    verified = json.loads(msigvault("audit", "verify", "--vault", "vault.json", "--json", cwd=site).stdout)
+    assert verified["ok"] is True and verified["entries"] >= 3  # log.created, vault.registered, health.reported
+    from msigvault.coordinator.db import Database, default_url
+    from msigvault.coordinator.sessions import Coordinator
+
+    co = Coordinator(Database.open(default_url(site / "vault.json")), None)
+    entries = [e for e in co.audit_entries() if e["event"] == "health.reported"]
+    assert len(entries) == 1 and entries[0]["data"]["as_of"] == "2026-12-02"
+    assert [k["status"] for k in entries[0]["data"]["keyholders"]].count("missing") == 2

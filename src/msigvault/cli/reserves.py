@@ -292,12 +292,18 @@ def health_respond(vaultfile, challengefile, keyfile, output, yes, passphrase_fd
 @click.argument("responsefiles", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--as-of", "as_of", help="The report date, YYYY-MM-DD (default: today).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
+@click.option("--record", is_flag=True, help="Also record the report in the coordinator's audit log.")
+@click.option("--db", "db_url", default=None,
+              help="With --record: the coordinator database URL (default: VAULT.sessions.sqlite next to the vault file).")
+@click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+              help="With --record: the coordinator's Ed25519 key (default as for 'msigvault session').")
 @force_option
 @json_option
-def health_report(vaultfile, challengefile, responsefiles, as_of, output, force, as_json):
+def health_report(vaultfile, challengefile, responsefiles, as_of, output, record, db_url, key_path, force, as_json):
     """Who passed, who failed, who has not answered and for how many days (coordinator).
 
-    Exits 0 even if someone failed; the report says so (``all_passed``)."""
+    Exits 0 even if someone failed; the report says so (``all_passed``). With --record the
+    report becomes an entry (``health.reported``) of the coordinator's audit log."""
     import datetime
 
     from ..reserves.health import Response, report
@@ -307,6 +313,13 @@ def health_report(vaultfile, challengefile, responsefiles, as_of, output, force,
         check_writable(output, force=force)
     responses = [Response.from_dict(_read_json(f)) for f in responsefiles]
     rep = report(vf.vault, _challenges(challengefile), responses, as_of=as_of or datetime.date.today())
+    if record:
+        from .sessions import _open
+
+        co = _open(vaultfile, db_url, key_path, write=True)
+        co.register_vault(vf)  # as 'session new' does: a vault the database already holds is unchanged
+        co.record_health_check(rep.to_dict())
     if output is not None:
         write_output(output, (json.dumps(rep.to_dict(), indent=2) + "\n").encode(), force=force)
-    emit(as_json, rep.to_dict(), rep.text() + (f"\nwrote {output}" if output else ""))
+    emit(as_json, {**rep.to_dict(), "recorded": record},
+         rep.text() + (f"\nwrote {output}" if output else "") + ("\nrecorded in the audit log" if record else ""))

@@ -291,6 +291,15 @@ class Coordinator:
             self._append(conn, "config.changed",
                          data={"key": key, "old": None if old is None else json.loads(old), "new": value})
 
+    def record_health_check(self, report: Mapping[str, Any]) -> None:
+        """Record a key-health check report (``msigvault.reserves.health.HealthReport.to_dict()``) of
+        a registered vault in the audit log, as event ``health.reported``."""
+        if not isinstance(report, Mapping) or report.get("kind") != "msigvault-key-health-report":
+            raise CoordinatorError("not a key-health report: record what msigvault health report produced")
+        self.vault_file(str(report.get("policy_id")))  # refuses a vault this coordinator never registered
+        with self.db.write() as conn:
+            self._append(conn, "health.reported", data=json.loads(json.dumps(report)))
+
     def audit_lines(self) -> "list[bytes]":
         with self.db.read() as conn:
             return [bytes(r.line) for r in conn.execute(sa.select(D.audit_log.c.line).order_by(D.audit_log.c.seq))]
