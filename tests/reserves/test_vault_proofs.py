@@ -211,3 +211,45 @@ def test_verify_for_vault_refuses_a_foreign_address():
                            script="wsh", network=NET)
     with pytest.raises(ProofInvalid, match="not among the vault's"):
         R.verify_for_vault(vault, MSG, other.address(0), "AA==")
+
+
+# -- any message, hostile sizes -----------------------------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.text(max_size=200), st.integers(0, 50), st.sampled_from(SCRIPTS))
+def test_any_message_round_trips(message, index, script):
+    vault = vault_for(script)
+    psbt = R.create_proof(vault, message, index=index)
+    req = prepare(psbt, vault, fingerprint=HOLDERS[0].fingerprint)
+    assert req.summary.proof is not None and req.summary.proof.message == message
+    copies = [req.sign(HOLDERS[0].root)[0], prepare(psbt, vault, fingerprint=HOLDERS[2].fingerprint).sign(HOLDERS[2].root)[0]]
+    enc = R.encode(vault.finalize(vault.combine(copies)), vault)
+    assert R.verify_for_vault(vault, message, enc.address, enc.full).vault_index == index
+
+
+def test_hostile_sizes_are_refused_before_work():
+    vault = vault_for("wsh")
+    with pytest.raises(ProofError, match="limit"):
+        R.create_proof(vault, "x" * (B.MAX_MESSAGE_BYTES + 1))
+    with pytest.raises(ProofInvalid, match="limit"):
+        R.verify(MSG, vault.address(0), "A" * (R.MAX_SIGNATURE_CHARS + 1), NET)
+    psbt = R.create_proof(vault, MSG)
+    psbt.globals.set(F.PSBT_GLOBAL_PROPRIETARY, B.MESSAGE_KEY, b"x" * (B.MAX_MESSAGE_BYTES + 1))
+    assert B.embedded_message(psbt) is None  # an oversized embedded message is no message: not a proof
+    with pytest.raises(FeeLimitExceeded):
+        check(psbt, vault, fingerprint=HOLDERS[0].fingerprint)
+
+
+def test_broadcasting_a_proof_is_refused():
+    """A finalized proof is not a network transaction (its input does not exist): the extractor,
+    which is for broadcast, keeps refusing its zero fee; encode() is the way out."""
+    from msigvault.errors import ExtractError
+
+    vault = vault_for("wsh")
+    psbt = R.create_proof(vault, MSG)
+    final = vault.finalize(vault.combine(signed_by(vault, psbt, HOLDERS[:2])))
+    with pytest.raises(ExtractError, match="minimum relay fee"):
+        vault.extract(final)
+    assert R.encode(final, vault).verified_by_kernel
