@@ -112,3 +112,21 @@ def test_help_stays_lazy():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_envelope_goes_through_bbqr_parts_on_the_command_line(setup):
+    import random
+
+    (setup / "big.psbt").write_bytes(random.Random(3).randbytes(4000))
+    out = json.loads(run("envelope", "seal", setup / "big.psbt", "--from", setup / "alice-site.identity", "--to",
+                         setup / "coordinator.record", "--session", "s-9", "--seq", "1", "--type", "psbt",
+                         "-o", setup / "big.msve", "--bbqr", setup / "big.bbqr", "--json").output)
+    lines = (setup / "big.bbqr").read_text().split()
+    assert out["bbqr_parts"] == len(lines) > 1 and all(line.startswith("B$") for line in lines)
+    (setup / "shuffled.bbqr").write_text("\n".join(reversed(lines)) + "\n")
+    run("envelope", "open", setup / "shuffled.bbqr", "--as", setup / "coordinator.identity", "--from",
+        setup / "alice-site.record", "--vault", setup / "vault.json", "-o", setup / "big.out")
+    assert (setup / "big.out").read_bytes() == (setup / "big.psbt").read_bytes()
+    assert err("envelope", "open", setup / "shuffled.bbqr", "--as", setup / "coordinator.identity", "--from",
+               setup / "alice-site.record", "--vault", setup / "vault.json", "-o", setup / "big2.out") \
+        == "envelope.replayed"

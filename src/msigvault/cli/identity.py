@@ -221,6 +221,27 @@ def identity_verify_record(record_file, vaultfile, cosigner_file, network, as_js
     emit(as_json, {"ok": True, **_record_json(record)}, _record_text(record) + "\nOK: the record verifies")
 
 
+def _bbqr_parts(data: bytes) -> "list[str]":
+    from ..transport.bbqr import bbqr_split
+
+    return list(bbqr_split(data, "B").parts)
+
+
+def _envelope_bytes(raw: bytes) -> bytes:
+    """The envelope in a file: its bytes, or rebuilt from BBQr parts (a text file, one part per line)."""
+    from ..identity.envelope import MAGIC
+
+    if raw.startswith(MAGIC) or not raw.lstrip().startswith(b"B$"):
+        return raw
+    from ..transport.bbqr import bbqr_join
+
+    lines = [line.strip() for line in raw.decode("ascii", "replace").splitlines() if line.strip()]
+    result = bbqr_join(lines)
+    if result.file_type != "B":
+        raise CliError(f"the BBQr parts carry file type {result.file_type}, not an envelope (type B)")
+    return result.data
+
+
 # -- envelope ------------------------------------------------------------------------------------
 
 
@@ -242,11 +263,13 @@ def envelope():
 @click.option("--type", "content_type", type=TYPES, required=True)
 @click.option("--expires", default="24h", show_default=True, help="How long it stays valid: 90m, 24h, 7d.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--bbqr", "bbqr_file", type=click.Path(dir_okay=False), default=None,
+              help="Also write the envelope as BBQr parts (type B), one per line, for animated QR.")
 @identity_fd_option
 @force_option
 @json_option
 def envelope_seal(payload_file, from_identity, to_record, vaultfile, session_id, sequence, content_type, expires,
-                  output, passphrase_fd, force, as_json):
+                  output, bbqr_file, passphrase_fd, force, as_json):
     """Seal PAYLOAD_FILE (a PSBT, partial PSBT, registration or refusal) for one recipient.
 
     \b
@@ -262,8 +285,12 @@ def envelope_seal(payload_file, from_identity, to_record, vaultfile, session_id,
     sender = _load_identity(from_identity, passphrase_fd)
     data = seal(payload, sender=sender, recipient=recipient, session_id=session_id, sequence=sequence,
                 content_type=content_type, expires=until)
+    parts = _bbqr_parts(data) if bbqr_file else None
     write_output(output, data, force=force)
-    emit(as_json, {"output": output, "bytes": len(data), "recipient": recipient.name,
+    if parts is not None:
+        write_output(bbqr_file, ("\n".join(parts) + "\n").encode(), force=force)
+    emit(as_json, {"output": output, "bytes": len(data), "bbqr": bbqr_file, "bbqr_parts": len(parts or ()),
+                   "recipient": recipient.name,
                    "recipient_id": recipient.id.hex(), "session": session_id, "sequence": sequence,
                    "content_type": content_type},
          f"sealed {len(payload):,} bytes for {recipient.name} ({len(data):,}-byte envelope) in {output}")
@@ -285,7 +312,8 @@ def envelope_seal(payload_file, from_identity, to_record, vaultfile, session_id,
 @json_option
 def envelope_open(envelope_file, as_identity, from_records, vaultfile, state_file, output, passphrase_fd, force,
                   as_json):
-    """Check and open an envelope: recipient, decryption, sender, signature, expiry, replay and order.
+    """Check and open an envelope (binary, or a text file of its BBQr parts, one per line, any order):
+    recipient, decryption, sender, signature, expiry, replay and order.
 
     \b
     Example:
@@ -296,7 +324,7 @@ def envelope_open(envelope_file, as_identity, from_records, vaultfile, state_fil
 
     vault = _vault(vaultfile)
     senders = [_trusted(_read_record(r), vault) for r in from_records]
-    data = read_input(envelope_file)
+    data = _envelope_bytes(read_input(envelope_file))
     state = Path(state_file) if state_file else Path(as_identity).with_name(Path(as_identity).name + ".seen.json")
     guard = ReplayGuard.load(state)
     guard.path = None  # saved below, after the payload is written
