@@ -130,3 +130,14 @@ def test_an_envelope_goes_through_bbqr_parts_on_the_command_line(setup):
     assert err("envelope", "open", setup / "shuffled.bbqr", "--as", setup / "coordinator.identity", "--from",
                setup / "alice-site.record", "--vault", setup / "vault.json", "-o", setup / "big2.out") \
         == "envelope.replayed"
+
+
+def test_oversized_files_are_refused_before_they_are_read(setup):
+    from msigvault.identity.envelope import MAX_ENVELOPE
+
+    with open(setup / "huge.msve", "wb") as f:
+        f.truncate(2 * MAX_ENVELOPE + 5000)  # sparse: costs no disk
+    assert err("envelope", "open", setup / "huge.msve", "--as", setup / "coordinator.identity", "--from",
+               setup / "alice-site.record", "--vault", setup / "vault.json", "-o", setup / "h") == "envelope.too-large"
+    (setup / "huge.record").write_bytes(b"{" * 10_000)
+    assert err("identity", "verify-record", setup / "huge.record") == "identity.record"

@@ -41,10 +41,29 @@ def _load_identity(path, fd):
     return IdentityKey.load(path, _identity_passphrase(fd, prompt=f"Passphrase for identity {path}: "))
 
 
-def _read_record(path):
-    from ..identity import IdentityRecord
+def _read_limited(path, limit: int, error=None) -> bytes:
+    """A file's bytes, refusing (before reading it all) one larger than ``limit`` with ``error``."""
+    from ..identity import EnvelopeTooLarge
 
-    return IdentityRecord.from_bytes(read_input(path))
+    error = error or EnvelopeTooLarge
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise CliError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{p} is a directory, not a file") from None
+    if len(data) > limit:
+        raise error(f"{p} is larger than {limit:,} bytes: refused unread", path=p, limit=limit)
+    return data
+
+
+def _read_record(path):
+    from ..identity import IdentityRecord, IdentityRecordError
+    from ..identity.identity import MAX_RECORD_SIZE
+
+    return IdentityRecord.from_bytes(_read_limited(path, MAX_RECORD_SIZE, IdentityRecordError))
 
 
 def _trusted(record, vault, cosigner=None, network=None):
@@ -324,7 +343,9 @@ def envelope_open(envelope_file, as_identity, from_records, vaultfile, state_fil
 
     vault = _vault(vaultfile)
     senders = [_trusted(_read_record(r), vault) for r in from_records]
-    data = _envelope_bytes(read_input(envelope_file))
+    from ..identity.envelope import MAX_ENVELOPE
+
+    data = _envelope_bytes(_read_limited(envelope_file, 2 * MAX_ENVELOPE + 4096))  # hex-encoded BBQr parts
     state = Path(state_file) if state_file else Path(as_identity).with_name(Path(as_identity).name + ".seen.json")
     guard = ReplayGuard.load(state)
     guard.path = None  # saved below, after the payload is written
