@@ -141,3 +141,17 @@ def test_oversized_files_are_refused_before_they_are_read(setup):
                setup / "alice-site.record", "--vault", setup / "vault.json", "-o", setup / "h") == "envelope.too-large"
     (setup / "huge.record").write_bytes(b"{" * 10_000)
     assert err("identity", "verify-record", setup / "huge.record") == "identity.record"
+
+
+def test_a_site_record_verifies_against_a_cosigner_file(setup):
+    from msigvault.vaultfile import load_vault_file
+
+    vault = load_vault_file(setup / "vault.json").vault
+    record = json.loads((setup / "alice-site.record").read_bytes())
+    (setup / "alice.cosigner").write_text(record["cosigner"] + "\n")
+    assert json.loads(run("identity", "verify-record", setup / "alice-site.record", "--cosigner",
+                          setup / "alice.cosigner", "--json").output)["ok"]
+    other = str([c for c in vault.cosigners if str(c) != record["cosigner"]][0])
+    (setup / "other.cosigner").write_text(other + "\n")
+    assert err("identity", "verify-record", setup / "alice-site.record", "--cosigner",
+               setup / "other.cosigner") == "identity.record"

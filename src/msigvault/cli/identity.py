@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .common import CliError, emit, force_option, json_option, read_input, unlock_root, write_output
+from .common import CliError, emit, force_option, json_option, unlock_root, write_output
 
 NETWORKS = click.Choice(["mainnet", "testnet", "signet", "regtest"])
 ROLES = click.Choice(["keyholder-site", "coordinator", "auditor"])
@@ -208,11 +208,15 @@ def identity_export_record(identity_file, network, keyfile, vaultfile, cosigner_
     emit(as_json, {**_record_json(record), "output": output}, _record_text(record) + f"\nwritten to {output}")
 
 
+def _read_cosigner_text(path) -> str:
+    return _read_limited(path, 4096, CliError).decode("utf-8", "replace").strip()
+
+
 def _own_cosigner(root, vaultfile, cosigner_file, network):
     from ..keys.cosigner import Cosigner
 
     if cosigner_file is not None:
-        return Cosigner.parse(read_input(cosigner_file).decode("utf-8", "replace").strip(), network=network)
+        return Cosigner.parse(_read_cosigner_text(cosigner_file), network=network)
     vault = _vault(vaultfile)
     mine = [c for c in vault.cosigners if c.fingerprint == root.fingerprint]
     if not mine:
@@ -235,7 +239,7 @@ def identity_verify_record(record_file, vaultfile, cosigner_file, network, as_js
     record = _read_record(record_file)
     cosigner = None
     if cosigner_file is not None:
-        cosigner = Cosigner.parse(read_input(cosigner_file).decode("utf-8", "replace").strip())
+        cosigner = Cosigner.parse(_read_cosigner_text(cosigner_file))
     _trusted(record, _vault(vaultfile), cosigner, network)
     emit(as_json, {"ok": True, **_record_json(record)}, _record_text(record) + "\nOK: the record verifies")
 
@@ -300,7 +304,9 @@ def envelope_seal(payload_file, from_identity, to_record, vaultfile, session_id,
 
     until = _duration(expires)
     recipient = _trusted(_read_record(to_record), _vault(vaultfile))
-    payload = read_input(payload_file)
+    from ..identity.envelope import MAX_PAYLOAD
+
+    payload = _read_limited(payload_file, MAX_PAYLOAD)
     sender = _load_identity(from_identity, passphrase_fd)
     data = seal(payload, sender=sender, recipient=recipient, session_id=session_id, sequence=sequence,
                 content_type=content_type, expires=until)
