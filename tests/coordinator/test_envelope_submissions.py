@@ -117,3 +117,31 @@ def test_an_envelope_for_one_session_carrying_another_sessions_psbt_is_refused(s
                                        kit.signed_copy(vf, psbt, alice)), seq=2)
     with pytest.raises(SubmissionRefused, match="identity signature"):
         submit_envelope(co, env, identity=me, senders=[r for _, r in sites.values()], guard=ReplayGuard())
+
+
+def test_site_records_are_verified_before_they_are_registered(kit, tmp_path):
+    from msigvault.coordinator.envelopes import register_site_records
+    from msigvault.identity import IdentityRecordError
+
+    vf = kit.make_vault_file("wsh")
+    alice, bob, carol = kit.HOLDERS
+    co = kit.open_coordinator(f"sqlite:///{tmp_path / 'reg.sqlite'}")
+    good = {h.label: IdentityKey.generate(f"{h.label}-site", "keyholder-site").record(
+        "regtest", root=h.root, cosigner=h.cosigner("wsh")) for h in (alice, bob)}
+    pid = register_site_records(co, vf, good.values())
+    assert co.identities(pid) == {alice.fingerprint.hex(): good[alice.label].signing_key.hex(),
+                                  bob.fingerprint.hex(): good[bob.label].signing_key.hex()}
+    # a record "for carol" that carol's vault key did not sign (the coordinator made it up)
+    fake = IdentityKey.generate("carol-site", "keyholder-site").record("regtest", root=bob.root,
+                                                                       cosigner=bob.cosigner("wsh"))
+    from msigvault.identity import IdentityRecord
+
+    forged = IdentityRecord(fake.name, fake.role, fake.signing_key, fake.encryption_key, str(carol.cosigner("wsh")),
+                            fake.network, fake.created, fake.self_signature, fake.cosigner_signature)
+    with pytest.raises(IdentityRecordError):
+        register_site_records(co, vf, [forged])
+    with pytest.raises(WrongSender, match="one identity per cosigner"):
+        register_site_records(co, vf, [good[alice.label], IdentityKey.generate("a2", "keyholder-site").record(
+            "regtest", root=alice.root, cosigner=alice.cosigner("wsh"))])
+    assert co.identities(pid) == {alice.fingerprint.hex(): good[alice.label].signing_key.hex(),
+                                  bob.fingerprint.hex(): good[bob.label].signing_key.hex()}

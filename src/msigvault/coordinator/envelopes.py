@@ -27,13 +27,36 @@ from ..identity.identity import IdentityKey, IdentityRecord
 from .audit import Identity, canonical, refusal_statement, sign_statement, submission_statement
 
 if TYPE_CHECKING:
+    from ..vaultfile import VaultFile
     from .sessions import Coordinator, Session, SubmissionResult
 
-__all__ = ["submission_payload", "refusal_payload", "submit_envelope", "MAX_REASON_BYTES"]
+__all__ = ["register_site_records", "submission_payload", "refusal_payload", "submit_envelope", "MAX_REASON_BYTES"]
 
 _SUBMISSION_FORMAT = "msigvault-submission"
 _REFUSAL_FORMAT = "msigvault-refusal"
 MAX_REASON_BYTES = 2_000
+
+
+def register_site_records(coordinator: "Coordinator", vault_file: "VaultFile",
+                          records: Iterable[IdentityRecord]) -> str:
+    """Register ``vault_file`` with the signing keys of its sites' records, each verified first.
+
+    Only a record signed by a cosigner's own vault key is accepted, one per cosigner; the keys
+    go to :meth:`Coordinator.register_vault` (a change of keys is an audited event). Returns the
+    policy id.
+    """
+    keys: "dict[str, str]" = {}
+    for record in records:
+        if record.role != "keyholder-site":
+            raise WrongSender(f"{record.name!r} is a {record.role} identity: only keyholder sites submit for a cosigner")
+        record.verify_for_vault(vault_file.vault)
+        fp = record.fingerprint
+        assert fp is not None
+        if fp in keys:
+            raise WrongSender(f"two site records speak for cosigner {fp}: register one identity per cosigner",
+                              fingerprint=fp)
+        keys[fp] = record.signing_key.hex()
+    return coordinator.register_vault(vault_file, keys)
 
 
 def _audit_identity(key: IdentityKey) -> Identity:
