@@ -310,3 +310,31 @@ def test_a_dropped_connection_is_reopened_and_subscriptions_renewed(scripted):
         assert seen == ["blockchain.scripthash.subscribe", "blockchain.scripthash.subscribe",
                         "blockchain.headers.subscribe"]
         assert backend.poll_status() == {SCRIPT: status}  # the renewed subscription's status
+
+
+def test_answers_over_the_servers_response_limit_are_asked_again_in_smaller_batches(scripted):
+    """aiorpcx answers the items of a batch past its response size limit with "response too
+    large": the client asks those again in halved batches until each fits."""
+    rows = [{"tx_hash": TXID, "tx_pos": 0, "height": 5, "value": 1_000}]
+
+    def limited(r):
+        r = r if isinstance(r, list) else [r]
+        out = [{"jsonrpc": "2.0", "id": one["id"], "result": rows} if k < 3 else
+               {"jsonrpc": "2.0", "id": one["id"], "error": {
+                   "code": -32600, "message": "response too large (over 1,000 bytes"}}
+               for k, one in enumerate(r)]
+        return json.dumps(out if len(out) > 1 else out[0]).encode() + b"\n"
+
+    server = scripted(limited)
+    scripts = [bytes([0x51, k]) for k in range(10)]
+    with server.backend(batch_size=10) as backend:
+        coins = backend.utxos(scripts)
+        assert [c.script_pubkey for c in coins] == scripts
+        assert backend.round_trips == 1 + 1 + 2 + 1  # version; 10 -> 7 again in 5+2 -> 2 again
+
+
+def test_a_single_answer_over_the_limit_is_an_error(scripted):
+    server = scripted(lambda r: json.dumps({"jsonrpc": "2.0", "id": r["id"], "error": {
+        "code": -32600, "message": "response too large (over 1,000 bytes"}}).encode() + b"\n")
+    with server.backend() as backend, pytest.raises(BackendServerError, match="response too large"):
+        backend.get_tx(TXID)

@@ -311,9 +311,23 @@ class ElectrumBackend(Backend):
         """The same method for each parameter list, in batch arrays of ``batch_size``."""
         out: list[Any] = []
         for i in range(0, len(param_list), self.batch_size):
-            chunk = [(method, list(p)) for p in param_list[i:i + self.batch_size]]
-            out += self._with_retries(lambda: self._round(chunk, method), retry)
+            out += self._batch(method, [list(p) for p in param_list[i:i + self.batch_size]], retry)
         return out
+
+    def _batch(self, method: str, params: list[list[Any]], retry: bool) -> list[Any]:
+        """One batch; answers the server refused as too large for this batch's response are
+        asked again in batches half the size (a single one too large stays an error)."""
+        answers = self._with_retries(lambda: self._round([(method, p) for p in params], method), retry)
+        too_big = [k for k, a in enumerate(answers) if _too_large(a)]
+        if too_big and len(params) > 1:
+            size = max(1, len(params) // 2)
+            again = [params[k] for k in too_big]
+            redone: list[Any] = []
+            for j in range(0, len(again), size):
+                redone += self._batch(method, again[j:j + size], retry)
+            for k, a in zip(too_big, redone):
+                answers[k] = a
+        return answers
 
     def _with_retries(self, fn: Callable[[], list[Any]], retry: bool) -> list[Any]:
         def attempt() -> list[Any]:
@@ -606,6 +620,12 @@ def _error_parts(error: Any) -> tuple[Optional[int], str]:
         return (code if isinstance(code, int) and not isinstance(code, bool) else None,
                 str(error.get("message", ""))[:2000] or "no reason given")
     return None, str(error)[:2000] or "no reason given"
+
+
+def _too_large(answer: Any) -> bool:
+    """An error answer saying the batch's response grew over the server's limit (aiorpcx:
+    "response too large (over N bytes)")."""
+    return isinstance(answer, _Failed) and "response too large" in _error_parts(answer.error)[1]
 
 
 def _not_found(error: Any) -> bool:
