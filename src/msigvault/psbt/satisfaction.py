@@ -27,7 +27,8 @@ from ..errors import ForeignInput, InvalidPSBT, MsigvaultError, narrow
 from ..policy.vault import DerivedScript, Vault
 from ..script import compact_size, push_data
 from . import fields as F
-from .common import claimed_derivations, ecdsa_verify, have, resolve_input, schnorr_verify, spent_output
+from .common import (claimed_derivations, ecdsa_verify, have, metadata_problem, resolve_input, schnorr_verify,
+                     spent_output)
 from .psbt import Psbt, PsbtMap
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SighashCache, TxOut
 
@@ -105,11 +106,9 @@ def resolve_vault_input(psbt: Psbt, i: int, vault: Vault, error: "type[Msigvault
             input_index=i, limit=FINAL_INPUT_GAP,
         )
     d = vault.derive_branch(*position)
-    for t, want in ((F.PSBT_IN_REDEEM_SCRIPT, d.redeem_script), (F.PSBT_IN_WITNESS_SCRIPT, d.witness_script)):
-        given = m.get(t)
-        if given is not None and bytes(given) != want:
-            raise narrow(error, ForeignInput)(f"input {i}: its redeem/witness script is not the vault's script",
-                                              input_index=i, field=F.INPUT_NAMES[t])
+    problem = metadata_problem(m, d, is_input=True)  # the same script-field check as resolve_input's
+    if problem:
+        raise narrow(error, ForeignInput)(f"input {i}: {problem}", input_index=i)
     return d, spent
 
 
