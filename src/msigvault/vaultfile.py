@@ -52,11 +52,12 @@ class VaultFile:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "registrations", tuple(self.registrations))
+        fps = [r.fingerprint for r in self.registrations]  # counted before any signature is checked
+        if len(set(fps)) != len(fps) or len(fps) > self.vault.n:
+            raise VaultFileError("a vault file holds at most one registration per keyholder; this one repeats one "
+                                 "or holds more than the vault has cosigners", field="registrations")
         for r in self.registrations:
             r.verify(self.vault, name=self.name)
-        fps = [r.fingerprint for r in self.registrations]
-        if len(set(fps)) != len(fps):
-            raise VaultFileError("a vault file holds one registration per keyholder; this one repeats one")
 
     def to_json(self) -> str:
         return json.dumps({

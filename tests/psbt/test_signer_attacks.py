@@ -426,3 +426,16 @@ def test_prepared_request_signs_what_was_shown():
     assert again.already_signed
     with pytest.raises(SignerRefusal, match="not for this key|not by this key"):
         request.sign(holders[1].root)
+
+
+def test_vault_file_with_more_registrations_than_cosigners_is_refused_before_verifying(tmp_path, monkeypatch):
+    vault, holders = make_vault("wsh")
+    path = _file(tmp_path, vault, holders, who=(0,))
+    obj = json.loads(path.read_text())
+    obj["registrations"] = obj["registrations"] * 5000  # a hostile file: thousands of records
+    path.write_text(json.dumps(obj))
+    calls = []
+    monkeypatch.setattr(Registration, "verify", lambda self, *a, **k: calls.append(1))
+    with pytest.raises(VaultFileError, match="at most one registration per keyholder"):
+        load_vault_file(path)
+    assert calls == []  # refused by counting, before any signature check
