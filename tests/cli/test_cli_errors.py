@@ -2,21 +2,16 @@
 with --json, {"error": {"code": ..., "message": ..., fields}} on stdout instead (docs/errors.md)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
+
+from msigvault.testing.cli import run_cli
 
 PW = "correct horse"
 
 
 def run(*args, cwd, passphrase=PW, stdin=None):
-    env = {k: v for k, v in os.environ.items() if k != "MSIGVAULT_PASSPHRASE"}
-    if passphrase is not None:
-        env["MSIGVAULT_PASSPHRASE"] = passphrase
-    return subprocess.run([sys.executable, "-m", "msigvault", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, input=stdin, timeout=120)
+    return run_cli(*args, cwd=cwd, passphrase=passphrase, stdin=stdin)
 
 
 def ok(*args, **kw):

@@ -8,15 +8,13 @@ import sys
 
 import pytest
 
+from msigvault.testing.cli import run_cli
+
 PW = "registration passphrase"
 
 
-def run(*args, cwd, stdin=None, passphrase=PW):
-    env = {k: v for k, v in os.environ.items() if k != "MSIGVAULT_PASSPHRASE"}
-    if passphrase is not None:
-        env["MSIGVAULT_PASSPHRASE"] = passphrase
-    return subprocess.run([sys.executable, "-m", "msigvault", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, input=stdin, timeout=120)
+def run(*args, cwd, passphrase=PW, stdin=None):
+    return run_cli(*args, cwd=cwd, passphrase=passphrase, stdin=stdin)
 
 
 def ok(*args, **kw):
