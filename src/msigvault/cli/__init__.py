@@ -32,9 +32,11 @@ def cli():
 
 
 def _register() -> None:
-    from . import backends, chain, demo, identity, keys, psbts, qr, reserves, sessions, vaults  # noqa: F401  (each adds its commands to cli)
+    from . import (backends, chain, demo, identity, keys, lifecycle, psbts, qr, reserves, service,  # noqa: F401
+                   sessions, valuation, vaults)  # (each adds its commands to cli)
 
-    for module in (keys, vaults, psbts, qr, chain, sessions, identity, reserves, demo, backends):  # backends extends vault and regtest
+    for module in (keys, vaults, psbts, qr, chain, sessions, identity, reserves, valuation, service, lifecycle,
+                   demo, backends):  # backends extends vault and regtest
         module.register(cli)
 
 

@@ -279,3 +279,13 @@ def current_revision(db: Database) -> Optional[str]:
 
     with db.read() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of msigvault ships (what :func:`upgrade` reaches)."""
+    from alembic.script import ScriptDirectory
+
+    cfg = _alembic_config(None, None)  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
