@@ -106,3 +106,54 @@ def test_cancel_finalize_and_errors(kit, tmp_path):
     wrong_key = run("session", "cancel", sid, "--db", db, "--coordinator-key", tmp_path / "new.key", ok=False)
     assert wrong_key.exit_code == 2 and "not authorised" in wrong_key.output
     assert Psbt.parse((tmp_path / "p.psbt").read_bytes())  # the input file is untouched
+
+
+def test_refuse_unreachable_request_and_config_through_the_cli(kit, tmp_path):
+    from msigvault.coordinator.audit import refusal_statement, sign_statement
+    from msigvault.testing.utxos import synthetic_utxo
+
+    vf = kit.make_vault_file("wsh")
+    vault = tmp_path / "vault.json"
+    vf.save(vault)
+    utxos = [synthetic_utxo(vf.vault, 100_000, index=0, seed="cli-refuse")]
+    psbt = vf.vault.create_psbt(utxos, [(kit.PAYEE, 50_000)], fee_rate=2.0, change_index=0)
+    (tmp_path / "p.psbt").write_bytes(psbt.serialize())
+    alice, bob, carol = (h.fingerprint.hex() for h in kit.HOLDERS)
+    sid = json.loads(run("session", "new", vault, tmp_path / "p.psbt", "--identity",
+                         f"{carol}={kit.IDENTITIES[carol].public_hex}", "--json").output)["id"]
+    s = json.loads(run("session", "refuse", sid, alice, "--reason", "fee too high", "--vault", vault,
+                       "--json").output)
+    assert s["cosigners"][0] == {**s["cosigners"][0], "fingerprint": alice, "state": "refused",
+                                 "reason": "fee too high"}
+    s = json.loads(run("session", "unreachable", sid, bob, "--note", "phone off", "--vault", vault, "--json").output)
+    assert [c["state"] for c in s["cosigners"]] == ["refused", "unreachable", "requested"]
+    shown = run("session", "show", sid, "--vault", vault).output
+    assert f"{alice}  refused: fee too high" in shown and f"{bob}  unreachable" in shown
+    s = json.loads(run("session", "request", sid, alice, "--note", "asked again", "--vault", vault, "--json").output)
+    assert s["cosigners"][0]["state"] == "requested"
+    # carol's identity key is registered: her refusal needs her identity signature over the statement
+    unsigned = run("session", "refuse", sid, carol, "--reason", "no", "--vault", vault, ok=False)
+    assert unsigned.exit_code == 2 and "identity signature" in unsigned.output
+    sig = sign_statement(kit.IDENTITIES[carol], refusal_statement(sid, carol, "no"))
+    s = json.loads(run("session", "refuse", sid, carol, "--reason", "no", "--identity-signature", sig,
+                       "--vault", vault, "--json").output)
+    assert s["cosigners"][2]["state"] == "refused"
+    bad = run("session", "refuse", sid, "xyz", "--reason", "r", "--vault", vault, ok=False)
+    assert bad.exit_code == 2 and "8 hex digits" in bad.output
+    # configuration: shown, set (JSON or text), audited; a bad key is refused
+    assert run("session", "config", "--vault", vault).output.strip() == "no configuration"
+    run("session", "config", "confirmations", "3", "--vault", vault)
+    run("session", "config", "operator", "ops team", "--vault", vault)
+    assert json.loads(run("session", "config", "--vault", vault, "--json").output) == {
+        "confirmations": 3, "operator": "ops team"}
+    bad = run("session", "config", "Bad Key", "1", "--vault", vault, ok=False)
+    assert bad.exit_code == 2 and "configuration key" in bad.output
+    export = tmp_path / "audit.jsonl"
+    run("audit", "export", "-o", export, "--vault", vault)
+    entries = [json.loads(line) for line in export.read_bytes().splitlines()[1:]]
+    events = [(e["event"], e["actor"]) for e in entries if e["event"].startswith(("cosigner.", "config."))]
+    assert events == [("cosigner.requested", "coordinator")] * 3 + [
+        ("cosigner.refused", f"cosigner:{alice}"), ("cosigner.unreachable", "coordinator"),
+        ("cosigner.requested", "coordinator"), ("cosigner.refused", f"cosigner:{carol}"),
+        ("config.changed", "coordinator"), ("config.changed", "coordinator")]
+    assert json.loads(run("audit", "verify", export, "--json").output)["ok"]

@@ -253,6 +253,80 @@ def session_broadcast(session_id, backend_url, chain_dir, vaultfile, db_url, key
          + (f", {s.confirmations} confirmation(s)" if s.confirmations else ""))
 
 
+@session.command("refuse")
+@click.argument("session_id")
+@click.argument("fingerprint")
+@click.option("--reason", required=True, help="The keyholder's reason (recorded in the session and the audit log).")
+@click.option("--identity-signature", "signature", default=None,
+              help="The keyholder's Ed25519 signature (128 hex) over the refusal statement (required when "
+                   "their identity key is registered with the vault).")
+@_db_options
+@json_option
+def session_refuse(session_id, fingerprint, reason, signature, vaultfile, db_url, key_path, as_json):
+    """Record that the keyholder FINGERPRINT refuses to sign, with their reason."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.refuse(session_id, _fingerprint(fingerprint), reason, identity_signature=signature)
+    emit(as_json, s.to_dict(), f"session {s.id}: {fingerprint.lower()} refused: {reason}\n" + _session_text(s))
+
+
+@session.command("unreachable")
+@click.argument("session_id")
+@click.argument("fingerprint")
+@click.option("--note", default="", help="What was tried (recorded in the audit log).")
+@_db_options
+@json_option
+def session_unreachable(session_id, fingerprint, note, vaultfile, db_url, key_path, as_json):
+    """Record that the keyholder FINGERPRINT cannot be reached."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.mark_unreachable(session_id, _fingerprint(fingerprint), note)
+    emit(as_json, s.to_dict(), f"session {s.id}: {fingerprint.lower()} marked unreachable\n" + _session_text(s))
+
+
+@session.command("request")
+@click.argument("session_id")
+@click.argument("fingerprint")
+@click.option("--note", default="", help="How they were asked (recorded in the audit log).")
+@_db_options
+@json_option
+def session_request(session_id, fingerprint, note, vaultfile, db_url, key_path, as_json):
+    """Record that the keyholder FINGERPRINT was asked (again) to sign (after a refusal or silence)."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    s = co.request(session_id, _fingerprint(fingerprint), note)
+    emit(as_json, s.to_dict(), f"session {s.id}: {fingerprint.lower()} asked to sign\n" + _session_text(s))
+
+
+@session.command("config")
+@click.argument("key", required=False)
+@click.argument("value", required=False)
+@_db_options
+@json_option
+def session_config(key, value, vaultfile, db_url, key_path, as_json):
+    """Show the coordinator's configuration, or set KEY to VALUE (JSON, else text; audited)."""
+    import json as _json
+
+    if key is None:
+        co = _open(vaultfile, db_url, key_path, write=False)
+        config = co.config()
+        emit(as_json, config, "\n".join(f"{k} = {_json.dumps(v)}" for k, v in config.items()) or "no configuration")
+        return
+    if value is None:
+        raise CliError(f"give a value for {key} (JSON such as 3 or true, or text)")
+    try:
+        parsed = _json.loads(value)
+    except ValueError:
+        parsed = value
+    co = _open(vaultfile, db_url, key_path, write=True)
+    co.set_config(key, parsed)
+    emit(as_json, {"key": key, "value": parsed}, f"{key} = {_json.dumps(parsed)} (recorded in the audit log)")
+
+
+def _fingerprint(text: str) -> str:
+    fp = text.strip().lower()
+    if len(fp) != 8 or any(c not in "0123456789abcdef" for c in fp):
+        raise CliError(f"a cosigner fingerprint is 8 hex digits, not {text!r}")
+    return fp
+
+
 @click.group()
 def audit():
     """The tamper-evident audit log: verify it, export it for an auditor."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 
 MAX_MEMO = 2_000
 MAX_REASON = 2_000
+_CONFIG_KEY = re.compile(r"[a-z0-9._-]{1,64}")
 
 
 class Status(str, enum.Enum):
@@ -279,7 +281,11 @@ class Coordinator:
 
     def set_config(self, key: str, value: Any) -> None:
         """A configuration change, stored and audited."""
+        if not isinstance(key, str) or not _CONFIG_KEY.fullmatch(key):
+            raise CoordinatorError(f"a configuration key is 1 to 64 of a-z, 0-9, '.', '_', '-', not {str(key)[:70]!r}")
         text = json.dumps(value, sort_keys=True)
+        if len(text) > MAX_REASON:
+            raise CoordinatorError(f"a configuration value is at most {MAX_REASON} characters of JSON")
         with self.db.write() as conn:
             old = conn.execute(sa.select(D.config.c.value).where(D.config.c.key == key)).scalar()
             if old == text:
@@ -290,6 +296,11 @@ class Coordinator:
                 conn.execute(sa.update(D.config).where(D.config.c.key == key).values(value=text))
             self._append(conn, "config.changed",
                          data={"key": key, "old": None if old is None else json.loads(old), "new": value})
+
+    def config(self) -> "dict[str, Any]":
+        """The stored configuration (key -> value), sorted by key."""
+        with self.db.read() as conn:
+            return {r.key: json.loads(r.value) for r in conn.execute(sa.select(D.config).order_by(D.config.c.key))}
 
     def record_health_check(self, report: Mapping[str, Any]) -> None:
         """Record a key-health check report (``msigvault.reserves.health.HealthReport.to_dict()``) of
