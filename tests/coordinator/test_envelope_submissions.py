@@ -145,3 +145,71 @@ def test_site_records_are_verified_before_they_are_registered(kit, tmp_path):
             "regtest", root=alice.root, cosigner=alice.cosigner("wsh"))])
     assert co.identities(pid) == {alice.fingerprint.hex(): good[alice.label].signing_key.hex(),
                                   bob.fingerprint.hex(): good[bob.label].signing_key.hex()}
+
+
+def _refused_entries(co):
+    return [e for e in co.audit_entries() if e["event"] == "envelope.refused"]
+
+
+def test_refused_envelopes_are_recorded_without_their_payload(setup):
+    """Replayed, tampered, wrong sender, another cosigner's payload, unknown session: each one an
+    envelope.refused entry (who, what, why), no session changed, the PSBT nowhere in the log."""
+    import base64
+    import hashlib
+
+    from msigvault.identity import EnvelopeTampered
+
+    kit, vf, co, me, me_record, sites, session, psbt = setup
+    alice, bob = kit.HOLDERS[:2]
+    senders = [r for _, r in sites.values()]
+    raw = kit.signed_copy(vf, psbt, alice)
+    guard = ReplayGuard()
+    good = _envelope(sites[alice.label], me_record, session.id,
+                     submission_payload(sites[alice.label][0], session.id, alice.fingerprint.hex(), raw))
+    assert submit_envelope(co, good, identity=me, senders=senders, guard=guard).outcome == "accepted"
+    assert _refused_entries(co) == []
+    before = co.get(session.id)
+    tampered = bytearray(_envelope(sites[alice.label], me_record, session.id,
+                                   submission_payload(sites[alice.label][0], session.id, alice.fingerprint.hex(),
+                                                      raw), seq=2))
+    tampered[-40] ^= 1
+    raw_bob = kit.signed_copy(vf, psbt, bob)
+    cases = [
+        (good, EnvelopeReplayed, "envelope.replayed", None),
+        (bytes(tampered), EnvelopeTampered, "envelope.tampered", None),
+        (_envelope(sites[bob.label], me_record, session.id,
+                   submission_payload(sites[bob.label][0], session.id, bob.fingerprint.hex(), raw_bob)),
+         WrongSender, "envelope.wrong-sender", bob),
+        (_envelope(sites[alice.label], me_record, session.id,
+                   submission_payload(sites[alice.label][0], session.id, bob.fingerprint.hex(), raw_bob), seq=3),
+         WrongSender, "envelope.wrong-sender", alice),
+    ]
+    for data, error, code, sender in cases:
+        with pytest.raises(error):
+            submit_envelope(co, data, identity=me, senders=senders, guard=guard)
+        entry = _refused_entries(co)[-1]
+        assert entry["actor"] == "coordinator" and entry["data"]["code"] == code
+        assert entry["data"]["envelope_sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["data"]["bytes"] == len(data) and entry["data"]["reason"]
+        if sender is None:  # not opened (or opened inside the replay check): no sender claimed
+            assert entry["data"]["sender"] is None and entry["session"] is None
+        else:  # opened: the authenticated sender and the session are named
+            assert entry["data"]["fingerprint"] == sender.fingerprint.hex()
+            assert entry["data"]["sender"] == sites[sender.label][1].id.hex()
+            assert entry["session"] == session.id and entry["data"]["content_type"] == "partial-signature"
+    ghost = _envelope(sites[alice.label], me_record, "ffffffffffffffff",
+                      submission_payload(sites[alice.label][0], "ffffffffffffffff", alice.fingerprint.hex(), raw),
+                      seq=4)
+    with pytest.raises(Exception, match="no session"):
+        submit_envelope(co, ghost, identity=me, senders=senders, guard=guard)
+    entry = _refused_entries(co)[-1]
+    assert entry["data"]["code"] == "coordinator.session-not-found" and entry["session"] is None
+    assert entry["data"]["session"] == "ffffffffffffffff"
+    assert len(_refused_entries(co)) == 5
+    after = co.get(session.id)
+    assert after.cosigners == before.cosigners and after.status is before.status
+    assert co.submissions(session.id) == [s for s in co.submissions(session.id) if s["outcome"] == "accepted"]
+    log = b"\n".join(co.audit_lines())
+    for payload in (raw, raw_bob):
+        assert base64.b64encode(payload) not in log and payload.hex().encode() not in log
+    co.verify_log()

@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Iterable, Union
 from ..identity.envelope import ContentType, OpenedEnvelope, ReplayGuard, open_envelope
 from ..identity.errors import EnvelopeError, WrongSender
 from ..identity.identity import IdentityKey, IdentityRecord
+from ..errors import MsigvaultError
 from .audit import Identity, canonical, refusal_statement, sign_statement, submission_statement
+from .errors import SessionNotFound
 
 if TYPE_CHECKING:
     from ..vaultfile import VaultFile
     from .sessions import Coordinator, Session, SubmissionResult
 
-__all__ = ["register_site_records", "submission_payload", "refusal_payload", "submit_envelope", "MAX_REASON_BYTES"]
+__all__ = ["register_site_records", "refusal_record", "submission_payload", "refusal_payload", "submit_envelope", "MAX_REASON_BYTES"]
 
 _SUBMISSION_FORMAT = "msigvault-submission"
 _REFUSAL_FORMAT = "msigvault-refusal"
@@ -90,16 +92,40 @@ def submit_envelope(coordinator: "Coordinator", data: bytes, *, identity: Identi
 
     ``senders`` are the site records the coordinator knows; each is re-checked against the
     session's vault. Returns the :class:`SubmissionResult` (partial-signature) or the updated
-    :class:`Session` (refusal). Envelope refusals raise before anything is stored; the PSBT then
-    meets every check of :meth:`Coordinator.submit`.
+    :class:`Session` (refusal). A refused envelope (it does not open, is replayed, expired, from a
+    sender who does not speak for a registered cosigner, for an unknown session) changes no session:
+    it is recorded as an ``envelope.refused`` audit entry (:func:`refusal_record`), then the error
+    is raised. The PSBT then meets every check of :meth:`Coordinator.submit`.
     """
-    opened = open_envelope(data, recipient=identity, senders=senders, guard=guard, now=now)
-    session = coordinator.get(opened.session_id)
-    fp = _registered_sender(coordinator, session, opened)
-    body = _payload(opened, fp)
+    opened = None
+    try:
+        opened = open_envelope(data, recipient=identity, senders=senders, guard=guard, now=now)
+        session = coordinator.get(opened.session_id)
+        fp = _registered_sender(coordinator, session, opened)
+        body = _payload(opened, fp)
+    except (EnvelopeError, SessionNotFound) as e:
+        coordinator.record_refused_envelope(refusal_record(data, e, opened),
+                                            session_id=opened.session_id if opened is not None else None)
+        raise
     if opened.content_type is ContentType.PARTIAL_SIGNATURE:
         return coordinator.submit(session.id, body["psbt"], identity_signatures={fp: body["statement_signature"]})
     return coordinator.refuse(session.id, fp, body["reason"], identity_signature=body["statement_signature"])
+
+
+def refusal_record(data: bytes, error: MsigvaultError, opened: "OpenedEnvelope | None") -> dict:
+    """What the audit log keeps of a refused envelope: its hash and size, why (code and message),
+    and, when it was opened far enough, its authenticated sender, session, sequence and kind;
+    never its payload or anything decrypted beyond those fields."""
+    raw = bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else b""
+    record: "dict[str, object]" = {
+        "envelope_sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw), "code": error.code,
+        "reason": str(error)[:MAX_REASON_BYTES], "sender": None, "sender_name": None, "fingerprint": None,
+        "session": None, "sequence": None, "content_type": None}
+    if opened is not None:
+        record.update({"sender": opened.sender.id.hex(), "sender_name": opened.sender.name[:200],
+                       "fingerprint": opened.sender.fingerprint, "session": opened.session_id[:200],
+                       "sequence": opened.sequence, "content_type": opened.content_type.label})
+    return record
 
 
 def _registered_sender(coordinator: "Coordinator", session: "Session", opened: OpenedEnvelope) -> str:

@@ -311,6 +311,15 @@ class Coordinator:
         with self.db.write() as conn:
             self._append(conn, "health.reported", data=json.loads(json.dumps(report)))
 
+    def record_refused_envelope(self, record: Mapping[str, Any], *, session_id: Optional[str] = None) -> None:
+        """Record a refused envelope (:func:`msigvault.coordinator.envelopes.refusal_record`) in the
+        audit log as ``envelope.refused``, under its session when that session exists here."""
+        with self.db.write() as conn:
+            sid = None
+            if session_id is not None:
+                sid = conn.execute(sa.select(D.sessions.c.id).where(D.sessions.c.id == str(session_id))).scalar()
+            self._append(conn, "envelope.refused", session=sid, data=json.loads(json.dumps(dict(record))))
+
     def audit_lines(self) -> "list[bytes]":
         with self.db.read() as conn:
             return [bytes(r.line) for r in conn.execute(sa.select(D.audit_log.c.line).order_by(D.audit_log.c.seq))]
