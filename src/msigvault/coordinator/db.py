@@ -125,6 +125,32 @@ config = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# the reserve's daily valuation series (revision 0003; msigvault.reserves.valuation)
+valuation_holdings = sa.Table(
+    "valuation_holdings", metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD
+    sa.Column("policy_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),  # the vault's place in that day's record
+    sa.Column("vault_name", sa.Text, nullable=False),
+    sa.Column("sats", sa.BigInteger, nullable=False),
+    sa.Column("coins", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("block_hash", sa.String(64), nullable=False),
+    sa.Column("block_time", sa.BigInteger, nullable=True),
+    sa.Column("holdings_source", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+)
+
+valuation_prices = sa.Table(
+    "valuation_prices", metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("pair", sa.String(16), primary_key=True),  # BTC/USD
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("close", sa.String(40), nullable=True),  # exact decimal text; NULL: no close that day
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("observed_at", sa.String(40), nullable=True),
+)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
