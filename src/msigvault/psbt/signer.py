@@ -332,6 +332,10 @@ def prepare(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     if isinstance(plain, Vault) and all(c.fingerprint != fingerprint for c in plain.cosigners):
         raise RegistrationError(f"this key (fingerprint {bytes(fingerprint).hex()}) is not a cosigner of the vault: "
                                 "check you loaded the right key and the right vault", fingerprint=fingerprint)
+    from . import por  # BIP127 proof of reserves: its own checks of the commitment, the vault ones for the rest
+
+    if por.claims_reserves(psbt):
+        return por.prepare_reserves(psbt, vault, fingerprint=fingerprint, policy=policy, message=proof_message)
     frozen = psbt.copy()  # what is shown is what is signed, whatever the caller does to ``psbt``
     summary, inputs = check(frozen, vault, fingerprint=fingerprint, policy=policy, proof_message=proof_message)
     return SigningRequest(frozen, vault, fingerprint, policy, summary, tuple(inputs))
