@@ -214,8 +214,9 @@ def test_replace_with_fee_bump_after_broadcast(kit, db_url, chain):
 
 
 class _HoldsFirst:
-    """A RegtestBackend whose first broadcast waits in a mempool of its own (the regtest node has
-    no replace-by-fee), so the replacement is what reaches the chain."""
+    """A RegtestBackend whose first broadcast waits in a mempool of its own (RegtestBackend mines
+    every broadcast at once), so the replacement is what reaches the chain (through the node's
+    own replacement: tests/coordinator/test_rbf.py)."""
 
     def __init__(self, inner):
         self.inner = inner

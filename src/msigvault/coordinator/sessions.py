@@ -320,6 +320,14 @@ class Coordinator:
                 sid = conn.execute(sa.select(D.sessions.c.id).where(D.sessions.c.id == str(session_id))).scalar()
             self._append(conn, "envelope.refused", session=sid, data=json.loads(json.dumps(dict(record))))
 
+    def record_event(self, event: str, data: Mapping[str, Any], *, actor: str = COORDINATOR) -> None:
+        """Append an entry outside the session steps: the coordinator service's ``service.*`` events
+        (identities enrolled, requests refused). ``actor`` names who acted; never a cosigner."""
+        if not event.startswith("service.") or len(event) > 48 or actor.startswith("cosigner:"):
+            raise CoordinatorError(f"record_event takes service.* events by non-cosigner actors, not {event!r}")
+        with self.db.write() as conn:
+            self._append(conn, event, actor=actor[:200], data=json.loads(json.dumps(dict(data))))
+
     def audit_lines(self) -> "list[bytes]":
         with self.db.read() as conn:
             return [bytes(r.line) for r in conn.execute(sa.select(D.audit_log.c.line).order_by(D.audit_log.c.seq))]
@@ -786,6 +794,10 @@ class Coordinator:
         if old.status is Status.BROADCAST and summary["fee"] <= old.summary["fee"]:
             raise CoordinatorError(f"the replacement pays {summary['fee']} sats, not more than the {old.summary['fee']} "
                                    "sats of the transaction on the network: nodes would refuse it (BIP125); raise the fee")
+        if old.status is Status.BROADCAST and float(summary["fee_rate"] or 0) <= float(old.summary["fee_rate"] or 0):
+            raise CoordinatorError(f"the replacement's fee rate ({summary['fee_rate']} sat/vB) is not above the "
+                                   f"{old.summary['fee_rate']} sat/vB of the transaction on the network: nodes would "
+                                   "refuse it (BIP125); raise the fee rate")
         with self.db.write() as conn:
             row = self._locked(conn, old.id)
             if row.status != old.status.value:

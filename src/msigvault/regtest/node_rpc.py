@@ -304,7 +304,8 @@ class CoreRpc:
                 "descendantcount": 1, "descendantsize": vsize, "ancestorcount": 1 + len(depends),
                 "ancestorsize": vsize, "wtxid": rec.ptx.wtxid_hash[::-1].hex(),
                 "fees": {"base": fee, "modified": fee, "ancestor": fee, "descendant": fee},
-                "depends": depends, "spentby": spentby, "bip125-replaceable": False,
+                "depends": depends, "spentby": spentby,
+                "bip125-replaceable": self.state.replaceable(rec.ptx.txid),
                 "unbroadcast": False}
 
     def rpc_getmempoolinfo(self):
@@ -623,7 +624,8 @@ class CoreRpc:
         common.update({"txid": ptx.txid, "wtxid": ptx.wtxid_hash[::-1].hex(), "walletconflicts": [],
                        "time": rec.place.block_time if rec.place else rec.time,
                        "timereceived": rec.place.block_time if rec.place else rec.time,
-                       "bip125-replaceable": "no"})
+                       "bip125-replaceable": "yes" if rec.place is None and self.state.replaceable(ptx.txid)
+                       else "no"})
         out = []
         for n, o in enumerate(ptx.tx.vout):
             script = o.script_pubkey.data

@@ -6,12 +6,22 @@ Everything here runs under one lock (:attr:`NodeState.lock`); the HTTP front end
 The mempool applies Bitcoin Core's policy checks that msigvault implements
 (:mod:`msigvault.standardness`, finality, fees, coinbase maturity, BIP68) and has every input's
 script verified by libbitcoinkernel; a mined block is still validated in full by the kernel.
-Reject reasons use Core's words (``min relay fee not met``, ``missing-inputs``, ...). There is no
-replacement (RBF): a conflicting spend is refused with ``txn-mempool-conflict``.
+Reject reasons use Core's words (``min relay fee not met``, ``missing-inputs``, ...).
+
+A transaction that spends a coin a mempool transaction already spends is a **replacement**
+(BIP125 as Bitcoin Core 28+ applies it, full RBF by default: no signaling needed; with
+``full_rbf=False`` every directly conflicting transaction must signal, else
+``txn-mempool-conflict``). It must pay a higher fee rate than each transaction it directly
+conflicts with, at least their fees and those of all their descendants, plus its own relay at
+the incremental relay fee (1 sat/vB) (``insufficient fee``); evict at most 100 transactions
+(``too many potential replacements``); add no unconfirmed input the originals did not have
+(``replacement-adds-unconfirmed``); and not spend an output of a transaction it replaces
+(``bad-txns-spends-conflicting-tx``). Accepted, it evicts the conflicts and their descendants.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time as _time
@@ -32,6 +42,9 @@ SEQUENCE_DISABLE_FLAG = 1 << 31
 SEQUENCE_TYPE_FLAG = 1 << 22
 SEQUENCE_MASK = 0xFFFF
 LOCKTIME_THRESHOLD = 500_000_000
+INCREMENTAL_RELAY_FEE_RATE = 1.0  # sat/vB: Core's -incrementalrelayfee default (0.00001 BTC/kvB)
+MAX_REPLACEMENT_CANDIDATES = 100  # Core's MAX_REPLACEMENT_CANDIDATES
+MAX_BIP125_RBF_SEQUENCE = 0xFFFFFFFD
 
 
 class Reject(MsigvaultError):
@@ -82,8 +95,9 @@ class NodeState:
     """The chain, its address index, the mempool and wallets, behind one lock."""
 
     def __init__(self, chain: RegtestChain, *, fee_estimate: Optional[float] = None,
-                 max_fee_rate: float = DEFAULT_MAX_FEE_RATE):
+                 max_fee_rate: float = DEFAULT_MAX_FEE_RATE, full_rbf: bool = True):
         self.chain = chain
+        self.full_rbf = full_rbf  # False: only BIP125-signaling transactions can be replaced
         self.network = chain.network
         self.lock = threading.RLock()
         self.fee_estimate = fee_estimate  # sat/vB for every target; None: from recent blocks
@@ -110,10 +124,13 @@ class NodeState:
             if self.indexed_height == self.chain.height:
                 return
             self._sync()
-            for txid, rec in list(self.mempool.items()):
-                if txid in self.txs or any((i.txid.hex(), i.vout) in self.spender
-                                           for i in rec.ptx.tx.vin):
-                    self.remove_from_mempool(txid)
+            gone = [txid for txid, rec in self.mempool.items()
+                    if txid in self.txs or any((i.txid.hex(), i.vout) in self.spender for i in rec.ptx.tx.vin)]
+            confirmed = [t for t in gone if t in self.txs]
+            for txid in confirmed:
+                self.remove_from_mempool(txid)
+            for txid in self.descendants([t for t in gone if t not in self.txs]):
+                self.remove_from_mempool(txid)
 
     def _sync(self) -> None:
         """Index every block of the chain not indexed yet."""
@@ -191,11 +208,12 @@ class NodeState:
         return self.outputs.get(rec.ptx.txid) or [Output(o.value, o.script_pubkey.data)
                                                   for o in rec.ptx.tx.vout]
 
-    def coin(self, txid: str, vout: int) -> Optional[tuple[Output, Optional[int], bool]]:
-        """An unspent output (confirmed, or created by a mempool tx) not spent in the mempool:
-        (output, height or None, is_coinbase)."""
+    def coin(self, txid: str, vout: int, *, mempool_spent: bool = False
+             ) -> Optional[tuple[Output, Optional[int], bool]]:
+        """An unspent output (confirmed, or created by a mempool tx) not spent in the mempool
+        (``mempool_spent``: or spent there): (output, height or None, is_coinbase)."""
         key = (txid, vout)
-        if key in self.spender or key in self.mempool_spender:
+        if key in self.spender or (key in self.mempool_spender and not mempool_spent):
             return None
         rec = self.tx(txid)
         if rec is None or vout >= len(rec.ptx.tx.vout):
@@ -223,7 +241,7 @@ class NodeState:
             _check_transaction(ptx)
             _check_standard(ptx)
             self._check_final(ptx)
-            spent = self._check_inputs(ptx)
+            spent, conflicts = self._check_inputs(ptx)
             fee = sum(o.amount for o, _h, _c in spent) - sum(o.value for o in ptx.tx.vout)
             if fee < 0:
                 raise Reject("bad-txns-in-belowout",
@@ -234,25 +252,30 @@ class NodeState:
             min_fee = int(vsize * MIN_RELAY_FEE_RATE)
             if fee < min_fee:
                 raise Reject("min relay fee not met", f"{fee} < {min_fee}")
+            evicted = self._replacement_checks(ptx, fee, vsize, conflicts) if conflicts else []
             _verify_scripts(ptx, [o for o, _h, _c in spent])
             limit = self.max_fee_rate if max_fee_rate is None else max_fee_rate
             if limit and fee / vsize > limit:
                 raise Reject("max-fee-exceeded", kind="maxfee")
             rec = TxRecord(ptx, None, fee, time=int(_time.time()))
             if not test_only:
+                for txid in evicted:
+                    self.remove_from_mempool(txid)
                 self.mempool[ptx.txid] = rec
                 self.outputs[ptx.txid] = [Output(o.value, o.script_pubkey.data) for o in ptx.tx.vout]
                 for inp in ptx.tx.vin:
                     self.mempool_spender[(inp.txid.hex(), inp.vout)] = ptx.txid
             return rec
 
-    def _check_inputs(self, ptx: ParsedTx) -> list:
+    def _check_inputs(self, ptx: ParsedTx) -> "tuple[list, list[str]]":
+        """The coins ``ptx`` spends, and the mempool transactions that spend any of them already."""
         spent = []
+        conflicts: "dict[str, None]" = {}
         for inp in ptx.tx.vin:
             key = (inp.txid.hex(), inp.vout)
             if key in self.mempool_spender:
-                raise Reject("txn-mempool-conflict")
-            coin = self.coin(*key)
+                conflicts[self.mempool_spender[key]] = None
+            coin = self.coin(*key, mempool_spent=True)
             if coin is None:
                 if ptx.txid in self.txs and any(
                         (ptx.txid, n) not in self.spender for n in range(len(ptx.tx.vout))):
@@ -265,7 +288,89 @@ class NodeState:
                     raise Reject("bad-txns-premature-spend-of-coinbase",
                                  f"tried to spend coinbase at depth {depth}")
             spent.append(coin)
-        return spent
+        return spent, list(conflicts)
+
+    # -- replacement (BIP125, Core's policy/rbf.cpp) ------------------------------------------
+
+    def descendants(self, txids) -> "list[str]":
+        """``txids`` and every mempool transaction spending their outputs, parents first."""
+        out: "dict[str, None]" = {}
+        todo = list(txids)
+        while todo:
+            txid = todo.pop(0)
+            if txid in out or txid not in self.mempool:
+                continue
+            out[txid] = None
+            rec = self.mempool[txid]
+            for n in range(len(rec.ptx.tx.vout)):
+                child = self.mempool_spender.get((txid, n))
+                if child is not None:
+                    todo.append(child)
+        return list(out)
+
+    def ancestors(self, ptx: ParsedTx) -> "list[str]":
+        """The mempool transactions ``ptx`` spends from, directly or through others."""
+        out: "dict[str, None]" = {}
+        todo = [i.txid.hex() for i in ptx.tx.vin]
+        while todo:
+            t = todo.pop()
+            if t in out or t not in self.mempool:
+                continue
+            out[t] = None
+            todo += [i.txid.hex() for i in self.mempool[t].ptx.tx.vin]
+        return list(out)
+
+    def replaceable(self, txid: str) -> bool:
+        """A mempool transaction that signals BIP125, or has an unconfirmed ancestor that does."""
+        seen: "set[str]" = set()
+        todo = [txid]
+        while todo:
+            t = todo.pop()
+            if t in seen or t not in self.mempool:
+                continue
+            seen.add(t)
+            ptx = self.mempool[t].ptx
+            if signals_rbf(ptx):
+                return True
+            todo += [i.txid.hex() for i in ptx.tx.vin]
+        return False
+
+    def _replacement_checks(self, ptx: ParsedTx, fee: int, vsize: int, conflicts: "list[str]") -> "list[str]":
+        """The transactions ``ptx`` evicts (its conflicts and their descendants); Reject unless it may."""
+        txid = ptx.txid
+        for ancestor in self.ancestors(ptx):
+            if ancestor in conflicts:
+                raise Reject("bad-txns-spends-conflicting-tx", f"{txid} spends conflicting transaction {ancestor}")
+        if not self.full_rbf:
+            for c in conflicts:
+                if not signals_rbf(self.mempool[c].ptx):
+                    raise Reject("txn-mempool-conflict")
+        new_rate = _fee_rate_per_kvb(fee, vsize)
+        for c in conflicts:
+            old = self.mempool[c]
+            old_rate = _fee_rate_per_kvb(old.fee or 0, sizes(old.ptx)[1])
+            if new_rate <= old_rate:
+                raise Reject("insufficient fee", f"rejecting replacement {txid}; new feerate {_kvb(new_rate)} <= "
+                                                 f"old feerate {_kvb(old_rate)}")
+        evicted = self.descendants(conflicts)
+        if len(evicted) > MAX_REPLACEMENT_CANDIDATES:
+            raise Reject("too many potential replacements",
+                         f"rejecting replacement {txid}; too many potential replacements "
+                         f"({len(evicted)} > {MAX_REPLACEMENT_CANDIDATES})")
+        parents = {i.txid.hex() for c in conflicts for i in self.mempool[c].ptx.tx.vin}
+        for n, inp in enumerate(ptx.tx.vin):
+            parent = inp.txid.hex()
+            if parent in self.mempool and parent not in parents:
+                raise Reject("replacement-adds-unconfirmed", f"replacement {txid} adds unconfirmed input, idx {n}")
+        original = sum(self.mempool[t].fee or 0 for t in evicted)
+        if fee < original:
+            raise Reject("insufficient fee", f"rejecting replacement {txid}, less fees than conflicting txs; "
+                                             f"{_money(fee)} < {_money(original)}")
+        relay = math.ceil(vsize * INCREMENTAL_RELAY_FEE_RATE)
+        if fee - original < relay:
+            raise Reject("insufficient fee", f"rejecting replacement {txid}, not enough additional fees to relay; "
+                                             f"{_money(fee - original)} < {_money(relay)}")
+        return evicted
 
     def _check_final(self, ptx: ParsedTx) -> None:
         tx = ptx.tx
@@ -352,6 +457,21 @@ def _scripts_of(state: NodeState, ptx: ParsedTx) -> set:
             if rec is not None:
                 scripts.add(state.outputs_of(rec)[inp.vout].script)
     return scripts
+
+
+def signals_rbf(ptx: ParsedTx) -> bool:
+    """BIP125 opt-in: some input's sequence is at most 0xFFFFFFFD."""
+    return any(i.sequence <= MAX_BIP125_RBF_SEQUENCE for i in ptx.tx.vin)
+
+
+def _fee_rate_per_kvb(fee: int, vsize: int) -> int:
+    """Core's CFeeRate(fee, vsize): sat per 1,000 vbytes, rounded down."""
+    return fee * 1000 // vsize if vsize else 0
+
+
+def _kvb(rate: int) -> str:
+    """CFeeRate::ToString(): ``0.00001000 BTC/kvB``."""
+    return f"{rate // 100_000_000}.{rate % 100_000_000:08d} BTC/kvB"
 
 
 def _unspendable(script: bytes) -> bool:
