@@ -311,6 +311,15 @@ class Coordinator:
         with self.db.write() as conn:
             self._append(conn, "health.reported", data=json.loads(json.dumps(report)))
 
+    def record_custody(self, summary: Mapping[str, Any]) -> None:
+        """Record an intake's chain-of-custody summary (``msigvault.lifecycle.custody.audit_summary``)
+        for a registered vault in the audit log, as event ``intake.custody-recorded``."""
+        if not isinstance(summary, Mapping) or summary.get("kind") != "msigvault-custody-summary":
+            raise CoordinatorError("not a custody summary: record what msigvault intake record produced")
+        self.vault_file(str(summary.get("policy_id")))  # refuses a vault this coordinator never registered
+        with self.db.write() as conn:
+            self._append(conn, "intake.custody-recorded", data=json.loads(json.dumps(summary)))
+
     def record_refused_envelope(self, record: Mapping[str, Any], *, session_id: Optional[str] = None) -> None:
         """Record a refused envelope (:func:`msigvault.coordinator.envelopes.refusal_record`) in the
         audit log as ``envelope.refused``, under its session when that session exists here."""
