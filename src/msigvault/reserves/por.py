@@ -529,7 +529,13 @@ def load_proof(path: "str | Path") -> ProofFile:
 
 
 def load_snapshot(path: "str | Path") -> Snapshot:
-    return Snapshot.from_data(read_json(path, "UTXO snapshot"), f"snapshot {Path(path).name}")
+    """A UTXO snapshot file, read as the valuation reads it (:func:`.valuation.load_snapshot`):
+    a list of UTXO records or ``{"height", "block_hash", "utxos"}``, records with a ``height``."""
+    from .valuation import load_snapshot as read
+
+    utxos, height, block_hash, heights = read(path)
+    return Snapshot("", height, block_hash, tuple(utxos), tuple(heights.get(u.outpoint) for u in utxos),
+                    f"snapshot {Path(path).name}")
 
 
 def decode_psbt(text: str) -> Psbt:
