@@ -125,6 +125,31 @@ config = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# -- the coordinator service (msigvault.service; revision 0002) ---------------------------------
+
+service_identities = sa.Table(
+    "service_identities", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),  # the identity id, hex
+    sa.Column("role", sa.String(16), nullable=False),  # keyholder-site, auditor, operator
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("record", sa.LargeBinary, nullable=False),  # the identity record's bytes
+    sa.Column("enrolled_at", sa.String(32), nullable=False),
+)
+
+service_nonces = sa.Table(
+    "service_nonces", metadata,
+    sa.Column("identity_id", sa.String(32), primary_key=True),
+    sa.Column("nonce", sa.String(32), primary_key=True),  # (identity, nonce) unique: a replay fails to insert
+    sa.Column("timestamp", sa.BigInteger, nullable=False, index=True),  # the request's; pruned after the window
+)
+
+envelope_sequences = sa.Table(
+    "envelope_sequences", metadata,
+    sa.Column("sender_id", sa.String(32), primary_key=True),
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("sequence", sa.String(20), primary_key=True),  # zero-padded decimal: text order is number order
+)
+
 # the reserve's daily valuation series (revision 0003; msigvault.reserves.valuation)
 valuation_holdings = sa.Table(
     "valuation_holdings", metadata,

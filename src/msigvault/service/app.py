@@ -1,0 +1,450 @@
+"""The coordinator service: a Starlette ASGI application exposing signing sessions under ``/v1``.
+
+    from msigvault.service.app import create_app, ServiceConfig
+    app = create_app(coordinator, identity_key, network="regtest")      # run it under uvicorn with TLS
+
+Every request but ``GET /v1/coordinator`` is signed by the caller's identity key (:mod:`.auth`);
+each route allows some roles (:data:`ROUTES`). Every refusal is an HTTP error with a JSON body
+``{"error": {"code": ..., "message": ...}}`` and a ``service.refused`` audit entry (who, what, why;
+never the body). The work runs in worker threads (the coordinator and SQLAlchemy are synchronous).
+docs/service.md documents the API byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import json
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..coordinator.audit import Identity
+from ..coordinator.envelopes import submit_envelope
+from ..coordinator.sessions import SubmissionResult
+from ..coordinator.errors import CoinInUse, DatabaseError, SessionNotFound, SessionStateError
+from ..errors import MsigvaultError
+from ..identity.envelope import ContentType, seal
+from ..identity.errors import (EnvelopeOutOfOrder, EnvelopeReplayed, EnvelopeTooLarge, WrongRecipient,
+                               WrongSender)
+from ..identity.identity import IdentityKey
+from .auth import RateLimiter, parse_headers, verify_request
+from .errors import (BadRequest, BodyTooLarge, Forbidden, NotFound, RateLimited, ServiceError, Unauthenticated)
+from .store import DatabaseReplayGuard, Enrolled, ServiceStore
+
+if TYPE_CHECKING:
+    from ..coordinator.sessions import Coordinator, Session
+
+__all__ = ["ServiceConfig", "Service", "Call", "ROUTES", "create_app", "http_status"]
+
+log = logging.getLogger("msigvault.service")
+
+MAX_PENDING = 100  # requests returned by one GET /v1/requests
+REQUEST_LIFETIME = _dt.timedelta(days=1)  # a request envelope's expiry when its session has none
+RATE_AUDIT_INTERVAL = 10.0  # seconds: one rate-limit refusal per identity per interval is audited
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits: body size (bytes), time window (seconds either side), rate (requests/s) and burst per identity."""
+
+    max_body: int = 4 * 1024 * 1024
+    window: int = 120
+    rate: float = 20.0
+    burst: int = 40
+    prune_every: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not (1024 <= self.max_body <= 64 * 1024 * 1024 and 10 <= self.window <= 3600 and self.rate > 0
+                and self.burst >= 1):
+            raise ServiceError("service limits out of range: max body 1 KiB..64 MiB, window 10..3600 s, "
+                               "rate > 0, burst >= 1")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request as the service sees it (the body is never logged or audited)."""
+
+    method: str
+    target: bytes  # the raw path and query, as signed
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    remote: str
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: str  # the Service method
+    roles: "Optional[frozenset[str]]"  # None: public (unsigned)
+
+
+ANY = frozenset({"keyholder-site", "auditor", "operator"})
+ROUTES = (
+    RouteSpec("GET", "/v1/coordinator", "coordinator_record", None),
+    RouteSpec("GET", "/v1/identity", "whoami", ANY),
+    RouteSpec("GET", "/v1/requests", "pending", frozenset({"keyholder-site"})),
+    RouteSpec("POST", "/v1/envelopes", "submit", frozenset({"keyholder-site"})),
+    RouteSpec("POST", "/v1/sessions", "propose", frozenset({"operator"})),
+    RouteSpec("GET", "/v1/sessions/{session_id}", "status", ANY),
+    RouteSpec("POST", "/v1/sessions/{session_id}/cancel", "cancel", frozenset({"operator"})),
+    RouteSpec("GET", "/v1/audit", "audit_export", frozenset({"auditor"})),
+)
+
+def http_status(error: MsigvaultError) -> int:
+    """The HTTP status of a refusal (docs/service.md, "Errors")."""
+    if isinstance(error, ServiceError):
+        return error.status
+    if isinstance(error, SessionNotFound):
+        return 404
+    if isinstance(error, (WrongSender, WrongRecipient)):
+        return 403
+    if isinstance(error, (EnvelopeReplayed, EnvelopeOutOfOrder, SessionStateError, CoinInUse)):
+        return 409
+    if isinstance(error, EnvelopeTooLarge):
+        return 413
+    if isinstance(error, DatabaseError):
+        return 503
+    return 422
+
+
+def error_body(error: MsigvaultError) -> "dict[str, Any]":
+    return {"error": {"code": type(error).code, "message": str(error)}}
+
+
+class Service:
+    """The request handling behind the routes, independent of HTTP; synchronous (runs in worker threads)."""
+
+    def __init__(self, coordinator: "Coordinator", identity: IdentityKey, *, network: str,
+                 config: ServiceConfig = ServiceConfig()) -> None:
+        if coordinator.identity is None or coordinator.identity.public_hex != Identity(identity.signing).public_hex:
+            raise ServiceError("the coordinator must sign its audit log with the service's identity key: open it "
+                               "with Identity(identity.signing)")
+        self.co = coordinator
+        self.key = identity
+        self.config = config
+        self.record = identity.record(network)
+        self.id = identity.id.hex()
+        self.store = ServiceStore(coordinator.db)
+        self.guard = DatabaseReplayGuard(coordinator.db)
+        self.limiter = RateLimiter(config.rate, config.burst)
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._pruned = 0.0
+        self._rate_audited: "dict[str, tuple[float, int]]" = {}
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    def handle(self, spec: RouteSpec, call: Call) -> "tuple[int, dict[str, Any]]":
+        """Authenticate, authorise, run the route; a refusal becomes (status, error body), audited."""
+        caller: Optional[Enrolled] = None
+        try:
+            if spec.roles is not None:
+                caller = self.authenticate(call)
+                if caller.role not in spec.roles:
+                    raise Forbidden(f"{caller.name!r} is a {caller.role} identity: {spec.method} {spec.path} is for "
+                                    f"{' and '.join(sorted(spec.roles))} identities only")
+            handler: Callable[[Optional[Enrolled], Call], "tuple[int, dict[str, Any]]"] = getattr(self, spec.handler)
+            return handler(caller, call)
+        except MsigvaultError as e:
+            return self.refuse(call, e, caller)
+
+    def authenticate(self, call: Call) -> Enrolled:
+        signed = parse_headers(call.headers)
+        enrolled = self.store.lookup(signed.identity_id)
+        if enrolled is None:
+            raise Unauthenticated(f"identity {signed.identity_id} is not enrolled with this coordinator: ask its "
+                                  "operator to enrol your identity record")
+        verify_request(signed, enrolled.record.signing_key, coordinator_id=self.id, method=call.method,
+                       target=call.target, body=call.body, now=time.time(), window=self.config.window)
+        if not self.limiter.allow(enrolled.id):
+            raise RateLimited(f"{enrolled.name!r} sent more than {self.config.burst} requests at once (at most "
+                              f"{self.config.rate:g} a second on average): wait a moment and retry")
+        self.store.use_nonce(enrolled.id, signed.nonce, signed.timestamp)
+        self._prune()
+        return enrolled
+
+    def refuse(self, call: Call, error: MsigvaultError, caller: Optional[Enrolled]) -> "tuple[int, dict[str, Any]]":
+        """Log and audit a refusal (who, what, why; never the body); the response."""
+        status = http_status(error)
+        claimed = caller.id if caller is not None else _claimed(call.headers)
+        log.warning("refused %s %s from %s (identity %s): %s %s", call.method, call.path[:200], call.remote,
+                    claimed or "-", status, type(error).code)
+        if self._audit_wanted(error, claimed):
+            data = {"identity": claimed, "authenticated": caller is not None,
+                    "name": caller.name if caller is not None else None,
+                    "role": caller.role if caller is not None else None, "method": call.method,
+                    "path": call.path[:200], "remote": call.remote[:100], "status": status,
+                    "code": type(error).code, "reason": str(error)[:1000]}
+            try:
+                self.co.record_event("service.refused", data, actor=f"identity:{claimed or 'unknown'}")
+            except MsigvaultError as e:  # the database is down: still answer the refusal
+                log.error("could not audit a refusal: %s", type(e).code)
+        return status, error_body(error)
+
+    def _audit_wanted(self, error: MsigvaultError, claimed: Optional[str]) -> bool:
+        if not isinstance(error, RateLimited):
+            return True
+        key, now = claimed or "", time.monotonic()
+        with self._lock:
+            last, suppressed = self._rate_audited.get(key, (-1e9, 0))
+            if now - last < RATE_AUDIT_INTERVAL:
+                self._rate_audited[key] = (last, suppressed + 1)
+                return False
+            self._rate_audited[key] = (now, 0)
+            return True
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned < self.config.prune_every:
+            return
+        self._pruned = now
+        self.store.prune_nonces(int(time.time()) - 2 * self.config.window)
+
+    def _next_sequence(self) -> int:
+        """Sequence numbers of the envelopes this process seals: microseconds, strictly increasing."""
+        with self._lock:
+            self._sequence = max(time.time_ns() // 1000, self._sequence + 1)
+            return self._sequence
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def coordinator_record(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        return 200, {"id": self.id, "name": self.record.name, "network": self.record.network,
+                     "record": _b64(self.record.to_bytes())}
+
+    def whoami(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        who = _need(caller)
+        vaults = self.store.site_vaults(who.record) if who.role == "keyholder-site" else {}
+        return 200, {"id": who.id, "name": who.name, "role": who.role, "vaults": vaults}
+
+    def pending(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        who = _need(caller)
+        _no_body(call)
+        items = []
+        for sid, fp in self.store.pending(who.record)[:MAX_PENDING]:
+            session = self.co.get(sid)
+            envelope = seal(session.psbt, sender=self.key, recipient=who.record, session_id=sid,
+                            sequence=self._next_sequence(), content_type=ContentType.PSBT,
+                            expires=_request_expiry(session))
+            items.append({"session": sid, "vault": session.vault_id, "vault_name": session.vault_name,
+                          "fingerprint": fp, "memo": session.memo, "expires_at": session.expires_at,
+                          "psbt_sha256": session.psbt_sha256, "envelope": _b64(envelope)})
+        return 200, {"requests": items}
+
+    def submit(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        who = _need(caller)
+        body = _json(call, {"envelope": str})
+        data = _unb64(body["envelope"], "envelope")
+        result = submit_envelope(self.co, data, identity=self.key, senders=[who.record], guard=self.guard)
+        if isinstance(result, SubmissionResult):
+            return 200, {"kind": "partial-signature", "outcome": result.outcome, "signers": list(result.signers),
+                         "psbt_sha256": result.psbt_sha256,
+                         "session": _session(result.session or self.co.get(result.session_id))}
+        return 200, {"kind": "refusal", "outcome": "recorded", "signers": [], "psbt_sha256": None,
+                     "session": _session(result)}
+
+    def status(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        who = _need(caller)
+        _no_body(call)
+        session = self.co.get(call.params["session_id"])
+        if who.role == "keyholder-site" and session.vault_id not in self.store.site_vaults(who.record):
+            raise Forbidden(f"{who.name!r} speaks for no cosigner of session {session.id}'s vault: a site sees "
+                            "only its own vaults' sessions")
+        return 200, {"session": _session(session)}
+
+    def propose(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        who = _need(caller)
+        body = _json(call, {"vault": str, "psbt": str}, {"memo": str, "expires_in": int})
+        expires = body.get("expires_in")
+        if expires is not None and not 60 <= expires <= 90 * 86400:
+            raise BadRequest("expires_in is a number of seconds from 60 to 90 days", field="expires_in")
+        session = self.co.new_session(body["vault"], _unb64(body["psbt"], "psbt"), memo=body.get("memo", ""),
+                                      proposed_by=f"{who.name} ({who.id})",
+                                      expires_in=_dt.timedelta(seconds=expires) if expires else None)
+        return 201, {"session": _session(session)}
+
+    def cancel(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        who = _need(caller)
+        body = _json(call, {}, {"reason": str})
+        session = self.co.cancel(call.params["session_id"], body.get("reason", ""), by=f"{who.name} ({who.id})")
+        return 200, {"session": _session(session)}
+
+    def audit_export(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
+        _no_body(call)
+        with tempfile.TemporaryDirectory(prefix="msigvault-export-") as tmp:
+            path = Path(tmp) / "audit.jsonl"
+            result = self.co.export_log(path)
+            data = path.read_bytes()
+        return 200, {"export": _b64(data), "entries": result.count, "head": result.head}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _need(caller: Optional[Enrolled]) -> Enrolled:
+    assert caller is not None  # every route but the public one authenticates first
+    return caller
+
+
+def _claimed(headers: Mapping[str, str]) -> Optional[str]:
+    value = str(headers.get("msigvault-identity", ""))[:64].strip().lower()
+    return value if len(value) == 32 and all(c in "0123456789abcdef" for c in value) else None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"{name} is not valid base64 (RFC 4648, with padding)", field=name) from None
+
+
+def _no_body(call: Call) -> None:
+    if call.body:
+        raise BadRequest(f"{call.method} {call.path} takes no body")
+
+
+def _json(call: Call, required: "Mapping[str, type]", optional: "Mapping[str, type]" = {}) -> "dict[str, Any]":
+    """The body as a JSON object with exactly these fields (optional ones may be absent or null)."""
+    try:
+        obj = json.loads(call.body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest(f"the body of {call.method} {call.path} is not JSON") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("the body is a JSON object")
+    unknown = set(obj) - set(required) - set(optional)
+    missing = set(required) - set(obj)
+    if unknown or missing:
+        raise BadRequest(f"the body has fields {', '.join(sorted(required))}"
+                         + (f" (optional: {', '.join(sorted(optional))})" if optional else "")
+                         + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+                         + (f"; missing: {', '.join(sorted(missing))}" if missing else ""))
+    for name, kind in {**required, **optional}.items():
+        value = obj.get(name)
+        if name in optional and value is None:
+            obj.pop(name, None)
+            continue
+        if name in obj and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise BadRequest(f"{name} is a {'string' if kind is str else 'whole number'}", field=name)
+    return obj
+
+
+def _session(session: "Session") -> "dict[str, Any]":
+    return dict(session.to_dict())
+
+
+def _request_expiry(session: "Session") -> _dt.datetime:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    if session.expires_at:
+        until = _dt.datetime.strptime(session.expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
+        if until > now + _dt.timedelta(seconds=1):
+            return until
+    return now + REQUEST_LIFETIME
+
+
+# -- ASGI -------------------------------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise BodyTooLarge(f"the request body is larger than the service's limit of {limit:,} bytes: send less",
+                           limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the request body is larger than the service's limit of {limit:,} bytes: send less",
+                               limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _call(request: Request, body: bytes) -> Call:
+    scope = request.scope
+    target = bytes(scope.get("raw_path") or scope["path"].encode())
+    if scope.get("query_string"):
+        target += b"?" + bytes(scope["query_string"])
+    client = request.client
+    return Call(request.method, target, scope["path"], {k.lower(): v for k, v in request.headers.items()}, body,
+                f"{client.host}:{client.port}" if client else "", dict(request.path_params))
+
+
+def _endpoint(service: Service, spec: RouteSpec) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await _read_body(request, service.config.max_body)
+        except BodyTooLarge as e:
+            status, payload = await run_in_threadpool(service.refuse, _call(request, b""), e, None)
+            return JSONResponse(payload, status_code=status, headers={"connection": "close"})
+        status, payload = await run_in_threadpool(service.handle, spec, _call(request, body))
+        return JSONResponse(payload, status_code=status)
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    code = exc.status_code if isinstance(exc, HTTPException) else 500
+    if code == 404:
+        error: MsigvaultError = NotFound(f"no route {request.url.path[:200]}: see docs/service.md for the API")
+    elif code == 405:
+        error = BadRequest(f"{request.method} is not allowed on {request.url.path[:200]}")
+    else:
+        error = ServiceError("the request failed")
+    return JSONResponse(error_body(error), status_code=code)
+
+
+def create_app(coordinator: "Coordinator", identity: IdentityKey, *, network: str,
+               config: ServiceConfig = ServiceConfig()) -> Starlette:
+    """The ASGI application of the coordinator service (``coordinator`` signs with ``identity``'s key)."""
+    service = Service(coordinator, identity, network=network, config=config)
+    routes = [Route(spec.path, _endpoint(service, spec), methods=[spec.method]) for spec in ROUTES]
+    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
+    app.state.service = service
+    return app
+
+
+def open_app(database_url: str, identity: IdentityKey, *, network: str,
+             config: ServiceConfig = ServiceConfig()) -> Starlette:
+    """:func:`create_app` on the database at ``database_url`` (migrated to the newest schema)."""
+    from ..coordinator.db import Database
+    from ..coordinator.sessions import Coordinator
+
+    coordinator = Coordinator(Database.open(database_url), Identity(identity.signing))
+    return create_app(coordinator, identity, network=network, config=config)
+
+
+CONFIG_ENV = "MSIGVAULT_SERVICE_CONFIG"
+
+
+def from_environment() -> Starlette:
+    """The app of one uvicorn worker process, configured by ``msigvault coordinator serve`` through
+    $MSIGVAULT_SERVICE_CONFIG (JSON: db, identity file, network, limits) and the identity passphrase in
+    $MSIGVAULT_IDENTITY_PASSPHRASE."""
+    import os
+
+    from ..keys.keystore import read_passphrase
+
+    cfg = json.loads(os.environ[CONFIG_ENV])
+    key = IdentityKey.load(cfg["identity"], read_passphrase(prompt="", env_var="MSIGVAULT_IDENTITY_PASSPHRASE"))
+    limits = ServiceConfig(max_body=cfg["max_body"], window=cfg["window"], rate=cfg["rate"], burst=cfg["burst"])
+    return open_app(cfg["db"], key, network=cfg["network"], config=limits)
