@@ -13,6 +13,7 @@ from embit.util import secp256k1 as _secp
 
 from ..errors import InvalidKey
 from ..network import Network, networks_for_xkey_version
+from ..secp import child_point, point_serialize
 from .paths import HARDENED
 
 if TYPE_CHECKING:
@@ -218,15 +219,15 @@ class PublicDeriver:
             raise InvalidKey(f"address index {index} must be unhardened (0 to 2^31-1)")
         digest = hmac.digest(self._chain_code, self._sec + index.to_bytes(4, "big"), "sha512")
         try:
-            return _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(self._point, digest[:32]))
+            return point_serialize(child_point(self._point, digest[:32]))
         except ValueError:
             raise InvalidKey(f"BIP32 derivation at index {index} is invalid (probability below 2^-127)") from None
 
     def child(self, index: int) -> "PublicDeriver":
         d = PublicDeriver.__new__(PublicDeriver)
         digest = hmac.digest(self._chain_code, self._sec + index.to_bytes(4, "big"), "sha512")
-        d._point = _secp.ec_pubkey_add(self._point, digest[:32])
-        d._sec = _secp.ec_pubkey_serialize(d._point)
+        d._point = child_point(self._point, digest[:32])
+        d._sec = point_serialize(d._point)
         d._chain_code = digest[32:]
         return d
 

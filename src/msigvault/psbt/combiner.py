@@ -20,7 +20,7 @@ from typing import Iterable
 from ..errors import CombineError
 from ..policy.vault import DerivedScript, Vault
 from . import fields as F
-from .common import foreign_signature_keys, signature_state, unsigned_tx
+from .common import foreign_signature_keys, scoped, signature_state, unsigned_tx
 from .psbt import Psbt, PsbtMap
 from .satisfaction import FINAL_TYPES, Final, has_final, resolve_vault_input, verify_final
 from .sighash import SighashCache, TxOut, UnsignedTx
@@ -40,6 +40,7 @@ _REFUSED = {
 }
 
 
+@scoped
 def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
     """One PSBT holding every valid signature and field of ``psbts``."""
     psbts = list(psbts)

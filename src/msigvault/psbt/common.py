@@ -4,10 +4,13 @@ membership of inputs and outputs, and signature primitives.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Literal, Optional, Sequence, TypeVar
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Optional, ParamSpec, Sequence, TypeVar
 
 from embit.util import secp256k1 as _secp
 
@@ -25,6 +28,7 @@ from ..errors import (
 )
 from ..policy.vault import CHANGE, NUMS_H, RECEIVE, DerivedScript, Vault
 from ..script import compact_size
+from .. import secp as _fast
 from . import fields as F
 from .psbt import Psbt, PsbtMap
 from .sighash import TxIn, TxOut, UnsignedTx
@@ -50,6 +54,70 @@ def unsigned_tx(psbt: Psbt) -> UnsignedTx:
         inputs.append(TxIn(bytes(txid), vout, psbt.sequence(i)))
     outputs = tuple(TxOut(psbt.amount(i), bytes(psbt.script(i))) for i in range(psbt.output_count))
     return UnsignedTx(psbt.tx_version, psbt.locktime, tuple(inputs), outputs)
+
+
+@dataclass
+class CallScope:
+    """What one role call (or one combine-finalize-extract pipeline) may reuse, and nothing longer.
+
+    ``txs``: previous transactions already parsed and hashed, by their exact bytes (ten inputs
+    spending one funding transaction parse it once). ``verified``: (key, signature, message)
+    triples that libsecp256k1 accepted in this call; each role still computes every sighash and
+    asks for every signature it uses, and an exact triple verified once is not verified again.
+    Nothing is read from the PSBT to decide what was verified.
+    """
+
+    txs: "dict[bytes, tuple[bytes, F.RawTx]]" = field(default_factory=dict)
+    verified: "set[tuple[bytes, bytes, bytes]]" = field(default_factory=set)
+
+
+_SCOPE: "ContextVar[Optional[CallScope]]" = ContextVar("msigvault_psbt_call", default=None)
+
+
+@contextmanager
+def call_scope() -> Iterator[CallScope]:
+    """The current call's :class:`CallScope`, opened here if none is (nested roles share it)."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        yield scope
+        return
+    scope = CallScope()
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def scoped(fn: "Callable[_P, _R]") -> "Callable[_P, _R]":
+    """Run ``fn`` inside :func:`call_scope` (a role's entry point)."""
+    @functools.wraps(fn)
+    def run(*args: "_P.args", **kwargs: "_P.kwargs") -> _R:
+        with call_scope():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def _parsed_prev_tx(full: bytes, i: int) -> "tuple[bytes, F.RawTx]":
+    """(txid, parsed transaction) of input ``i``'s non_witness_utxo, parsed once per call scope."""
+    scope = _SCOPE.get()
+    if scope is not None:
+        hit = scope.txs.get(full)
+        if hit is not None:
+            return hit
+    try:
+        raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
+    except InvalidPSBT as e:
+        raise e.locate(input_index=i, field="PSBT_IN_NON_WITNESS_UTXO")
+    parsed = (legacy_txid(raw), raw)
+    if scope is not None:
+        scope.txs[bytes(full)] = parsed
+    return parsed
 
 
 def legacy_txid(raw: "F.RawTx") -> bytes:
@@ -79,11 +147,8 @@ def spent_output(psbt: Psbt, i: int, error: "type[MsigvaultError]", *, require_f
     wit = m.get(F.PSBT_IN_WITNESS_UTXO)
     from_full = None
     if full is not None:
-        try:
-            raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
-        except InvalidPSBT as e:
-            raise e.locate(input_index=i, field="PSBT_IN_NON_WITNESS_UTXO")
-        if legacy_txid(raw) != bytes(txid):
+        full_txid, raw = _parsed_prev_tx(full, i)
+        if full_txid != bytes(txid):
             raise narrow(error, UtxoMismatch)(
                 f"input {i}: the previous transaction given (non_witness_utxo) does not hash to the "
                 "txid the input spends: the PSBT was tampered with or built wrongly",
@@ -257,27 +322,22 @@ def metadata_problem(m: PsbtMap, d: DerivedScript, *, is_input: bool) -> Optiona
 
 def ecdsa_sign(secret: bytes, msg: bytes) -> bytes:
     """DER signature with low R (grinds like Bitcoin Core) and low S."""
-    sig = _secp.ecdsa_sign(msg, secret)
-    counter = 1
-    der = _secp.ecdsa_signature_serialize_der(sig)
-    while len(der) > 70 and counter < 256:
-        sig = _secp.ecdsa_sign(msg, secret, None, counter.to_bytes(32, "little"))
-        der = _secp.ecdsa_signature_serialize_der(sig)
-        counter += 1
-    return der
+    return _fast.ecdsa_sign_low_r(secret, msg)
 
 
 def ecdsa_verify(pubkey: bytes, der: bytes, msg: bytes) -> bool:
-    """Strict-DER, low-S ECDSA verification (what standardness and BIP66 demand)."""
-    try:
-        sig = _secp.ecdsa_signature_parse_der(der)
-        if _secp.ecdsa_signature_serialize_der(sig) != der:
-            return False
-        if _secp.ecdsa_signature_normalize(sig) != sig:
-            return False  # high S
-        return _secp.ecdsa_verify(sig, msg, _secp.ec_pubkey_parse(pubkey))
-    except (ValueError, RuntimeError):
-        return False
+    """Strict-DER, low-S ECDSA verification (what standardness and BIP66 demand).
+
+    Within a :func:`call_scope`, an exact (key, signature, message) triple already accepted in
+    that call is accepted without asking libsecp256k1 again."""
+    pubkey, der, msg = bytes(pubkey), bytes(der), bytes(msg)
+    scope = _SCOPE.get()
+    if scope is not None and (pubkey, der, msg) in scope.verified:
+        return True
+    ok = _fast.ecdsa_verify(pubkey, der, msg)
+    if ok and scope is not None:
+        scope.verified.add((pubkey, der, msg))
+    return ok
 
 
 def schnorr_sign(secret: bytes, msg: bytes) -> bytes:
@@ -285,6 +345,19 @@ def schnorr_sign(secret: bytes, msg: bytes) -> bytes:
 
 
 def schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
+    """BIP340 verification (memoized within a :func:`call_scope` like :func:`ecdsa_verify`)."""
+    xonly, sig, msg = bytes(xonly), bytes(sig), bytes(msg)
+    scope = _SCOPE.get()
+    key = (b"\x00" + xonly, sig, msg)  # no ECDSA key starts with 0x00: the two kinds never mix
+    if scope is not None and key in scope.verified:
+        return True
+    ok = _schnorr_verify(xonly, sig, msg)
+    if ok and scope is not None:
+        scope.verified.add(key)
+    return ok
+
+
+def _schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
     try:
         point = _secp.ec_pubkey_parse(b"\x02" + xonly)
         xpub, _ = _secp.xonly_pubkey_from_pubkey(point)
@@ -294,7 +367,7 @@ def schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
 
 
 def pubkey_of(secret: bytes) -> bytes:
-    return _secp.ec_pubkey_serialize(_secp.ec_pubkey_create(secret))
+    return _fast.pubkey_create(secret)
 
 
 def _derivation_field(vault: Vault) -> str:

@@ -15,14 +15,14 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from ..errors import ExtractError
 from ..policy.vault import Vault
 from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, is_dust, is_standard_output
 from ..types import Utxo
 from . import fields as F
-from .common import spent_output, unsigned_tx
+from .common import scoped, spent_output, unsigned_tx
 from .psbt import Psbt
 from .satisfaction import resolve_vault_input, verify_final
 from .sighash import SighashCache, TxOut, UnsignedTx
@@ -78,6 +78,7 @@ class FinalTx:
         return self.raw.hex()
 
 
+@scoped
 def extract(psbt: Psbt, *, max_fee_sats: Optional[int] = 2_500_000, verify: bool = True,
             max_weight: Optional[int] = MAX_STANDARD_TX_WEIGHT,
             min_fee_rate: Optional[float] = MIN_RELAY_FEE_RATE,
@@ -242,3 +243,22 @@ def verify_scripts(raw_tx: bytes, spent: "list[TxOut]") -> bool:
                 input_index=i,
             )
     return True
+
+
+@scoped
+def combine_finalize_extract(psbts: "Sequence[Psbt]", vault: Vault, **kwargs: Any) -> "tuple[Psbt, FinalTx]":
+    """Combiner, Finalizer and Extractor in one call: (finalized PSBT, FinalTx).
+
+    The same checks as calling :func:`.combiner.combine`, :func:`.finalizer.finalize` and
+    :func:`extract` one after the other; they share one call scope, so a previous transaction
+    is parsed once and a signature the Combiner verified is not verified again by libsecp256k1
+    when the Finalizer (or the Extractor, given ``vault=``) checks the same (key, signature,
+    sighash): each role computes its own sighashes and asks for every signature it uses (see
+    :class:`.common.CallScope`). libbitcoinkernel still verifies every input. ``kwargs`` are
+    :func:`extract`'s.
+    """
+    from .combiner import combine
+    from .finalizer import finalize
+
+    final = finalize(combine(psbts, vault), vault)
+    return final, extract(final, **kwargs)

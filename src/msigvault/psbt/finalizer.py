@@ -13,7 +13,7 @@ from ..errors import FinalizeError, NotEnoughSignatures
 from ..policy.vault import DerivedScript, Vault
 from ..script import push_data
 from . import fields as F
-from .common import have, signature_state, unsigned_tx
+from .common import have, scoped, signature_state, unsigned_tx
 from .psbt import Psbt, PsbtMap
 from .satisfaction import expected_final, has_final, resolve_vault_input, verify_final, witness_bytes
 from .sighash import SighashCache
@@ -30,6 +30,7 @@ _KEEP = {
 }
 
 
+@scoped
 def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     """A copy of ``psbt`` with every input finalized; FinalizeError if any lacks signatures."""
     out = psbt.copy()

@@ -28,6 +28,7 @@ from .common import (
     check_output,
     have,
     ecdsa_sign,
+    scoped,
     ecdsa_verify,
     display_address,
     pubkey_of,
@@ -177,6 +178,7 @@ class _Input:
     sighash: int
 
 
+@scoped
 def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
           policy: SignerPolicy = SignerPolicy(),
           proof_message: "str | None" = None) -> "tuple[SigningSummary, list[_Input]]":
@@ -408,11 +410,9 @@ class SigningRequest:
             m = out.inputs[i]
             d = x.derived
             if d.branch not in branches:
-                branches[d.branch] = _LeafSigner(account.child(d.branch))
+                branches[d.branch] = _LeafSigner(account.child(d.branch), me, d.branch, i)
             secret = branches[d.branch].secret(d.index)
             pub = d.pubkeys[d.signers.index(me_pos)]
-            if pubkey_of(secret) != pub:  # cannot happen unless the vault record is corrupt
-                raise SignerRefusal(f"input {i}: this key does not derive the vault key it should", input_index=i)
             if is_tr:
                 msg = cache.taproot(i, x.sighash, leaf_hash=have(d.leaf_hash))
                 key = pub[1:] + have(d.leaf_hash)
@@ -464,12 +464,23 @@ def _update_modifiable(psbt: Psbt, sighashes: "Iterable[int]") -> None:
 
 
 class _LeafSigner:
-    """Private child derivation below one branch key: one HMAC and one scalar add per index."""
+    """Private child derivation below one branch key: one HMAC and one scalar add per index.
 
-    def __init__(self, branch: ExtendedKey) -> None:
+    The branch key is checked once against the vault's record of this cosigner (same public
+    key, same chain code): every child secret then belongs to the vault key derived at the same
+    index, since both sides add the same HMAC tweak (``(s + t)G = sG + tG``). That replaces a
+    public-key computation per input; SignerRefusal if the record does not match.
+    """
+
+    def __init__(self, branch: ExtendedKey, me: Cosigner, number: int, i: int) -> None:
         self._secret = branch.key[1:]
         self._pub = branch.public_key
         self._chain = branch.chain_code
+        record = me.key.child(number)
+        if pubkey_of(self._secret) != record.public_key or self._chain != record.chain_code:
+            raise SignerRefusal(f"input {i}: this key does not derive the vault key it should (its branch "
+                                f"{number} key differs from the vault's record of cosigner {me.fingerprint.hex()})",
+                                input_index=i)
 
     def secret(self, index: int) -> bytes:
         digest = hmac.digest(self._chain, self._pub + index.to_bytes(4, "big"), "sha512")

@@ -1,0 +1,182 @@
+"""The fast paths of issue 20 keep every check.
+
+- msigvault.secp (libsecp256k1 called directly) gives the same signatures, verdicts and child
+  keys as embit's wrappers, including refusals of high-S and non-strict DER signatures.
+- Within one call scope (one role call, or combine_finalize_extract) a signature is verified once
+  by libsecp256k1 per exact (key, signature, sighash); each role still asks for every signature it
+  uses, so a bad signature is refused by the Combiner, the Finalizer and the Extractor even after
+  good ones were verified in the same scope.
+- Previous transactions are parsed once per scope by their exact bytes: a tampered copy of a
+  transaction already seen is still parsed and refused.
+- The signer checks its branch key once against the vault's record instead of each child key.
+"""
+
+import hashlib
+
+import pytest
+from embit.util import secp256k1 as E
+
+from msigvault import Vault, secp
+from msigvault.errors import CombineError, ExtractError, FinalizeError, SignerRefusal, UtxoMismatch
+from msigvault.network import Network
+from msigvault.psbt import fields as F
+from msigvault.psbt.combiner import combine, merge
+from msigvault.psbt.common import call_scope, ecdsa_verify, legacy_txid, schnorr_verify, unsigned_tx
+from msigvault.psbt.extractor import combine_finalize_extract, extract
+from msigvault.psbt.finalizer import finalize
+from msigvault.psbt.sighash import SighashCache
+from msigvault.psbt.signer import _LeafSigner, find_cosigner, sign
+from msigvault.testing.keyholders import TestKeyholder
+from msigvault.types import Utxo
+
+NET = Network.REGTEST
+EXTERNAL = bytes.fromhex("0014") + bytes(range(20))
+CURVE_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def embit_low_r(secret, msg):
+    """The grinding loop as it was written on embit's wrappers (the reference)."""
+    sig = E.ecdsa_sign(msg, secret)
+    der = E.ecdsa_signature_serialize_der(sig)
+    counter = 1
+    while len(der) > 70 and counter < 256:
+        sig = E.ecdsa_sign(msg, secret, None, counter.to_bytes(32, "little"))
+        der = E.ecdsa_signature_serialize_der(sig)
+        counter += 1
+    return der
+
+
+def der_of(r, s):
+    def part(x):
+        b = x.to_bytes(33, "big").lstrip(b"\x00")
+        return b"\x00" + b if b[0] & 0x80 else b
+    body = b"\x02" + bytes([len(part(r))]) + part(r) + b"\x02" + bytes([len(part(s))]) + part(s)
+    return b"\x30" + bytes([len(body)]) + body
+
+
+def split_der(der):
+    rl = der[3]
+    r = int.from_bytes(der[4:4 + rl], "big")
+    s = int.from_bytes(der[6 + rl:], "big")
+    return r, s
+
+
+@pytest.mark.parametrize("k", range(40))
+def test_fast_secp_matches_embit(k):
+    secret = hashlib.sha256(b"scope-key-%d" % k).digest()
+    msg = hashlib.sha256(b"scope-msg-%d" % k).digest()
+    der = secp.ecdsa_sign_low_r(secret, msg)
+    assert der == embit_low_r(secret, msg) and len(der) <= 70
+    pub = secp.pubkey_create(secret)
+    assert pub == E.ec_pubkey_serialize(E.ec_pubkey_create(secret))
+    assert secp.ecdsa_verify(pub, der, msg)
+    assert not secp.ecdsa_verify(pub, der, hashlib.sha256(msg).digest())
+    r, s = split_der(der)
+    assert der_of(r, s) == der
+    assert not secp.ecdsa_verify(pub, der_of(r, CURVE_N - s), msg)  # the same signature with high S
+    padded = b"\x30" + bytes([der[1] + 1]) + b"\x02" + bytes([der[3] + 1]) + b"\x00" + der[4:]
+    assert not secp.ecdsa_verify(pub, padded, msg)  # not strict DER (BIP66)
+    tweak = hashlib.sha256(b"scope-tweak-%d" % k).digest()
+    point = E.ec_pubkey_parse(pub)
+    assert secp.child_point(point, tweak) == E.ec_pubkey_add(point, tweak)
+    with pytest.raises(ValueError):
+        secp.child_point(point, CURVE_N.to_bytes(32, "big"))
+
+
+def test_memo_is_keyed_by_the_exact_triple():
+    secret = hashlib.sha256(b"memo").digest()
+    pub = secp.pubkey_create(secret)
+    msg, other = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
+    der = secp.ecdsa_sign_low_r(secret, msg)
+    with call_scope() as scope:
+        assert ecdsa_verify(pub, der, msg)
+        assert ecdsa_verify(pub, der, msg)  # from the memo
+        assert not ecdsa_verify(pub, der, other)
+        assert not schnorr_verify(pub[1:], der[:64].ljust(64, b"\x00"), msg)
+        assert scope.verified == {(pub, der, msg)}
+    with call_scope() as fresh:  # a new call starts empty
+        assert fresh.verified == set()
+
+
+def make(script, inputs=3):
+    holders = [TestKeyholder.from_label(f"scope-{i}") for i in range(3)]
+    vault = Vault.multisig(2, [h.cosigner(script) for h in holders], script=script, network=NET)
+    scripts = [vault.derive_branch(0, j).script_pubkey for j in range(inputs)]
+    prev = F.serialize_tx(2, [(hashlib.sha256(script.encode()).digest(), 0, 0xFFFFFFFF)],
+                          [(100_000, s) for s in scripts], 0)  # one funding transaction for all inputs
+    txid = legacy_txid(F.parse_tx(prev, "prev"))[::-1].hex()
+    utxos = [Utxo(txid, j, 100_000, scripts[j], 0, j, prev) for j in range(inputs)]
+    psbt = vault.create_psbt(utxos, [(EXTERNAL, 100_000 * inputs - 20_000)], fee_rate=3.0, change_index=0)
+    return vault, holders, psbt
+
+
+def bad_copy(vault, good, other):
+    """``good`` with input 0's signature replaced by the same cosigner's signature of input 1."""
+    bad = good.copy()
+    t = F.PSBT_IN_TAP_SCRIPT_SIG if vault.script == "tr" else F.PSBT_IN_PARTIAL_SIG
+    (key0, _), = bad.inputs[0].items_of_type(t)
+    (_, replacement), = other.inputs[1].items_of_type(t)  # well-formed, but for another input
+    bad.inputs[0].set(t, key0, replacement)
+    return bad
+
+
+@pytest.mark.parametrize("script", ["sh", "wsh", "tr"])
+def test_pipeline_matches_the_roles_and_refuses_a_bad_signature_at_each_role(script):
+    vault, holders, psbt = make(script)
+    a, _ = sign(psbt, vault, holders[0].root)
+    b, _ = sign(psbt, vault, holders[1].root)
+    final, tx = combine_finalize_extract([a, b], vault)
+    assert final == finalize(combine([a, b], vault), vault)
+    assert tx.raw == extract(final).raw and tx.verified_by_kernel
+    bad = bad_copy(vault, b, b)
+    with pytest.raises(CombineError):  # the Combiner
+        combine_finalize_extract([a, bad], vault)
+    merged_bad = merge([a, bad])  # hazmat merge: nothing verified
+    with call_scope():
+        combine([a, b], vault)  # every good signature is now in this scope's memo
+        with pytest.raises(FinalizeError):  # the Finalizer still verifies what it is given
+            finalize(merged_bad, vault)
+        good_final = finalize(combine([a, b], vault), vault)
+        forged = good_final.copy()
+        forged.inputs[0] = good_final.inputs[0].copy()
+        other = finalize(combine([a, b], vault), vault).inputs[1]
+        t = F.PSBT_IN_FINAL_SCRIPTSIG if script == "sh" else F.PSBT_IN_FINAL_SCRIPTWITNESS
+        forged.inputs[0].set(t, b"", other.get(t))  # input 1's final fields on input 0
+        with pytest.raises(ExtractError):  # the Extractor, with vault=, verifies the finals it is given
+            extract(forged, vault=vault)
+
+
+def test_a_tampered_copy_of_a_cached_previous_transaction_is_still_refused():
+    vault, holders, psbt = make("wsh")
+    raw = bytes(psbt.inputs[0].get(F.PSBT_IN_NON_WITNESS_UTXO))
+    assert all(bytes(m.get(F.PSBT_IN_NON_WITNESS_UTXO)) == raw for m in psbt.inputs)  # one shared transaction
+    tampered = bytearray(raw)
+    tampered[-5] ^= 1  # last output's script, of a transaction input 0 already brought into the cache
+    psbt.inputs[1].set(F.PSBT_IN_NON_WITNESS_UTXO, b"", bytes(tampered))
+    with pytest.raises(UtxoMismatch) as e:
+        sign(psbt, vault, holders[0].root)
+    assert e.value.input_index == 1
+
+
+def test_the_signer_checks_its_branch_key_against_the_vault_record():
+    vault, holders, psbt = make("wsh")
+    me, account = find_cosigner(vault, holders[0].root)
+    _LeafSigner(account.child(0), me, 0, 0)  # the right record
+    other, _ = find_cosigner(vault, holders[1].root)
+    with pytest.raises(SignerRefusal, match="branch 0 key differs"):
+        _LeafSigner(account.child(0), other, 0, 0)
+    with pytest.raises(SignerRefusal, match="branch 1 key differs"):
+        _LeafSigner(account.child(0), me, 1, 3)
+
+
+def test_already_signed_uses_the_same_checks():
+    vault, holders, psbt = make("wsh")
+    from msigvault.psbt.signer import prepare
+    a, _ = sign(psbt, vault, holders[0].root)
+    fp = holders[0].root.fingerprint
+    assert prepare(a, vault, fingerprint=fp).already_signed
+    assert not prepare(psbt, vault, fingerprint=fp).already_signed
+    bad = bad_copy(vault, a, a)
+    assert not prepare(bad, vault, fingerprint=fp).already_signed
+    tx = unsigned_tx(a)
+    assert SighashCache(tx, None) is not None
