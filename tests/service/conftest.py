@@ -119,7 +119,7 @@ def make_world(root: Path, db_url: str) -> World:
 class ServerProcess:
     """``python -m msigvault coordinator serve`` on a free loopback port; stdout/stderr go to files."""
 
-    def __init__(self, world: World, name: str, **limits) -> None:
+    def __init__(self, world: World, name: str, *, workers: int = 1, **limits) -> None:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.stdout = world.root / f"{name}.stdout"
@@ -128,7 +128,8 @@ class ServerProcess:
         args = [sys.executable, "-m", "msigvault", "coordinator", "serve", "--db", world.db_url,
                 "--identity", str(world.coordinator_file), "--tls-cert", str(world.pki.server_cert),
                 "--tls-key", str(world.pki.server_key), "--port", str(self.port), "-n", "regtest",
-                "--max-body", str(opts["max_body"]), "--rate", str(opts["rate"]), "--burst", str(opts["burst"])]
+                "--max-body", str(opts["max_body"]), "--rate", str(opts["rate"]), "--burst", str(opts["burst"]),
+                "--workers", str(workers)]
         env = {**os.environ, "MSIGVAULT_IDENTITY_PASSPHRASE": PASSPHRASE}
         self._out, self._err = open(self.stdout, "wb"), open(self.stderr, "wb")
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, env=env)

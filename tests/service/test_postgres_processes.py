@@ -1,4 +1,4 @@
-"""Two service processes against one PostgreSQL database share every piece of state: a session proposed
+"""Two service processes (the second with two uvicorn workers) against one PostgreSQL database share every piece of state: a session proposed
 through one is signed through the other, a request (identity, nonce) accepted by one is refused by the
 other, an envelope accepted by one is a replay at the other, and both write one verifiable audit log."""
 
@@ -28,7 +28,7 @@ def pg_world(tmp_path_factory, postgres):
 def servers(pg_world):
     first = ServerProcess(pg_world, "first")
     try:
-        second = ServerProcess(pg_world, "second")
+        second = ServerProcess(pg_world, "second", workers=2)  # uvicorn's worker processes, one more level
     except BaseException:
         first.stop()
         raise
