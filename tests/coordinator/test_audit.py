@@ -249,3 +249,104 @@ def test_hex_in_another_case_is_not_another_spelling(sqlite_log):
     lines[1] = canonical(obj)
     with pytest.raises(AuditError, match="entry 1 .*signature does not verify"):
         verify_entries(lines)
+
+
+# -- checkpoints: what the head row cannot protect ---------------------------------------------
+
+
+def _truncate_and_fix_head(co, keep: int) -> None:
+    """The attack a head row cannot see: delete the newest entries and rewrite audit_head to match."""
+    rows = _rows(co)
+    with co.db.write() as conn:
+        conn.execute(sa.delete(D.audit_log).where(D.audit_log.c.seq >= keep))
+        conn.execute(sa.update(D.audit_head).values(count=keep, hash=rows[keep - 1].hash))
+
+
+def test_a_checkpoint_catches_truncation_with_the_head_fixed(logged):
+    from msigvault.coordinator.audit import Checkpoint
+
+    cp = Checkpoint.parse(logged.checkpoint().to_json())
+    n = len(_rows(logged))
+    assert (cp.entries, cp.head, cp.key) == (n, _rows(logged)[-1].hash, logged.identity.public_hex)
+    logged.cancel(logged.list()[0].id)  # the log grows after the checkpoint: still fine
+    logged.set_config("confirmations_required", 6)
+    assert logged.verify_log(checkpoints=[cp]).count == n + 1
+    _truncate_and_fix_head(logged, n - 2)
+    assert logged.verify_log().count == n - 2  # without the checkpoint, the shorter log verifies
+    with pytest.raises(AuditError, match=f"has {n - 2} entries, but the checkpoint .* recorded {n}") as e:
+        logged.verify_log(checkpoints=[cp])
+    assert e.value.entry == n - 2
+
+
+def test_a_checkpoint_catches_a_rollback_rewritten_with_the_coordinator_key(logged):
+    """With the coordinator key too, the attacker rolls the log back and writes new entries to the
+    same length and beyond, all correctly chained and signed; the checkpoint's head is not there."""
+    cp = logged.checkpoint()
+    n = cp.entries
+    keep = n - 3
+    _truncate_and_fix_head(logged, keep)
+    for i in range(5):
+        logged.set_config(f"forged.{i}", i)  # validly signed, validly chained
+    assert logged.verify_log().count == keep + 5
+    with pytest.raises(AuditError, match=f"entry {n - 1} is not the entry the checkpoint .*rolled back") as e:
+        logged.verify_log(checkpoints=[cp])
+    assert e.value.entry == n - 1
+
+
+def test_checkpoint_files_refuse_edits_and_foreign_keys(sqlite_log):
+    from msigvault.coordinator.audit import Checkpoint
+
+    cp = sqlite_log.checkpoint()
+    data = cp.to_json()
+    for i in range(len(data) - 1):  # every byte but the newline
+        edited = bytearray(data)
+        edited[i] ^= 1
+        with pytest.raises(AuditError):
+            Checkpoint.parse(bytes(edited))
+    with pytest.raises(AuditError, match="larger than"):
+        Checkpoint.parse(b" " * 5000)
+    stranger = Identity.generate()
+    foreign = Checkpoint(cp.entries, cp.head, cp.time, stranger.public_hex, "")
+    foreign = Checkpoint.parse(canonical({**foreign.body(), "sig": stranger.sign(
+        b"msigvault/audit-checkpoint/v1\0" + canonical(foreign.body())).hex()}))
+    with pytest.raises(AuditError, match="does not authorise"):
+        sqlite_log.verify_log(checkpoints=[foreign])  # a key the log never authorised
+    # a second coordinator key the log authorises (from entry cp.entries on), but the auditor does not trust
+    sqlite_log.authorize_key(stranger.public_hex, note="second site")
+    later = Checkpoint.make(sqlite_log.verify_log(), stranger)
+    with pytest.raises(AuditError, match="checkpoint .* not a key you trust") as e:
+        sqlite_log.verify_log(checkpoints=[later], trusted_keys=[sqlite_log.identity.public_hex])
+    assert e.value.entry == cp.entries
+    assert sqlite_log.verify_log(checkpoints=[later, cp]).count == cp.entries + 1
+    with pytest.raises(AuditError, match="does not authorise"):  # its key signs nothing before it was authorised
+        sqlite_log.verify_log(checkpoints=[foreign])
+
+
+def test_audit_checkpoint_and_verify_checkpoint_through_the_cli(kit, sqlite_log, tmp_path):
+    from click.testing import CliRunner
+
+    from msigvault.cli import cli
+
+    url = str(sqlite_log.db.engine.url)
+    key = tmp_path / "coordinator.key"
+    sqlite_log.identity.save(key)
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    r = run("audit", "checkpoint", "-o", tmp_path / "cp.json", "--db", url, "--coordinator-key", key, "--json")
+    assert r.exit_code == 0, r.output
+    cp = json.loads(r.output)
+    assert cp["entries"] == len(_rows(sqlite_log))
+    r = run("audit", "export", "-o", tmp_path / "before.jsonl", "--db", url, "--coordinator-key", key)
+    assert r.exit_code == 0, r.output
+    ok = run("audit", "verify", tmp_path / "before.jsonl", "--checkpoint", tmp_path / "cp.json")
+    assert ok.exit_code == 0 and f"entry {cp['entries'] - 1} is still" in ok.output
+    _truncate_and_fix_head(sqlite_log, cp["entries"] - 1)
+    assert run("audit", "verify", "--db", url).exit_code == 0  # the shorter log on its own
+    bad = run("audit", "verify", "--db", url, "--checkpoint", tmp_path / "cp.json")
+    assert bad.exit_code == 2 and "truncated or rolled back" in bad.output
+    r = run("audit", "export", "-o", tmp_path / "after.jsonl", "--db", url, "--coordinator-key", key)
+    assert r.exit_code == 0, r.output
+    bad = run("audit", "verify", tmp_path / "after.jsonl", "--checkpoint", tmp_path / "cp.json", "--json")
+    assert bad.exit_code == 2 and json.loads(bad.output)["error"]["code"] == "audit.invalid"

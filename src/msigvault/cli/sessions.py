@@ -336,24 +336,46 @@ def audit():
 @click.argument("export", type=click.Path(dir_okay=False), required=False)
 @click.option("--trust-key", "trusted", multiple=True,
               help="A coordinator public key (64 hex) obtained out of band: the log must start with it.")
+@click.option("--checkpoint", "checkpoint_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A checkpoint you kept ('msigvault audit checkpoint'): the log must still hold its head at "
+                   "its position (catches truncation and rollback). Repeatable.")
 @_db_options
 @json_option
-def audit_verify(export, trusted, vaultfile, db_url, key_path, as_json):
+def audit_verify(export, trusted, checkpoint_files, vaultfile, db_url, key_path, as_json):
     """Verify an export file (offline) or the database's log; names the first bad entry."""
-    from ..coordinator.audit import verify_export
+    from ..coordinator.audit import Checkpoint, verify_export
 
     keys = [t.strip().lower() for t in trusted] or None
+    checkpoints = [Checkpoint.load(f) for f in checkpoint_files]
     if export is not None:
         if db_url or vaultfile:
             raise CliError("give an export file or --db/--vault, not both")
-        result = verify_export(export, trusted_keys=keys)
+        result = verify_export(export, trusted_keys=keys, checkpoints=checkpoints)
     else:
-        result = _open(vaultfile, db_url, key_path, write=False).verify_log(trusted_keys=keys)
+        result = _open(vaultfile, db_url, key_path, write=False).verify_log(trusted_keys=keys, checkpoints=checkpoints)
     vaults = "\n".join(f"  vault {v['name']} policy id {v['policy_id']}" for v in result.vaults)
     emit(as_json, result.to_dict(),
          f"audit log OK: {result.count} entries, head {result.head}\n"
          + "\n".join(f"  coordinator key {k}" for k in result.coordinator_keys) + ("\n" + vaults if vaults else "")
+         + "".join(f"\n  checkpoint of {c.time}: entry {c.entries - 1} is still {c.head[:16]}..." for c in checkpoints)
          + "\ncompare the coordinator key and the policy ids with what you were given out of band")
+
+
+@audit.command("checkpoint")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="The checkpoint file to write.")
+@_db_options
+@force_option
+@json_option
+def audit_checkpoint(output, vaultfile, db_url, key_path, force, as_json):
+    """Verify the log and write a checkpoint of its head (entry count, last hash, time), signed by
+    the coordinator key: keep it (or publish it) away from the coordinator; 'audit verify
+    --checkpoint FILE' later proves the log was not truncated or rolled back behind it."""
+    from .common import write_output
+
+    cp = _open(vaultfile, db_url, key_path, write=True).checkpoint()
+    write_output(output, cp.to_json(), force=force)
+    emit(as_json, {**cp.to_dict(), "file": str(output)},
+         f"wrote {output}: checkpoint of entry {cp.entries - 1} ({cp.entries} entries), head {cp.head}, at {cp.time}")
 
 
 @audit.command("export")

@@ -45,6 +45,9 @@ ENTRY_TAG = b"msigvault/audit/v1\0"
 SIG_TAG = b"msigvault/audit-sig/v1\0"
 STATEMENT_TAG = b"msigvault/statement/v1\0"
 HEADER_TAG = b"msigvault/audit-export/v1\0"
+CHECKPOINT_TAG = b"msigvault/audit-checkpoint/v1\0"
+CHECKPOINT_FORMAT = "msigvault-audit-checkpoint"
+CHECKPOINT_MAX = 4096
 GENESIS_PREV = "00" * 32
 EXPORT_FORMAT = "msigvault-audit-export"
 EXPORT_VERSION = 1
@@ -318,21 +321,34 @@ class VerifyResult:
 
 
 def verify_entries(lines: Iterable[bytes], *, trusted_keys: Optional[Sequence[str]] = None,
-                   expect_count: Optional[int] = None, expect_head: Optional[str] = None) -> VerifyResult:
+                   expect_count: Optional[int] = None, expect_head: Optional[str] = None,
+                   checkpoints: "Sequence[Checkpoint]" = ()) -> VerifyResult:
     """Verify a whole log in order; AuditError naming the first bad entry.
 
     ``trusted_keys``: coordinator public keys (hex) the auditor obtained out of band; the log's
     first key must be one of them. ``expect_count``/``expect_head``: what the database's head row
     or the export's header says the log holds (a truncated log is caught against them).
+    ``checkpoints``: heads an auditor kept (:class:`Checkpoint`); the log must still hold each one
+    at its position (a log truncated or rolled back behind one is caught, even with its head fixed).
     """
     known = _Known()
     prev = GENESIS_PREV
     count = 0
+    at = {}
+    for cp in checkpoints:
+        at.setdefault(cp.entries - 1, []).append(cp)
     for position, line in enumerate(lines):
         obj = parse_line(line, position)
         _check_entry(obj, position, prev, known, trusted_keys)
         prev = obj["hash"]
         count += 1
+        for cp in at.get(position, ()):
+            cp.check_entry(obj, known.coordinator_keys, trusted_keys)
+    for cp in checkpoints:
+        if count < cp.entries:
+            raise AuditError(f"the log has {count} entries, but the checkpoint of {cp.time} recorded {cp.entries}: "
+                             f"entries {count} to {cp.entries - 1} were deleted (the log was truncated or rolled "
+                             "back behind a head an auditor kept)", entry=count)
     if expect_count is not None and count != expect_count:
         missing = f"entries {count} to {expect_count - 1} are missing" if count < expect_count else \
             f"there are {count - expect_count} entries more than recorded"
@@ -450,6 +466,87 @@ def vault_record(data: Mapping) -> dict:
     return {k: data.get(k) for k in keys}
 
 
+# -- checkpoints ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A head of the log an auditor keeps: entry count, the last entry's hash, when, signed by a
+    coordinator key of the log. A later log must still hold that entry at that position."""
+
+    entries: int
+    head: str
+    time: str
+    key: str
+    sig: str
+
+    def body(self) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "version": 1, "entries": self.entries, "head": self.head,
+                "time": self.time, "key": self.key}
+
+    def to_json(self) -> bytes:
+        return canonical({**self.body(), "sig": self.sig}) + b"\n"
+
+    def to_dict(self) -> dict:
+        return {**self.body(), "sig": self.sig}
+
+    @classmethod
+    def make(cls, result: VerifyResult, identity: Identity, *, time: Optional[str] = None) -> "Checkpoint":
+        """A checkpoint of a verified log's head, signed by ``identity`` (one of its coordinator keys)."""
+        if identity.public_hex not in result.coordinator_keys:
+            raise AuditError("a checkpoint must be signed by one of the log's coordinator keys")
+        unsigned = cls(result.count, result.head, time or now_text(), identity.public_hex, "")
+        return cls(result.count, result.head, unsigned.time, identity.public_hex,
+                   identity.sign(CHECKPOINT_TAG + canonical(unsigned.body())).hex())
+
+    @classmethod
+    def parse(cls, data: bytes, where: str = "the checkpoint") -> "Checkpoint":
+        """A checkpoint from its JSON; AuditError if malformed or its signature does not verify."""
+        if len(data) > CHECKPOINT_MAX:
+            raise AuditError(f"{where} is larger than {CHECKPOINT_MAX} bytes: not an audit checkpoint")
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise AuditError(f"{where} is not JSON: not an audit checkpoint") from None
+        fields = {"format", "version", "entries", "head", "time", "key", "sig"}
+        if not isinstance(obj, dict) or set(obj) != fields or obj["format"] != CHECKPOINT_FORMAT:
+            raise AuditError(f"{where} is not a msigvault audit checkpoint (msigvault audit checkpoint writes one)")
+        if obj["version"] != 1 or not isinstance(obj["entries"], int) or isinstance(obj["entries"], bool) \
+                or obj["entries"] < 1 or not is_hex(obj["head"], 64) or not isinstance(obj["time"], str) \
+                or len(obj["time"]) > 40 or not is_hex(obj["key"], 64) or not is_hex(obj["sig"], 128):
+            raise AuditError(f"{where} has a malformed field: it was edited or damaged")
+        cp = cls(obj["entries"], obj["head"], obj["time"], obj["key"], obj["sig"])
+        if not verify_signature(cp.key, cp.sig, CHECKPOINT_TAG + canonical(cp.body())):
+            raise AuditError(f"{where}'s signature does not verify: it was edited or forged")
+        return cp
+
+    @classmethod
+    def load(cls, path: "str | os.PathLike") -> "Checkpoint":
+        p = Path(path)
+        try:
+            with p.open("rb") as f:
+                data = f.read(CHECKPOINT_MAX + 1)
+        except FileNotFoundError:
+            raise AuditError(f"checkpoint file {p} does not exist") from None
+        except OSError as e:
+            raise AuditError(f"cannot read checkpoint file {p}: {e.strerror or e}") from None
+        return cls.parse(data, f"checkpoint {p}")
+
+    def check_entry(self, obj: Mapping, coordinator_keys: "set[str]", trusted: Optional[Sequence[str]]) -> None:
+        """The log's entry at this checkpoint's position is the one it recorded, and its signer counts."""
+        position = self.entries - 1
+        if trusted is not None and self.key not in trusted:
+            raise AuditError(f"the checkpoint of {self.time} is signed by {self.key[:16]}..., not a key you trust",
+                             entry=position)
+        if self.key not in coordinator_keys:
+            raise AuditError(f"the checkpoint of {self.time} is signed by {self.key[:16]}..., which the log does "
+                             "not authorise as a coordinator key", entry=position)
+        if obj["hash"] != self.head:
+            raise AuditError(f"entry {position} is not the entry the checkpoint of {self.time} recorded there: the "
+                             f"log was rewritten at or before entry {position} (rolled back and replaced)",
+                             entry=position)
+
+
 # -- export -------------------------------------------------------------------------------------
 
 
@@ -476,7 +573,8 @@ def write_export(lines: Sequence[bytes], path: "str | os.PathLike", identity: Id
     return result
 
 
-def verify_export(path: "str | os.PathLike", *, trusted_keys: Optional[Sequence[str]] = None) -> VerifyResult:
+def verify_export(path: "str | os.PathLike", *, trusted_keys: Optional[Sequence[str]] = None,
+                  checkpoints: "Sequence[Checkpoint]" = ()) -> VerifyResult:
     """Verify an export bundle offline; AuditError naming the first bad entry (or the header)."""
     p = Path(path)
     try:
@@ -488,15 +586,16 @@ def verify_export(path: "str | os.PathLike", *, trusted_keys: Optional[Sequence[
         raise AuditError(f"audit export {p} does not exist") from None
     except OSError as e:
         raise AuditError(f"cannot read audit export {p}: {e.strerror or e}") from None
-    return verify_export_bytes(data, trusted_keys=trusted_keys)
+    return verify_export_bytes(data, trusted_keys=trusted_keys, checkpoints=checkpoints)
 
 
-def verify_export_bytes(data: bytes, *, trusted_keys: Optional[Sequence[str]] = None) -> VerifyResult:
+def verify_export_bytes(data: bytes, *, trusted_keys: Optional[Sequence[str]] = None,
+                        checkpoints: "Sequence[Checkpoint]" = ()) -> VerifyResult:
     if not data.endswith(b"\n"):
         raise AuditError("the export does not end with a newline: it was truncated or edited", line=None)
     lines = data[:-1].split(b"\n")
     header = _parse_header(lines[0])
-    result = verify_entries(lines[1:], trusted_keys=trusted_keys)
+    result = verify_entries(lines[1:], trusted_keys=trusted_keys, checkpoints=checkpoints)
     if header["entries"] > result.count:
         raise AuditError(f"the export's header records {header['entries']} entries but only {result.count} "
                          f"follow: entries from {result.count} on were deleted", entry=result.count)

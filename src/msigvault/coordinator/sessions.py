@@ -39,6 +39,7 @@ from ..errors import MsigvaultError
 from . import db as D
 from .audit import (
     COORDINATOR,
+    Checkpoint,
     Entry,
     GENESIS_PREV,
     Identity,
@@ -351,8 +352,15 @@ class Coordinator:
         with self.db.read() as conn:
             return [bytes(r.line) for r in conn.execute(sa.select(D.audit_log.c.line).order_by(D.audit_log.c.seq))]
 
-    def verify_log(self, *, trusted_keys: Optional[Sequence[str]] = None) -> VerifyResult:
-        return verify_database(self.db, trusted_keys=trusted_keys)
+    def verify_log(self, *, trusted_keys: Optional[Sequence[str]] = None,
+                   checkpoints: "Sequence[Checkpoint]" = ()) -> VerifyResult:
+        return verify_database(self.db, trusted_keys=trusted_keys, checkpoints=checkpoints)
+
+    def checkpoint(self) -> Checkpoint:
+        """A signed checkpoint of the verified log's head, for an auditor to keep (docs/audit.md)."""
+        if self.identity is None:
+            raise CoordinatorError("a checkpoint is signed by the coordinator's key: give --coordinator-key")
+        return Checkpoint.make(self.verify_log(), self.identity, time=self._now())
 
     def export_log(self, path, *, overwrite: bool = False) -> VerifyResult:
         """Write the verified log as an export bundle signed by this coordinator's key."""
@@ -1101,7 +1109,8 @@ def vault_file_from_json(text: str) -> "VaultFile":
         os.unlink(path)
 
 
-def verify_database(database: D.Database, *, trusted_keys: Optional[Sequence[str]] = None) -> VerifyResult:
+def verify_database(database: D.Database, *, trusted_keys: Optional[Sequence[str]] = None,
+                    checkpoints: "Sequence[Checkpoint]" = ()) -> VerifyResult:
     """Verify the audit log stored in ``database`` (entries, their index columns and the head row)."""
     with database.read() as conn:
         head = conn.execute(sa.select(D.audit_head).where(D.audit_head.c.id == 1)).first()
@@ -1120,4 +1129,4 @@ def verify_database(database: D.Database, *, trusted_keys: Optional[Sequence[str
 
     return verify_entries(lines(), trusted_keys=trusted_keys,
                           expect_count=head.count if head is not None else None,
-                          expect_head=head.hash if head is not None else None)
+                          expect_head=head.hash if head is not None else None, checkpoints=checkpoints)
