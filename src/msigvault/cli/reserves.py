@@ -323,3 +323,255 @@ def health_report(vaultfile, challengefile, responsefiles, as_of, output, record
         write_output(output, (json.dumps(rep.to_dict(), indent=2) + "\n").encode(), force=force)
     emit(as_json, {**rep.to_dict(), "recorded": record},
          rep.text() + (f"\nwrote {output}" if output else "") + ("\nrecorded in the audit log" if record else ""))
+
+
+# -- proof of reserves (BIP127) ---------------------------------------------------------------
+
+
+@proof.group("reserves")
+def reserves():
+    """BIP127 proofs of reserves: every vault coin signed m-of-n into a transaction that can never be valid.
+
+    \b
+    Coordinator:  proof reserves create VAULT --backend URL --auditor NAME -o por.psbt
+    Keyholders:   proof reserves sign VAULT por.psbt --message-file msg.txt --key alice.key -o alice-por.psbt
+    Coordinator:  proof reserves finalize VAULT alice-por.psbt carol-por.psbt -o por.json
+    Auditor:      proof reserves verify --proof por.json --vault VAULT --backend URL
+    """
+
+
+_source_options = [
+    click.option("--backend", "backend_url", metavar="URL",
+                 help="Read the coins from this backend (see 'vault scan'; regtest:DIR for a regtest chain)."),
+    click.option("--snapshot", "snapshot_file", type=click.Path(dir_okay=False),
+                 help="Read the coins from a UTXO snapshot ('proof reserves snapshot', or 'vault utxos -o' with --height)."),
+]
+
+
+def source_options(f):
+    for option in reversed(_source_options):
+        f = option(f)
+    return f
+
+
+def _snapshot(path, height):
+    from dataclasses import replace
+
+    from ..reserves.por import load_snapshot
+
+    snap = load_snapshot(path)
+    if height is not None:
+        if snap.height is not None and snap.height != height:
+            raise CliError(f"{path} is the UTXO set at height {snap.height}, not {height}")
+        snap = replace(snap, height=height)
+    return snap
+
+
+@reserves.command("snapshot")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--backend", "backend_url", metavar="URL", required=True,
+              help="The backend to scan (regtest:DIR for a regtest chain).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@force_option
+@json_option
+def reserves_snapshot(vaultfile, backend_url, output, force, as_json):
+    """Export the vault's confirmed coins at the backend's tip as a UTXO snapshot (height, block, coins)."""
+    from ..backends import open_backend
+    from ..reserves.por import snapshot
+
+    vf = load_vault(vaultfile)
+    check_writable(output, force=force)
+    with open_backend(backend_url, vf.vault.network) as backend:
+        snap = snapshot(vf.vault, backend)
+    write_output(output, (json.dumps(snap.to_dict(), indent=2) + "\n").encode(), force=force)
+    total = sum(u.amount for u in snap.utxos)
+    emit(as_json, {"output": output, "height": snap.height, "block_hash": snap.block_hash,
+                   "coins": len(snap.utxos), "total": total},
+         f"wrote {output}: {len(snap.utxos)} coin(s), {total} sats, at height {snap.height}")
+
+
+@reserves.command("create")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@source_options
+@click.option("--height", type=click.IntRange(0), help="With --snapshot: the height it is of (if the file does not say).")
+@click.option("--auditor", help="Who the proof is for (goes into the message with the date, block and nonce).")
+@click.option("--date", "day", help="The proof's date, YYYY-MM-DD (default: today).")
+@click.option("--nonce", help="The auditor's nonce (default: 128 random bits).")
+@message_options
+@click.option("--message-out", type=click.Path(dir_okay=False), help="Also write the message to this file (UTF-8).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@psbt_format_option
+@force_option
+@json_option
+def reserves_create(vaultfile, backend_url, snapshot_file, height, auditor, day, nonce, message, message_file,
+                    message_out, output, fmt, force, as_json):
+    """Build the proof PSBT: the commitment of the message and every confirmed vault coin (coordinator).
+
+    The message is either given exactly (--message/--message-file, agreed with the auditor) or
+    made from --auditor, --date, the block the coins are read at and --nonce.
+
+    \b
+    Example:
+      msigvault proof reserves create vault.json --backend regtest:chain/ --auditor "Auditor Ltd" \\
+          --nonce 7f3a9c --message-out por-message.txt -o por.psbt
+    """
+    import datetime
+
+    from ..reserves.por import create_proof, make_message
+
+    vf = load_vault(vaultfile)
+    if (backend_url is None) == (snapshot_file is None):
+        raise CliError("give the coins with exactly one of --backend URL or --snapshot FILE")
+    check_writable(output, force=force)
+    if message_out is not None:
+        check_writable(message_out, force=force)
+    if backend_url is not None:
+        from ..backends import open_backend
+        from ..reserves.por import snapshot
+
+        with open_backend(backend_url, vf.vault.network) as backend:
+            snap = snapshot(vf.vault, backend)
+    else:
+        snap = _snapshot(snapshot_file, height)
+    if message is not None or message_file is not None:
+        if auditor is not None or nonce is not None or day is not None:
+            raise CliError("give either the exact message (--message/--message-file) or --auditor/--date/--nonce")
+        text = _message(message, message_file)
+    else:
+        if auditor is None:
+            raise CliError("give --auditor NAME (or the exact message with --message/--message-file)")
+        if snap.height is None or snap.block_hash is None:
+            raise CliError("the snapshot names no block (height and hash): give the message yourself, or use --backend")
+        text = make_message(vf.vault, auditor=auditor, date=day or datetime.date.today().isoformat(),
+                            height=snap.height, block_hash=snap.block_hash, nonce=nonce)
+    psbt = create_proof(vf.vault, snap.utxos, text)
+    write_psbt(psbt, output, fmt, force=force)
+    if message_out is not None:
+        write_output(message_out, text.encode("utf-8"), force=force)
+    total = sum(u.amount for u in snap.utxos)
+    emit(as_json, {"output": output, "message": text, "height": snap.height, "block_hash": snap.block_hash,
+                   "coins": [u.outpoint for u in snap.utxos], "total": total},
+         f"wrote {output}: proof of reserves of {len(snap.utxos)} coin(s), {total} sats, as of height "
+         f"{snap.height}; send it and the message to {vf.vault.m} keyholders to sign")
+
+
+@reserves.command("sign")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfile", type=click.Path(dir_okay=False))
+@message_options
+@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--yes", is_flag=True, help="Sign without asking (the proof is still shown).")
+@passphrase_fd_option
+@psbt_format_option
+@force_option
+@json_option
+def reserves_sign(vaultfile, psbtfile, message, message_file, keyfile, output, yes, passphrase_fd, fmt, force,
+                  as_json):
+    """Sign a proof of reserves of the message you were given (keyholder, offline).
+
+    Refuses anything that is not exactly a BIP127 proof of that message over coins of your
+    registered vault (such a PSBT could be a valid transaction). 'psbt sign' recognises a
+    proof too and shows the message the PSBT carries.
+    """
+    from ..keys.keystore import Keystore
+    from ..psbt.por import ReservesSummary
+    from ..psbt.signer import prepare
+
+    vf = load_vault(vaultfile)
+    text = _message(message, message_file)
+    ks = Keystore.open(keyfile)
+    registered = vf.registered(ks.fingerprint)
+    check_writable(output, force=force)
+    request = prepare(load_psbt(psbtfile), registered, fingerprint=bytes.fromhex(ks.fingerprint), proof_message=text)
+    if not isinstance(request.summary, ReservesSummary):
+        from ..psbt.por import ReserveProofRefused
+
+        raise ReserveProofRefused("this PSBT is not a proof of reserves (no PSBT_IN_POR_COMMITMENT on its first "
+                                  "input): do not sign it as one")
+    click.echo(request.summary.text(), err=as_json)
+    if not yes and not approve("Sign this proof of reserves?"):
+        raise NotApproved("not signed: nothing was written")
+    root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
+    signed, summary = request.sign(root)
+    write_psbt(signed, output, fmt, force=force)
+    emit(as_json, {**summary.to_dict(), "output": output},
+         f"signed the proof of reserves as {summary.fingerprint}; wrote {output}")
+
+
+@reserves.command("finalize")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.argument("psbtfiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The proof file (JSON: message, block, coins, the signed transaction and PSBT).")
+@force_option
+@json_option
+def reserves_finalize(vaultfile, psbtfiles, output, force, as_json):
+    """Combine signed copies (every signature verified), finalize with m signatures per coin and
+    write the proof file for the auditor (coordinator)."""
+    from ..reserves.por import combine, encode, finalize
+
+    vf = load_vault(vaultfile)
+    check_writable(output, force=force)
+    final = finalize(combine([load_psbt(f) for f in psbtfiles], vf.vault), vf.vault)
+    pf = encode(final, vf.vault)
+    data = pf.to_dict()
+    write_output(output, (json.dumps(data, indent=2) + "\n").encode(), force=force)
+    emit(as_json, {**{k: v for k, v in data.items() if k not in ("tx", "psbt")}, "output": output},
+         f"wrote {output}: proof of reserves of {len(pf.coins)} coin(s), {pf.total} sats; give it to the auditor")
+
+
+@reserves.command("verify")
+@click.option("--proof", "proof_file", type=click.Path(dir_okay=False), required=True,
+              help="The proof file from 'proof reserves finalize'.")
+@click.option("--vault", "vaultfile", type=click.Path(dir_okay=False), required=True,
+              help="The vault (file) whose coins the proof is about.")
+@source_options
+@click.option("--height", type=click.IntRange(0),
+              help="Check the coins are unspent at this height (default: the backend's tip or the snapshot's height).")
+@message_options
+@click.option("--record", is_flag=True, help="Also record the result in the coordinator's audit log.")
+@click.option("--db", "db_url", default=None, help="With --record: the coordinator database URL.")
+@click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+              help="With --record: the coordinator's Ed25519 key (default as for 'msigvault session').")
+@json_option
+def reserves_verify(proof_file, vaultfile, backend_url, snapshot_file, height, message, message_file, record, db_url,
+                    key_path, as_json):
+    """Verify a proof of reserves against the UTXO set (auditor): every signature and script, every
+    coin the vault's and unspent at the height; print the proven amount.
+
+    Exits 2 (code reserves.coin-spent, naming each coin) if a coin is spent or unknown there,
+    and with reserves.invalid if the proof itself does not verify.
+
+    \b
+    Example:
+      msigvault proof reserves verify --proof por.json --vault vault.json --backend regtest:chain/ \\
+          --message-file por-message.txt
+    """
+    from ..reserves.por import BackendSource, CoinNotUnspent, check, load_proof
+
+    vf = load_vault(vaultfile)
+    if (backend_url is None) == (snapshot_file is None):
+        raise CliError("give the UTXO set with exactly one of --backend URL or --snapshot FILE")
+    pf = load_proof(proof_file)
+    text = _message(message, message_file) if (message is not None or message_file is not None) else pf.message
+    if backend_url is not None:
+        from ..backends import open_backend
+
+        with open_backend(backend_url, vf.vault.network) as backend:
+            report = check(pf, vf.vault, BackendSource(backend), message=text, height=height)
+    else:
+        report = check(pf, vf.vault, _snapshot(snapshot_file, height), message=text, height=height)
+    if record:
+        from .sessions import _open
+
+        co = _open(vaultfile, db_url, key_path, write=True)
+        co.register_vault(vf)
+        co.record_reserve_proof(report.to_dict())
+    if report.failing:
+        click.echo(report.text(), err=True)
+        named = "; ".join(f"{c.outpoint} ({c.note})" for c in report.failing)
+        raise CoinNotUnspent(f"{len(report.failing)} coin(s) of the proof are not unspent at height {report.height}: "
+                             f"{named}" + ("; recorded in the audit log" if record else ""))
+    emit(as_json, {**report.to_dict(), "recorded": record},
+         report.text() + ("\nrecorded in the audit log" if record else ""))

@@ -460,12 +460,15 @@ def check(proof: "ProofFile | bytes", vault: Vault, source: CoinSource, *, messa
             block = None
         at = height
     states = source.coins(outpoints, at)
+    unknown = [f"{op[0]}:{op[1]} ({states[op].note})" for op in outpoints if states[op].output is None]
+    if unknown:
+        raise CoinNotUnspent(f"{len(unknown)} coin(s) of the proof are not in {source.where} at height {at}, so "
+                             f"neither they nor the proof's signatures can be checked: {'; '.join(unknown)}")
     results, spent, total_true = [], [], 0
     for op in outpoints:
         s = states[op]
         name = f"{op[0]}:{op[1]}"
-        if s.output is None:
-            raise CoinNotUnspent(f"coin {name}: {s.note}; the proof cannot be checked without it")
+        assert s.output is not None
         if vault.find(s.output.script_pubkey, gap=FIND_GAP) is None:
             raise ReservesInvalid(f"coin {name} does not pay one of the vault's first {FIND_GAP} addresses of a "
                                   "branch: it is not a coin of this vault")
