@@ -266,3 +266,20 @@ def test_the_cli_records_shows_and_writes_the_report(tmp_path):
     assert (tmp_path / "out" / "reserves.html").read_text().startswith("<!DOCTYPE html>")
     refused = run_cli("report", "reserves", "--series", "series.json", "-o", "out", cwd=tmp_path)
     assert refused.returncode == 2 and "already exists" in refused.stderr
+
+
+def test_hostile_names_are_escaped_in_the_page_and_defused_in_the_csv():
+    names = ['<script>alert(1)</script>', '=HYPERLINK("http://x","pay")']
+    src = P.FilePriceSource([P.make_price("BTC/USD", D0, "90000", "@SUM(A1:A9)")])
+    h = V.Holdings(1, "00" * 32, None, "test", tuple(V.VaultHoldings(n, f"{i:064x}", 10**8, 1)
+                                                     for i, n in enumerate(names)))
+    doc = R.build(V.analyse([V.valuation_of(D0, h, src, ["BTC/USD"])]))
+    page = R.to_html(doc)
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    parser = Page()
+    parser.feed(page)
+    assert any(text == names[0] for _, text in parser.cells)  # shown as text, exactly
+    rows = list(csv.DictReader(io.StringIO(R.to_csv(doc))))
+    assert [r["vault"] for r in rows] == ["<script>alert(1)</script>", "'" + names[1], R.TOTAL]
+    assert {r["price_source"] for r in rows} == {"'@SUM(A1:A9)"}
+    assert rows[2]["value"] == "180000.00"  # numbers, negative ones too, are left as they are

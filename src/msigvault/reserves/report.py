@@ -195,9 +195,9 @@ def to_csv(report: Mapping[str, Any]) -> str:
     for day in report["days"]:
         for pair in report["pairs"]:
             p = day["pairs"][pair]
-            common = [pair, p["close"], p["source"], p["timestamp"]]
+            common = [pair, p["close"], None if p["source"] is None else _text_cell(p["source"]), p["timestamp"]]
             for v in day["vaults"]:
-                w.writerow(_blank([day["date"], v["name"], v["policy_id"], day["height"], day["block_hash"], v["sats"],
+                w.writerow(_blank([day["date"], _text_cell(v["name"]), v["policy_id"], day["height"], day["block_hash"], v["sats"],
                                    *common, v["values"][pair], v["share_pct"]] + [None] * 8))
             w.writerow(_blank([day["date"], TOTAL, "", day["height"], day["block_hash"], day["total_sats"], *common,
                                p["value"], "100.0000" if day["total_sats"] else None, p["since"], p["change"],
@@ -208,6 +208,12 @@ def to_csv(report: Mapping[str, Any]) -> str:
 
 def _blank(row: "list[Any]") -> "list[str]":
     return ["" if x is None else str(x) for x in row]
+
+
+def _text_cell(text: str) -> str:
+    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) gets a
+    leading apostrophe: a vault name or a price source cannot become a formula on a finance laptop."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 # -- HTML ---------------------------------------------------------------------------------------

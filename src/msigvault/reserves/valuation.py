@@ -106,15 +106,19 @@ def _check_vaults(vaults: Sequence["tuple[str, Vault]"]) -> None:
         raise ValuationError("the same vault is given twice: each vault is counted once")
 
 
-def holdings_from_backend(vaults: Sequence["tuple[str, Vault]"], backend: Any, *, min_conf: int = 1) -> Holdings:
+def holdings_from_backend(vaults: Sequence["tuple[str, Vault]"], backend: Any, *, min_conf: int = 1,
+                          check_claims: bool = True) -> Holdings:
     """Scan each vault on ``backend`` (:func:`msigvault.backends.scan_vault`): coins with at least
-    ``min_conf`` confirmations at the tip count. Every vault must be read at the same tip."""
+    ``min_conf`` confirmations at the tip count. Every vault must be read at the same tip. With
+    ``check_claims`` each coin's transaction is fetched and must pay the amount the server claims."""
     from ..backends.scan import scan_vault
 
     _check_vaults(vaults)
+    if isinstance(min_conf, bool) or not isinstance(min_conf, int) or min_conf < 1:
+        raise ValuationError(f"min_conf is a whole number of at least 1, not {min_conf!r}")
     rows, tips = [], set()
     for name, vault in vaults:
-        r = scan_vault(vault, backend, fetch_prev_txs=False)
+        r = scan_vault(vault, backend, fetch_prev_txs=check_claims)
         tips.add((r.tip.height, r.tip.hash, r.tip.time))
         coins = [u for u in r.utxos if u.confirmations >= min_conf]
         rows.append(VaultHoldings(name, vault.policy_id, sum(u.utxo.amount for u in coins), len(coins)))
