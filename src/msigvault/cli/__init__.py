@@ -10,10 +10,36 @@ import sys
 
 import click
 
-from .common import MsigvaultGroup
+
+class _LazyGroup(click.Group):
+    """The top-level group: a command's module is imported when that command runs; MsigvaultErrors
+    become exit code 2 (cli/common.py's MsigvaultGroup handling, imported only when a command runs)."""
+
+    def invoke(self, ctx):
+        from .common import guarded_invoke
+
+        return guarded_invoke(super().invoke, ctx)
+
+    def get_command(self, ctx, cmd_name):
+        entry = _COMMANDS.get(cmd_name)
+        _load(entry[0] if entry is not None else _MODULES)  # an unlisted name: load everything, then look
+        return dict.get(self.commands, cmd_name)
+
+    def list_commands(self, ctx):
+        return sorted(_COMMANDS)
+
+    def format_commands(self, ctx, formatter):
+        """The command list from ``_COMMANDS``, formatted as click formats a loaded group's."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [(n, click.Command(n, help=_COMMANDS[n][1]).get_short_help_str(limit)) for n in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
-@click.group(cls=MsigvaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="msigvault")
 def cli():
     """Multi-signature cold-storage bitcoin vaults.
@@ -31,16 +57,95 @@ def cli():
     """
 
 
-def _register() -> None:
-    from . import (backends, chain, demo, identity, keys, lifecycle, psbts, qr, reserves, service,  # noqa: F401
-                   sessions, valuation, vaults)  # (each adds its commands to cli)
+# Every command module, in registration order; backends extends the vault and regtest groups.
+_MODULES = ("keys", "vaults", "psbts", "qr", "chain", "sessions", "identity", "reserves", "valuation", "service",
+            "lifecycle", "demo", "backends")
+# Top-level command -> (the modules that build it, its one-line help for ``msigvault --help``), so that
+# ``--help`` and each command import only what they need (tests/cli/test_cli_lazy.py checks this table
+# against what the modules really register: add a line here with each new top-level command).
+_COMMANDS: "dict[str, tuple[tuple[str, ...], str]]" = {
+    "audit": (("sessions",), "The tamper-evident audit log: verify it, export it for an auditor."),
+    "broadcast": (("chain",), "Broadcast a finalized PSBT (or a raw transaction in hex) to a regtest chain (--chain: "
+                  "it is mined in a block) or a backend (--backend), or have it rejected with Bitcoin Core's reason."),
+    "coordinator": (("service",), "The coordinator service: signing sessions over HTTPS for sites, operators and "
+                    "auditors (docs/service.md)."),
+    "demo": (("demo",), "Run a whole 2-of-3 ceremony: three sites create keys, build and verify a vault, the vault "
+             "is funded on a local regtest chain, two sites sign, the coordinator combines, finalizes and broadcasts."),
+    "envelope": (("identity",), "Seal and open envelopes: encrypted to one identity, signed by another "
+                 "(docs/envelopes.md)."),
+    "health": (("reserves",), "Key-health checks: each keyholder signs a dated challenge with their vault key, offline."),
+    "identity": (("identity",), "Identities of keyholder sites, coordinators and auditors (offline)."),
+    "intake": (("lifecycle",), "Take in seized coins: prepare (offline), scan, plan (online), sign (offline), "
+               "broadcast, record."),
+    "key": (("keys",), "Create, restore and use a keyholder's encrypted key file (offline)."),
+    "proof": (("reserves",), "BIP322 proofs of control of a vault address: no coins move (see docs/reserves.md)."),
+    "psbt": (("psbts",), "PSBTs: the coordinator creates, keyholders sign offline, the coordinator combines and "
+             "finalizes."),
+    "qr": (("qr",), "QR codes: BC-UR and BBQr animations (decoding detects which), and single codes."),
+    "regtest": (("chain", "backends"), "A local regtest chain validated by Bitcoin Core's libbitcoinkernel, to "
+                "rehearse ceremonies."),
+    "report": (("valuation",), "Reports for the finance team and auditors."),
+    "session": (("sessions",), "Signing sessions: who was asked, who signed, what was broadcast (the coordinator "
+                "database)."),
+    "value": (("valuation",), "Daily mark-to-market of the reserve: record a day's valuation, show the series."),
+    "vault": (("vaults", "backends"), "Vault policies: create one from cosigner records, show it, derive addresses, "
+              "import/export."),
+}
+_loaded: "set[str]" = set()
 
-    for module in (keys, vaults, psbts, qr, chain, sessions, identity, reserves, valuation, service, lifecycle,
-                   demo, backends):  # backends extends vault and regtest
-        module.register(cli)
+
+def _load(modules: "tuple[str, ...]") -> None:
+    """Register the commands of ``modules`` on ``cli`` (backends after the groups it extends)."""
+    import importlib
+
+    if "backends" in modules:
+        modules = ("vaults", "chain") + modules
+    for name in modules:
+        if name not in _loaded:
+            _loaded.add(name)
+            importlib.import_module(f"{__name__}.{name}").register(cli)
 
 
-_register()
+class _Commands(dict):
+    """``cli.commands``: every module is loaded the first time anything reads the whole table."""
+
+    def _all(self) -> None:
+        _load(_MODULES)
+
+    def __getitem__(self, key):
+        self._all()
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._all()
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        self._all()
+        return super().__contains__(key)
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._all()
+        return super().__len__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+
+cli.commands = _Commands()
 
 
 def main(argv=None):

@@ -19,18 +19,23 @@ class MsigvaultGroup(click.Group):
     with ``--json``, ``{"error": {"code": ..., "message": ..., ...}}`` on stdout (docs/errors.md)."""
 
     def invoke(self, ctx):
-        argv = [*getattr(ctx, "_protected_args", ()), *ctx.args]
-        try:
-            return super().invoke(ctx)
-        except MsigvaultError as e:
-            _fail(ctx, e, argv)
-        except OSError as e:
-            text = f"{e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": ")
-            _fail(ctx, FileSystemError(text, path=getattr(e, "filename", None) or None), argv)
-        except click.ClickException as e:  # usage errors click finds itself
-            if not _wants_json(ctx, argv):
-                raise
-            _fail(ctx, CliError(e.format_message()), argv)
+        return guarded_invoke(super().invoke, ctx)
+
+
+def guarded_invoke(invoke, ctx):
+    """``invoke(ctx)`` with MsigvaultGroup's error handling (the lazy top-level group uses it too)."""
+    argv = [*getattr(ctx, "_protected_args", ()), *ctx.args]
+    try:
+        return invoke(ctx)
+    except MsigvaultError as e:
+        _fail(ctx, e, argv)
+    except OSError as e:
+        text = f"{e.strerror or e}: {getattr(e, 'filename', '') or ''}".rstrip(": ")
+        _fail(ctx, FileSystemError(text, path=getattr(e, "filename", None) or None), argv)
+    except click.ClickException as e:  # usage errors click finds itself
+        if not _wants_json(ctx, argv):
+            raise
+        _fail(ctx, CliError(e.format_message()), argv)
 
 
 def _wants_json(ctx, argv) -> bool:
