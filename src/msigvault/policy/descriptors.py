@@ -27,6 +27,7 @@ from ..keys.bip32 import ExtendedKey, PublicDeriver
 from ..keys.keyexpr import MAX_PATH_STEPS, KeyExpression
 from ..keys.paths import HARDENED
 from ..script import (
+    compact_size,
     multi_a_script,
     multisig_script,
     p2sh_script_pubkey,
@@ -36,6 +37,9 @@ from ..script import (
     tapleaf_hash,
 )
 from .checksum import CHECKSUM_CHARSET, INPUT_CHARSET, MAX_DESCRIPTOR_LENGTH, check_length, descriptor_checksum
+from .miniscript import (
+    FRAGMENT_NAMES, Context, Fragment, InsaneMiniscript, Miniscript, Satisfier, parse_miniscript, type_problem,
+)
 
 if TYPE_CHECKING:  # for to_vault's signature
     from ..network import Network
@@ -43,7 +47,7 @@ if TYPE_CHECKING:  # for to_vault's signature
 
 __all__ = [
     "Descriptor", "DescriptorKey", "KeyOrigin", "Pk", "Pkh", "Wpkh", "Combo", "Multi", "Raw", "Sh", "Wsh",
-    "Tr", "TapBranch", "KeyScript", "ThresholdError", "parse_descriptor", "MAX_DESCRIPTOR_KEYS",
+    "Tr", "TapBranch", "KeyScript", "Miniscript", "ThresholdError", "parse_descriptor", "MAX_DESCRIPTOR_KEYS",
     "MAX_MULTIPATH_ARITY", "MAX_TAPROOT_DEPTH", "MAX_P2SH_SCRIPT", "MAX_WSH_SCRIPT",
 ]
 
@@ -75,12 +79,37 @@ class ThresholdError(InvalidDescriptor, PolicyError):
     code = "descriptor.threshold"
 
 
-def _error(message: str, position: Optional[int], cls=InvalidDescriptor) -> MsigvaultError:
+def _error(message: str, position: Optional[int], cls=InvalidDescriptor, reason: Optional[str] = None) -> MsigvaultError:
     """``cls`` with "at position N" in the message and the ``position`` attribute set."""
     text = message if position is None else f"{message} (at position {position})"
     err = cls(text)
     err.position = position
+    if reason is not None:
+        err.reason = reason
     return err
+
+
+_INSANE = {
+    "invalid": "is invalid",
+    "malleable": "is not sane: malleable witnesses exist",
+    "no-signature": "is not sane: witnesses without signature exist",
+    "timelock-mix": "is not sane: contains mixes of timelocks expressed in blocks and seconds",
+    "duplicate-key": "is not sane: contains duplicate public keys",
+    "resource-limits": "is not sane: needs witnesses that may exceed resource limits",
+    "unsatisfiable": "is not satisfiable",
+}
+
+
+def _key_identity_for(ctx: Context):
+    """Keys are the same when their first public keys are (Core compares PubkeyProviders so);
+    x-only in tapscript. Keys that cannot be derived compare by their text."""
+    def identity(k: "DescriptorKey"):
+        try:
+            pub = k.pubkey(0, 0)
+        except MsigvaultError:
+            return (k.kind, k.key, k.paths, k.wildcard)
+        return pub[1:] if ctx is Context.TAPSCRIPT else pub
+    return identity
 
 
 def _shown(text: str, limit: int = 24) -> str:
@@ -264,8 +293,8 @@ class Tr:
         return out
 
 
-Node = Union[Pk, Pkh, Wpkh, Combo, KeyScript, Multi, Raw, Sh, Wsh, Tr]
-TapTree = Union[TapBranch, Pk, Multi]
+Node = Union[Pk, Pkh, Wpkh, Combo, KeyScript, Multi, Raw, Sh, Wsh, Tr, Miniscript]
+TapTree = Union[TapBranch, Pk, Multi, Miniscript]
 
 
 # ============================================================================ parser
@@ -320,15 +349,39 @@ class _Parser:
 
     def script(self, start: int, end: int, ctx: str) -> Node:
         name, s, e = self.func(start, end)
+        if self._is_miniscript(name, start, end):
+            if ctx not in (P2WSH, P2TR):
+                raise _error("Miniscript expressions can only be used in wsh or tr.", start)
+            return self._miniscript(start, end, ctx)
         if name is None:
             return self._not_a_function(start, end, ctx)
         handler = _FUNCTIONS.get(name)
         if handler is None:
             if name in ("addr", "rawtr", "musig", "unused"):
                 raise _error(f"{name}() is not supported by msigvault", start)
-            raise _error(f"'{_shown(self.text[start:end])}' is not a valid descriptor function"
-                         + ("; miniscript is not supported yet" if ctx in (P2WSH, P2TR) else ""), start)
+            raise _error(f"'{_shown(self.text[start:end])}' is not a valid descriptor function", start)
         return handler(self, name, s, e, ctx, start)
+
+    def _is_miniscript(self, name: "str | None", start: int, end: int) -> bool:
+        """A miniscript expression (not one of the descriptor functions): a fragment name, a
+        wrapper prefix such as ``v:``, or ``0``/``1``."""
+        if name is not None:
+            return name not in _FUNCTIONS and name in FRAGMENT_NAMES
+        m = _NAME.match(self.text, start, end)
+        return (m is not None and m.end() < end and self.text[m.end()] == ":") or self.text[start:end] in ("0", "1")
+
+    def _miniscript(self, start: int, end: int, ctx: str) -> Miniscript:
+        """``wsh(MINISCRIPT)`` or a tapscript leaf: parsed, then refused unless sane (Core's rule)."""
+        ms_ctx = Context.P2WSH if ctx == P2WSH else Context.TAPSCRIPT
+        node = parse_miniscript(self.text, ms_ctx, parse_key=lambda a, b: self.key(a, b, ctx, "miniscript: "),
+                                start=start, end=end, match=self.match)
+        problem = node.insanity(_key_identity_for(ms_ctx))
+        if problem is not None:
+            reason, bad = problem
+            raise _error(f"{_shown(bad.to_string(str), 64)} {_INSANE[reason]}"
+                         + (f": {type_problem(bad, str)}" if reason == "invalid" else ""),
+                         bad.position, InsaneMiniscript, reason)
+        return node
 
     def _not_a_function(self, start: int, end: int, ctx: str) -> Node:
         if self.bare_keys and ctx in (P2SH, P2WSH):
@@ -340,12 +393,13 @@ class _Parser:
         raise _error(f"'{_shown(self.text[start:end])}' is not a valid descriptor function", start)
 
     def _one_key(self, name, s, e, ctx, start):
+        if name == "pkh" and ctx == P2TR:
+            return self._miniscript(start, e + 1, ctx)  # pkh() in a tapscript leaf is miniscript
         allowed = {"pk": (TOP, P2SH, P2WSH, P2TR), "pkh": (TOP, P2SH, P2WSH), "combo": (TOP,),
                    "wpkh": (TOP, P2SH)}[name]
         if ctx not in allowed:
             raise _error({
-                "pkh": "Can only have pkh() at top level, in sh(), or in wsh() (pkh() in tr() is miniscript, "
-                       "which msigvault does not read yet)",
+                "pkh": "Can only have pkh() at top level, in sh(), or in wsh()",
                 "combo": "Can only have combo() at top level",
                 "wpkh": "Can only have wpkh() at top level or inside sh()",
             }[name], start)
@@ -720,6 +774,8 @@ def _keys_of(node) -> "list[DescriptorKey]":
         return _keys_of(node.inner)
     if isinstance(node, Tr):
         return [node.internal] + [k for _, leaf in node.leaves() for k in _keys_of(leaf)]
+    if isinstance(node, Miniscript):
+        return node.all_keys()
     return []
 
 
@@ -736,6 +792,8 @@ def _script_of(node, index: int = 0, branch: int = 0) -> bytes:
     """The script of a leaf node (pk, pkh, wpkh, multi, multi_a, raw) at ``index``."""
     if isinstance(node, Raw):
         return node.script
+    if isinstance(node, Miniscript):
+        return node.to_script(lambda k: k.pubkey(index, branch))
     if isinstance(node, Multi):
         pubs = [k.pubkey(index, branch) for k in node.keys]
         if node.tapscript:
@@ -801,6 +859,55 @@ def _inner_script(node, index: int, branch: int) -> bytes:
     return _script_of(node, index, branch)
 
 
+def _as_miniscript(node, index: int, branch: int) -> Miniscript:
+    """A wsh()/tapscript node as miniscript (multi/sortedmulti with derived keys, pk as c:pk_k)."""
+    if isinstance(node, Miniscript):
+        return node
+    ctx = Context.P2WSH  # tr() leaves arrive as miniscript or multi_a
+    if isinstance(node, Multi):
+        pubs = [k.pubkey(index, branch) for k in node.keys]
+        if node.sorted:
+            pubs = sorted(pubs, key=lambda p: p[1:]) if node.tapscript else sorted(pubs)
+        ctx = Context.TAPSCRIPT if node.tapscript else Context.P2WSH
+        return Miniscript(Fragment.MULTI_A if node.tapscript else Fragment.MULTI, ctx, node.threshold, tuple(pubs))
+    if isinstance(node, Pk):
+        return Miniscript(Fragment.WRAP_C, ctx, subs=(Miniscript(Fragment.PK_K, ctx, keys=(node.key,)),))
+    if isinstance(node, Pkh):
+        return Miniscript(Fragment.WRAP_C, ctx, subs=(Miniscript(Fragment.PK_H, ctx, keys=(node.key,)),))
+    raise InvalidDescriptor(f"{type(node).__name__.lower()}() inside wsh() cannot be satisfied by msigvault")
+
+
+def _spend_paths(node, index: int, branch: int) -> "list[tuple[object, bytes, list[bytes]]]":
+    """(script node, script, witness items after the script) for each way to spend ``node``."""
+    if isinstance(node, Wsh) and not isinstance(node.inner, (Wsh, KeyScript)):
+        return [(node.inner, _inner_script(node.inner, index, branch), [])]
+    if isinstance(node, Tr) and node.tree is not None:
+        internal = node.internal.pubkey(index, branch)[1:]
+        parity = _taproot_output(internal, node.tree, index, branch)[1]
+        out = []
+        for leaf, path in _leaf_paths(node.tree, index, branch):
+            if isinstance(leaf, Pk):
+                leaf = Miniscript(Fragment.WRAP_C, Context.TAPSCRIPT,
+                                  subs=(Miniscript(Fragment.PK_K, Context.TAPSCRIPT, keys=(leaf.key,)),))
+            control = bytes([0xC0 | parity]) + internal + b"".join(path)
+            out.append((leaf, _leaf_script(leaf, index, branch), [control]))
+        return out
+    raise InvalidDescriptor("only wsh() and tr() descriptors with a script tree can be satisfied here")
+
+
+def _leaf_paths(tree, index: int, branch: int) -> "list[tuple[object, list[bytes]]]":
+    """Every leaf with its merkle path (sibling hashes, deepest first)."""
+    if not isinstance(tree, TapBranch):
+        return [(tree, [])]
+    left, right = _tree_hash(tree.left, index, branch), _tree_hash(tree.right, index, branch)
+    return ([(leaf, path + [right]) for leaf, path in _leaf_paths(tree.left, index, branch)]
+            + [(leaf, path + [left]) for leaf, path in _leaf_paths(tree.right, index, branch)])
+
+
+def _witness_size(items: "list[bytes]") -> int:
+    return len(compact_size(len(items))) + sum(len(compact_size(len(i))) + len(i) for i in items)
+
+
 # ============================================================================ rendering
 
 
@@ -813,6 +920,8 @@ def _render(node) -> str:
         return f"{node.name}({node.threshold},{','.join(map(str, node.keys))})"
     if isinstance(node, Raw):
         return f"raw({node.script.hex()})"
+    if isinstance(node, Miniscript):
+        return node.to_string(str)
     if isinstance(node, Sh):
         return f"sh({_render(node.inner)})"
     if isinstance(node, Wsh):
@@ -840,6 +949,8 @@ def _map_keys(node, fn):
         return TapBranch(_map_keys(node.left, fn), _map_keys(node.right, fn))
     if isinstance(node, Tr):
         return Tr(fn(node.internal), None if node.tree is None else _map_keys(node.tree, fn))
+    if isinstance(node, Miniscript):
+        return node.map_keys(fn)
     return node
 
 
@@ -914,6 +1025,44 @@ class Descriptor:
         from ..network import Network
 
         return address_from_script(self.script_pubkey(index, branch), Network.from_name(network))
+
+    # -- spending ---------------------------------------------------------------------------------
+
+    def satisfy(self, satisfier: Satisfier, index: int = 0, branch: int = 0) -> "Optional[list[bytes]]":
+        """The cheapest non-malleable witness (whole: stack, script, control block) spending the
+        ``wsh()`` or ``tr()`` output at ``index`` on ``branch`` from what ``satisfier`` has
+        (signatures by public key, preimages, nLockTime, nSequence), or None when none exists.
+        In ``tr()`` every leaf is tried and the smallest witness wins (no key-path spend)."""
+        self._check_index(index)
+        self._check_branch(branch)
+        options = [(_as_miniscript(leaf, index, branch), script, tail)
+                   for leaf, script, tail in _spend_paths(self.node, index, branch)]
+        best: "Optional[list[bytes]]" = None
+        for ms, script, tail in options:
+            leaf = tapleaf_hash(script) if tail else None
+            stack = ms.satisfy(satisfier, lambda k: k.pubkey(index, branch) if isinstance(k, DescriptorKey) else k,
+                               leaf_hash=leaf)
+            if stack is None:
+                continue
+            witness = stack + [script] + tail
+            if best is None or _witness_size(witness) < _witness_size(best):
+                best = witness
+        return best
+
+    def max_witness_weight(self, index: int = 0, branch: int = 0) -> Optional[int]:
+        """Most witness bytes (weight units) a non-malleable spend of this ``wsh()``/``tr()``
+        output can take (for fee estimation): the largest over ``tr()`` leaves; None when no
+        spend exists."""
+        sizes = []
+        for leaf, script, tail in _spend_paths(self.node, index, branch):
+            ms = _as_miniscript(leaf, index, branch)
+            sat, items = ms.max_witness_size, ms.stack_size
+            if sat is None or items is None:
+                continue
+            n = items + 1 + len(tail)
+            sizes.append(len(compact_size(n)) + sat + len(compact_size(len(script))) + len(script)
+                         + sum(len(compact_size(len(t))) + len(t) for t in tail))
+        return max(sizes) if sizes else None
 
     def _check_index(self, index) -> None:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < HARDENED:

@@ -774,11 +774,12 @@ class Miniscript:
     # -- satisfaction ---------------------------------------------------------------------------
 
     def satisfy(self, satisfier: "Satisfier", key_bytes: "Callable[[Any], bytes] | None" = None,
-                *, nonmalleable: bool = True) -> "Optional[list[bytes]]":
+                *, nonmalleable: bool = True, leaf_hash: Optional[bytes] = None) -> "Optional[list[bytes]]":
         """The cheapest witness stack (bottom first, without the script) that satisfies this
         miniscript from what ``satisfier`` has, or None when there is none. With
         ``nonmalleable`` (the default) only a non-malleable witness that contains a signature
-        is returned, as Core's Satisfy does."""
+        is returned, as Core's Satisfy does. ``leaf_hash`` picks tapscript signatures made for
+        that leaf (signatures keyed by ``(x-only key, leaf hash)``)."""
         kb = key_bytes or _default_key_bytes
         tap = self.ctx is Context.TAPSCRIPT
 
@@ -786,7 +787,7 @@ class Miniscript:
             b = kb(key)
             return b[1:] if tap and len(b) == 33 else b
 
-        result = _eval_up(self, lambda n, subs: _produce(n, subs, satisfier, pk))
+        result = _eval_up(self, lambda n, subs: _produce(n, subs, satisfier, pk, leaf_hash))
         sat = result[1]
         if not sat.available:
             return None
@@ -999,11 +1000,12 @@ def _string_of(n: Miniscript, wrapped: bool, subs: "list[str]", ks: "Callable[[A
 @dataclass(frozen=True)
 class Satisfier:
     """What a spender has: ``signatures`` by public key (33-byte compressed, or 32-byte x-only
-    in tapscript; each signature with its sighash byte), hash ``preimages`` (32 bytes each),
+    in tapscript, or ``(x-only key, leaf hash)`` for one leaf; each signature with its sighash
+    byte, none for taproot's SIGHASH_DEFAULT), hash ``preimages`` (32 bytes each),
     and the spending transaction's ``lock_time``, the input's ``sequence`` and ``version``
     (for older(), BIP68 needs version 2)."""
 
-    signatures: "Mapping[bytes, bytes]" = field(default_factory=dict)
+    signatures: "Mapping[Any, bytes]" = field(default_factory=dict)
     preimages: "Iterable[bytes]" = ()
     lock_time: int = 0
     sequence: int = 0xFFFFFFFF
@@ -1024,8 +1026,11 @@ class Satisfier:
         object.__setattr__(self, "preimages", tuple(bytes(p) for p in self.preimages))
         object.__setattr__(self, "_by_hash", table)
 
-    def signature(self, pubkey: bytes) -> Optional[bytes]:
-        sig = self.signatures.get(pubkey)
+    def signature(self, pubkey: bytes, leaf_hash: Optional[bytes] = None) -> Optional[bytes]:
+        """The signature for ``pubkey`` (for tapscript leaf ``leaf_hash`` when given one)."""
+        sig = self.signatures.get((pubkey, leaf_hash)) if leaf_hash is not None else None
+        if sig is None:
+            sig = self.signatures.get(pubkey)
         if sig is None and len(pubkey) == 32:
             sig = self.signatures.get(b"\x02" + pubkey) or self.signatures.get(b"\x03" + pubkey)
         return sig
@@ -1115,18 +1120,18 @@ def _avail(item: Optional[bytes], sig: bool = False) -> _Stack:
 
 
 def _produce(n: Miniscript, subres: "list[tuple[_Stack, _Stack]]", ctx: Satisfier,
-             pk: "Callable[[Any], bytes]") -> "tuple[_Stack, _Stack]":
+             pk: "Callable[[Any], bytes]", leaf: Optional[bytes]) -> "tuple[_Stack, _Stack]":
     """Core's ProduceInput helper: (dissatisfaction, satisfaction) of one node."""
     f = n.fragment
     if f is F.PK_K:
-        return _ZERO, _avail(ctx.signature(pk(n.keys[0])), sig=True)
+        return _ZERO, _avail(ctx.signature(pk(n.keys[0]), leaf), sig=True)
     if f is F.PK_H:
         key = pk(n.keys[0])
-        return _ZERO + _elem(key), _avail(ctx.signature(key), sig=True) + _elem(key)
+        return _ZERO + _elem(key), _avail(ctx.signature(key, leaf), sig=True) + _elem(key)
     if f is F.MULTI_A:
         sats = [_EMPTY_STACK]
         for i in range(len(n.keys)):
-            sat = _avail(ctx.signature(pk(n.keys[len(n.keys) - 1 - i])), sig=True)
+            sat = _avail(ctx.signature(pk(n.keys[len(n.keys) - 1 - i]), leaf), sig=True)
             nxt = [sats[0] + _ZERO]
             nxt += [(sats[j] + _ZERO) | (sats[j - 1] + sat) for j in range(1, len(sats))]
             nxt.append(sats[-1] + sat)
@@ -1135,7 +1140,7 @@ def _produce(n: Miniscript, subres: "list[tuple[_Stack, _Stack]]", ctx: Satisfie
     if f is F.MULTI:
         sats = [_ZERO]
         for key in n.keys:
-            sat = _avail(ctx.signature(pk(key)), sig=True)
+            sat = _avail(ctx.signature(pk(key), leaf), sig=True)
             nxt = [sats[0]]
             nxt += [sats[j] | (sats[j - 1] + sat) for j in range(1, len(sats))]
             nxt.append(sats[-1] + sat)
