@@ -254,7 +254,7 @@ def test_every_refusal_is_in_the_audit_log(world, server):
     assert not missing, missing
     for e in entries:
         assert e["actor"].startswith("identity:") and e["data"]["reason"] and e["data"]["method"]
-        assert set(e["data"]) == {"identity", "authenticated", "name", "role", "method", "path", "remote", "status",
-                                  "code", "reason"}
+        assert set(e["data"]) == {"identity", "authenticated", "suppressed", "name", "role", "method", "path",
+                                  "remote", "status", "code", "reason"}
     rate = [e for e in entries if e["data"]["code"] == "service.rate-limited"]
     assert 1 <= len(rate) <= 3  # a flood is audited once per interval, not once per request

@@ -128,3 +128,32 @@ def enroll(db_url, identity_path, vault_path, records, passphrase_fd, as_json):
     done += [store.lookup(r.id.hex()) for r in sites]  # type: ignore[misc]
     rows = [{"id": e.id, "name": e.name, "role": e.role} for e in done if e is not None]
     emit(as_json, rows, "\n".join(f"enrolled {r['name']} ({r['id']}) as {r['role']}" for r in rows))
+
+
+@coordinator.command("revoke")
+@click.option("--db", "db_url", required=True, help="Database URL: sqlite:///FILE or postgresql://USER@HOST/DB.")
+@click.option("--identity", "identity_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The coordinator's identity file (its key signs the audit entry).")
+@click.argument("identity_id")
+@click.option("--passphrase-fd", type=int, default=None,
+              help=f"Read the identity passphrase from this file descriptor (else ${_ID_ENV}, else a prompt).")
+@json_option
+def revoke(db_url, identity_path, identity_id, passphrase_fd, as_json):
+    """Remove an identity's enrolment (IDENTITY_ID, 32 hex): every service process refuses it within 10 s.
+
+    A site's key stays listed in its vault's registration (so its past submissions still verify);
+    register a new site record for that cosigner to replace it.
+    """
+    from ..coordinator.audit import Identity
+    from ..coordinator.db import Database
+    from ..coordinator.sessions import Coordinator
+    from ..service.store import ServiceStore
+
+    ident = identity_id.strip().lower()
+    if len(ident) != 32 or any(c not in "0123456789abcdef" for c in ident):
+        raise CliError(f"an identity id is 32 hex digits, not {identity_id!r}")
+    key = _identity(identity_path, passphrase_fd)
+    co = Coordinator(Database.open(db_url), Identity(key.signing))
+    if not ServiceStore(co.db).revoke(co, ident):
+        raise CliError(f"identity {ident} is not enrolled with this coordinator: nothing was changed")
+    emit(as_json, {"revoked": ident}, f"revoked {ident}")

@@ -40,7 +40,7 @@ from ..identity.envelope import ContentType, seal
 from ..identity.errors import (EnvelopeOutOfOrder, EnvelopeReplayed, EnvelopeTooLarge, WrongRecipient,
                                WrongSender)
 from ..identity.identity import IdentityKey
-from .auth import RateLimiter, parse_headers, verify_request
+from .auth import RateLimiter, SignedHeaders, parse_headers, verify_request
 from .errors import (BadRequest, BodyTooLarge, Forbidden, NotFound, RateLimited, ServiceError, Unauthenticated)
 from .store import DatabaseReplayGuard, Enrolled, ServiceStore
 
@@ -54,6 +54,8 @@ log = logging.getLogger("msigvault.service")
 MAX_PENDING = 100  # requests returned by one GET /v1/requests
 REQUEST_LIFETIME = _dt.timedelta(days=1)  # a request envelope's expiry when its session has none
 RATE_AUDIT_INTERVAL = 10.0  # seconds: one rate-limit refusal per identity per interval is audited
+UNAUTHENTICATED_AUDIT_RATE = 2.0  # unauthenticated refusals audited per remote host: a second, on average,
+UNAUTHENTICATED_AUDIT_BURST = 200  # and at once (the rest are counted in the next entry's "suppressed")
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class Service:
         self._sequence = 0
         self._pruned = 0.0
         self._rate_audited: "dict[str, tuple[float, int]]" = {}
+        self._audit_limiter = RateLimiter(UNAUTHENTICATED_AUDIT_RATE, UNAUTHENTICATED_AUDIT_BURST)
+        self._suppressed = 0  # unauthenticated refusals not audited since the last audited refusal
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -155,7 +159,8 @@ class Service:
         caller: Optional[Enrolled] = None
         try:
             if spec.roles is not None:
-                caller = self.authenticate(call)
+                caller, signed = self.authenticate(call)
+                self.admit(caller, signed)
                 if caller.role not in spec.roles:
                     raise Forbidden(f"{caller.name!r} is a {caller.role} identity: {spec.method} {spec.path} is for "
                                     f"{' and '.join(sorted(spec.roles))} identities only")
@@ -164,7 +169,8 @@ class Service:
         except MsigvaultError as e:
             return self.refuse(call, e, caller)
 
-    def authenticate(self, call: Call) -> Enrolled:
+    def authenticate(self, call: Call) -> "tuple[Enrolled, SignedHeaders]":
+        """The enrolled caller whose signature verifies (Unauthenticated, StaleRequest otherwise)."""
         signed = parse_headers(call.headers)
         enrolled = self.store.lookup(signed.identity_id)
         if enrolled is None:
@@ -172,12 +178,15 @@ class Service:
                                   "operator to enrol your identity record")
         verify_request(signed, enrolled.record.signing_key, coordinator_id=self.id, method=call.method,
                        target=call.target, body=call.body, now=time.time(), window=self.config.window)
-        if not self.limiter.allow(enrolled.id):
-            raise RateLimited(f"{enrolled.name!r} sent more than {self.config.burst} requests at once (at most "
+        return enrolled, signed
+
+    def admit(self, caller: Enrolled, signed: SignedHeaders) -> None:
+        """The rate limit, then the nonce (RateLimited, ReplayedRequest)."""
+        if not self.limiter.allow(caller.id):
+            raise RateLimited(f"{caller.name!r} sent more than {self.config.burst} requests at once (at most "
                               f"{self.config.rate:g} a second on average): wait a moment and retry")
-        self.store.use_nonce(enrolled.id, signed.nonce, signed.timestamp)
+        self.store.use_nonce(caller.id, signed.nonce, signed.timestamp)
         self._prune()
-        return enrolled
 
     def refuse(self, call: Call, error: MsigvaultError, caller: Optional[Enrolled]) -> "tuple[int, dict[str, Any]]":
         """Log and audit a refusal (who, what, why; never the body); the response."""
@@ -185,8 +194,9 @@ class Service:
         claimed = caller.id if caller is not None else _claimed(call.headers)
         log.warning("refused %s %s from %s (identity %s): %s %s", call.method, call.path[:200], call.remote,
                     claimed or "-", status, type(error).code)
-        if self._audit_wanted(error, claimed):
-            data = {"identity": claimed, "authenticated": caller is not None,
+        suppressed = self._audit_wanted(error, caller, claimed, call.remote)
+        if suppressed is not None:
+            data = {"identity": claimed, "authenticated": caller is not None, "suppressed": suppressed,
                     "name": caller.name if caller is not None else None,
                     "role": caller.role if caller is not None else None, "method": call.method,
                     "path": call.path[:200], "remote": call.remote[:100], "status": status,
@@ -197,17 +207,29 @@ class Service:
                 log.error("could not audit a refusal: %s", type(e).code)
         return status, error_body(error)
 
-    def _audit_wanted(self, error: MsigvaultError, claimed: Optional[str]) -> bool:
-        if not isinstance(error, RateLimited):
-            return True
-        key, now = claimed or "", time.monotonic()
+    def _audit_wanted(self, error: MsigvaultError, caller: Optional[Enrolled], claimed: Optional[str],
+                      remote: str) -> Optional[int]:
+        """Whether to audit this refusal: None, or how many like it were not audited since the last one.
+
+        Every refusal is audited, but a flood writes a bounded number of entries: unauthenticated
+        refusals per remote host pass a token bucket, and one rate-limit refusal per identity per
+        :data:`RATE_AUDIT_INTERVAL` is written."""
         with self._lock:
-            last, suppressed = self._rate_audited.get(key, (-1e9, 0))
+            if caller is None:
+                if not self._audit_limiter.allow(remote.rsplit(":", 1)[0]):
+                    self._suppressed += 1
+                    return None
+                suppressed, self._suppressed = self._suppressed, 0
+                return suppressed
+            if not isinstance(error, RateLimited):
+                return 0
+            now = time.monotonic()
+            last, count = self._rate_audited.get(caller.id, (-1e9, 0))
             if now - last < RATE_AUDIT_INTERVAL:
-                self._rate_audited[key] = (last, suppressed + 1)
-                return False
-            self._rate_audited[key] = (now, 0)
-            return True
+                self._rate_audited[caller.id] = (last, count + 1)
+                return None
+            self._rate_audited[caller.id] = (now, 0)
+            return count
 
     def _prune(self) -> None:
         now = time.monotonic()

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Optional
 
+import time
+
 import sqlalchemy as sa
 
 from ..coordinator import db as D
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from ..vaultfile import VaultFile
 
 __all__ = ["SERVICE_ROLES", "Enrolled", "ServiceStore", "DatabaseReplayGuard", "enroll_sites"]
+
+#: seconds an enrolment (or its absence) is cached per process: a revocation takes effect within this time
+LOOKUP_TTL = 10.0
 
 #: service role <- the identity record's role
 SERVICE_ROLES = {"keyholder-site": "keyholder-site", "auditor": "auditor", "coordinator": "operator"}
@@ -45,7 +50,7 @@ class ServiceStore:
 
     def __init__(self, database: D.Database) -> None:
         self.db = database
-        self._cache: "dict[str, Optional[Enrolled]]" = {}
+        self._cache: "dict[str, tuple[float, Optional[Enrolled]]]" = {}
 
     # -- identities ---------------------------------------------------------------------------
 
@@ -78,10 +83,22 @@ class ServiceStore:
         self._cache.pop(ident, None)
         return Enrolled(ident, role, record)
 
+    def revoke(self, coordinator: "Coordinator", identity_id: str) -> bool:
+        """Remove an enrolment (every process refuses the identity within :data:`LOOKUP_TTL` seconds); audited
+        as ``service.identity-revoked``. False if it was not enrolled."""
+        with self.db.write() as conn:
+            gone = conn.execute(sa.delete(D.service_identities).where(D.service_identities.c.id == identity_id))
+        self._cache.pop(identity_id, None)
+        if not gone.rowcount:
+            return False
+        coordinator.record_event("service.identity-revoked", {"identity": identity_id})
+        return True
+
     def lookup(self, identity_id: str) -> Optional[Enrolled]:
-        """The enrolled identity with this id, or None (cached in this process)."""
-        if identity_id in self._cache:
-            return self._cache[identity_id]
+        """The enrolled identity with this id, or None (cached in this process for :data:`LOOKUP_TTL` s)."""
+        cached = self._cache.get(identity_id)
+        if cached is not None and time.monotonic() - cached[0] < LOOKUP_TTL:
+            return cached[1]
         with self.db.read() as conn:
             row = conn.execute(sa.select(D.service_identities).where(
                 D.service_identities.c.id == identity_id)).first()
@@ -93,7 +110,7 @@ class ServiceStore:
                 found = None  # a damaged row authenticates nobody
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[identity_id] = found
+        self._cache[identity_id] = (time.monotonic(), found)
         return found
 
     def site_vaults(self, record: IdentityRecord) -> "dict[str, str]":
