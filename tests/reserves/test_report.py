@@ -283,3 +283,52 @@ def test_hostile_names_are_escaped_in_the_page_and_defused_in_the_csv():
     assert [r["vault"] for r in rows] == ["<script>alert(1)</script>", "'" + names[1], R.TOTAL]
     assert {r["price_source"] for r in rows} == {"'@SUM(A1:A9)"}
     assert rows[2]["value"] == "180000.00"  # numbers, negative ones too, are left as they are
+
+
+def test_the_cli_values_a_regtest_chain_with_prices_from_an_http_api(tmp_path):
+    """value record --chain DIR --price-url: holdings from the chain, closes from a loopback API."""
+    import http.server
+    import threading
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            quote = self.path.split("quote=")[1].split("&")[0]
+            body = json.dumps({"result": {"close": {"USD": "91000.25", "EUR": "78000.5"}[quote]}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    (name, va), (name_b, vb) = vaults()
+    for n, v in ((name, va), (name_b, vb)):
+        VaultFile(v, n, registrations=tuple(Registration.create(v, h.root, name=n) for h in HOLDERS)) \
+            .save(tmp_path / f"{n}.json")
+    with RegtestChain(datadir=tmp_path / "chain") as chain:
+        chain.set_time(epoch(D0) + NOON)
+        chain.fund(va.address(0), [30_000_000, 12_345_678])
+        chain.fund(vb.address(3), [7_000_000])
+        height = chain.height
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/close?quote={{quote}}&day={{date}}"
+        r = run_cli("value", "record", f"{name}.json", f"{name_b}.json", "--date", D0.isoformat(), "--chain", "chain",
+                    "--price-url", url, "--price-field", "result.close", "--price-name", "test index",
+                    "--pair", "BTC/USD", "--pair", "BTC/EUR", "--db", f"sqlite:///{tmp_path / 'c.sqlite'}",
+                    "--json", cwd=tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 0, r.stdout + r.stderr
+    shown = json.loads(run_cli("value", "show", "--db", f"sqlite:///{tmp_path / 'c.sqlite'}", "--json",
+                               cwd=tmp_path).stdout)
+    (d,) = shown["days"]
+    assert d["height"] == height and [v["sats"] for v in d["vaults"]] == [42_345_678, 7_000_000]
+    usd = d["pairs"]["BTC/USD"]
+    assert usd["close"] == "91000.25" and usd["source"].startswith("test index http://127.0.0.1:")
+    assert usd["value"] == cents(Fraction(49_345_678) * Fraction("91000.25") / 10**8)
+    assert d["pairs"]["BTC/EUR"]["value"] == cents(Fraction(49_345_678) * Fraction("78000.5") / 10**8)
+    assert set(shown["pairs"]) == {"BTC/USD", "BTC/EUR"} and shown["missing"]["prices"] == []

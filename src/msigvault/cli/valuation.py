@@ -22,7 +22,8 @@ series_options = [
     click.option("--series", "series_path", type=click.Path(dir_okay=False), default=None,
                  help="Else keep it in this JSON file (written atomically)."),
     click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                 help="Valuation config (JSON): pairs, thresholds, total reserves (docs/reserves.md)."),
+                 help="Valuation config (JSON): pairs, thresholds, total reserves (docs/reserves.md); "
+                      "without one: BTC/USD, BTC/EUR, BTC/KZT to record, the recorded pairs to show."),
 ]
 
 
@@ -166,7 +167,7 @@ def value_show(db_url, series_path, config_path, as_json):
     from ..reserves.valuation import analyse
 
     store = _series(db_url, series_path)
-    doc = build(analyse(store.days(), _config(config_path)), series=store.where)
+    doc = build(analyse(store.days(), _config(config_path) if config_path else None), series=store.where)
     emit(as_json, doc, _text(doc))
 
 
@@ -225,7 +226,7 @@ def report_reserves(db_url, series_path, config_path, health_files, proof_files,
     for ext in ("json", "csv", "html"):
         if Path(output_dir).is_dir():
             check_writable(Path(output_dir) / f"{stem}.{ext}", force=force)
-    doc = build(analyse(store.days(), _config(config_path)), series=store.where,
+    doc = build(analyse(store.days(), _config(config_path) if config_path else None), series=store.where,
                 health=[read_document(f) for f in health_files], proofs=[read_document(f) for f in proof_files])
     written = [str(p) for p in write_all(doc, output_dir, stem=stem, overwrite=force)]
     emit(as_json, {"written": written, "days": len(doc["days"]), "flags": doc["flags"], "missing": doc["missing"]},
