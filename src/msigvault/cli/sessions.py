@@ -135,6 +135,8 @@ def session():
 @click.option("--proposed-by", default="", help="Who proposes it.")
 @click.option("--expires", default=None, help="Expire after this long (90m, 24h, 7d).")
 @click.option("--replaces", default=None, help="This spend replaces (RBF fee bump) that session.")
+@click.option("--id", "session_id", default=None,
+              help="The session's id (4 to 32 of a-z, 0-9, '-', e.g. a ticket number); default a random one.")
 @click.option("--identity", "identities", multiple=True,
               help="FINGERPRINT=PUBKEY: a keyholder's Ed25519 identity key (64 hex); their submissions must "
                    "then carry their identity signature. Repeatable.")
@@ -142,7 +144,8 @@ def session():
 @click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
               help="The coordinator's Ed25519 key (default: next to the vault file).")
 @json_option
-def session_new(vaultfile, psbtfile, memo, proposed_by, expires, replaces, identities, db_url, key_path, as_json):
+def session_new(vaultfile, psbtfile, memo, proposed_by, expires, replaces, session_id, identities, db_url, key_path,
+                as_json):
     """Open a session for an unsigned PSBT of VAULTFILE (registering the vault with the coordinator)."""
     from ..psbt.psbt import Psbt
 
@@ -151,7 +154,7 @@ def session_new(vaultfile, psbtfile, memo, proposed_by, expires, replaces, ident
     co = _open(vaultfile, db_url, key_path, write=True)
     pid = co.register_vault(vf, _pairs(identities, "--identity") if identities else None)
     s = co.new_session(pid, psbt, memo=memo, proposed_by=proposed_by, expires_in=_duration(expires),
-                       replaces=replaces)
+                       replaces=replaces, session_id=session_id)
     emit(as_json, s.to_dict(), _session_text(s) + f"\n\nsend the PSBT to the keyholders, then: "
                                                   f"msigvault session submit {s.id} SIGNED.psbt")
 

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 MAX_MEMO = 2_000
 MAX_REASON = 2_000
 _CONFIG_KEY = re.compile(r"[a-z0-9._-]{1,64}")
+_SESSION_ID = re.compile(r"[a-z0-9][a-z0-9-]{3,31}")
 
 
 class Status(str, enum.Enum):
@@ -457,6 +458,9 @@ class Coordinator:
                 conn=None) -> Session:
         if len(memo) > MAX_MEMO or len(proposed_by) > MAX_MEMO:
             raise CoordinatorError(f"memo and proposer are at most {MAX_MEMO} characters")
+        if session_id is not None and not _SESSION_ID.fullmatch(str(session_id)):
+            raise CoordinatorError(f"a session id is 4 to 32 of a-z, 0-9 and '-', starting with a letter or digit, "
+                                   f"not {str(session_id)[:40]!r}")
         sid = session_id or secrets.token_hex(8)
         raw = psbt.serialize()
         now = self._now()
