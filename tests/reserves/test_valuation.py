@@ -387,3 +387,25 @@ def test_snapshots_refuse_foreign_coins_unknown_blocks_and_double_counting(tmp_p
         V.holdings_from_snapshot([("A", va)], [f], height=5)
     with pytest.raises(V.ValuationError, match="twice"):
         V.holdings_from_snapshot([("A", va), ("B", va)], [f, f], height=5)
+
+
+# -- hostile input ------------------------------------------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode),
+                 st.lists(st.sampled_from(["pair,date,close,source\n", "BTC/USD,", "2026-11-01,", "5,", "x\n",
+                                           '[{"pair":', '"BTC/USD"', "}", "]", "{", '"prices":', ",", "1e9999"]),
+                          max_size=30).map(lambda xs: "".join(xs).encode())))
+def test_any_bytes_as_a_price_file_or_snapshot_give_a_valuation_error_or_prices(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "p"
+    path.write_bytes(data)
+    try:
+        s = P.FilePriceSource.load(path)
+    except P.PriceFileError:
+        pass
+    else:
+        assert all(p.close > 0 and isinstance(p.close, Decimal) for p in s.prices)
+    with pytest.raises(V.ValuationError):
+        V.holdings_from_snapshot([("A", _vault())], [path])  # no block named: refused either way

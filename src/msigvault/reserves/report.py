@@ -261,6 +261,7 @@ def charts(report: Mapping[str, Any]) -> "list[tuple[str, str]]":
         pts = [(dt, float(d["pairs"][pair]["value"])) for dt, d in zip(dates, days) if d["pairs"][pair]["value"]]
         if pts:
             ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", markersize=3)
+        ax.ticklabel_format(axis="y", style="plain", useOffset=False)  # KZT in millions, not "1e8"
         ax.set_ylabel(pair.split("/")[1])
         ax.set_title(f"Value in {pair}", fontsize="medium")
     fig.autofmt_xdate()
