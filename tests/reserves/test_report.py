@@ -178,6 +178,33 @@ def test_health_and_proof_of_reserves_are_in_the_report(scenario):
     assert short["proofs_of_reserves"][0]["matches_holdings"] is None  # no day recorded at that height
 
 
+def test_the_proof_of_reserves_verifiers_own_result_is_accepted(scenario):
+    """The shape 'msigvault proof reserves verify --json' writes (proven_amount, coin_count, failing)."""
+    doc, expected = scenario
+    _, held, height, tip = expected[-1]
+    total = sum(held)
+    result = {"kind": "msigvault-reserves-verification", "valid": False, "message": "Auditor Ltd", "policy_id": "",
+              "height": height, "block_hash": tip, "utxo_set": "regtest chain", "proven_amount": total - 5,
+              "coin_count": 4, "proven_coins": 3, "verified_by_kernel": True,
+              "failing": [{"outpoint": "ab" * 32 + ":1", "amount": 5, "ok": False, "note": "spent by cd in block 9"}]}
+    (entry,) = R.build(_analysis_of(doc), proofs=[result])["proofs_of_reserves"]
+    assert (entry["proven_sats"], entry["utxo_count"], entry["valid"]) == (total - 5, 4, False)
+    assert entry["recorded_sats"] == total and entry["matches_holdings"] is False
+    assert entry["failing"] == ["ab" * 32 + ":1: spent by cd in block 9"]
+    page = R.to_html(R.build(_analysis_of(doc), proofs=[result]))
+    assert "INVALID" in page and "spent by cd in block 9" in page
+
+
+def _analysis_of(doc):
+    """The scenario's days again as an Analysis (rebuilt from the report's JSON, holdings only)."""
+    days = []
+    for d in doc["days"]:
+        h = V.Holdings(d["height"], d["block_hash"], d["block_time"], d["holdings_source"],
+                       tuple(V.VaultHoldings(v["name"], v["policy_id"], v["sats"], v["coins"]) for v in d["vaults"]))
+        days.append(V.DayValuation(dt.date.fromisoformat(d["date"]), h, ()))
+    return V.analyse(days, V.ValuationConfig(("BTC/USD",)))
+
+
 def test_the_html_page_parses_and_its_numbers_are_the_json(scenario):
     doc, _ = scenario
     page = R.to_html(doc)

@@ -81,22 +81,29 @@ def health_entry(doc: object) -> "dict[str, Any]":
 
 
 def por_entry(doc: object) -> "dict[str, Any]":
-    """A proof-of-reserves result: a JSON object with at least ``valid`` (true/false) and
-    ``proven_sats`` (whole sats); ``height``, ``block_hash``, ``policy_id``, ``vault``, ``message``,
-    ``utxo_count`` and ``reason`` are shown when present (docs/reserves.md)."""
+    """A proof-of-reserves result: a JSON object with at least ``valid`` (true/false) and the
+    amount proven in whole sats, ``proven_sats`` or ``proven_amount`` (as ``msigvault proof
+    reserves verify`` writes it); ``height``, ``block_hash``, ``policy_id``, ``vault``,
+    ``message``, ``utxo_count`` (or ``coin_count``), ``utxo_set``, ``reason`` and the outpoints of
+    ``failing`` coins are shown when present (docs/reserves.md)."""
     if not isinstance(doc, dict):
         raise ReportInputError("a proof-of-reserves result is a JSON object")
-    valid, proven = doc.get("valid"), doc.get("proven_sats")
+    valid = doc.get("valid")
+    proven = doc.get("proven_sats", doc.get("proven_amount"))
     if not isinstance(valid, bool) or isinstance(proven, bool) or not isinstance(proven, int) or proven < 0:
         raise ReportInputError("a proof-of-reserves result needs 'valid' (true or false) and 'proven_sats' "
-                               "(a whole number of sats)")
+                               "(or 'proven_amount': a whole number of sats)")
     out: "dict[str, Any]" = {"valid": valid, "proven_sats": proven, "proven_btc": _btc(proven)}
-    for key in ("height", "utxo_count"):
-        v = doc.get(key)
+    for key, alias in (("height", "height"), ("utxo_count", "coin_count")):
+        v = doc.get(key, doc.get(alias))
         out[key] = v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
-    for key, limit in (("block_hash", 64), ("policy_id", 64), ("vault", 200), ("message", 500), ("reason", 500)):
+    for key, limit in (("block_hash", 64), ("policy_id", 64), ("vault", 200), ("message", 500), ("reason", 500),
+                       ("utxo_set", 300)):
         v = doc.get(key)
         out[key] = v[:limit] if isinstance(v, str) else None
+    failing = doc.get("failing")
+    out["failing"] = [str(f.get("outpoint", ""))[:80] + (f": {str(f.get('note'))[:200]}" if f.get("note") else "")
+                      for f in failing[:100] if isinstance(f, dict)] if isinstance(failing, list) else []
     return out
 
 
@@ -268,12 +275,14 @@ def charts(report: Mapping[str, Any]) -> "list[tuple[str, str]]":
     out.append(("Value over time", _png(fig)))
     fig = _figure()
     ax = fig.add_subplot()
+    drawn = 0
     for pair in pairs:
         pts = [(dt, -float(d["pairs"][pair]["drawdown_pct"])) for dt, d in zip(dates, days)
                if d["pairs"][pair]["drawdown_pct"] is not None]
         if pts:
             ax.plot([x for x, _ in pts], [y for _, y in pts], label=pair)
-    if pairs and days:
+            drawn += 1
+    if drawn:
         ax.legend(loc="lower left", fontsize="small")
     ax.set_ylabel("% below peak")
     ax.set_title("Drawdown from peak")
@@ -417,7 +426,8 @@ def _por_section(report: Mapping[str, Any]) -> str:
     if not proofs:
         return "<h2>Proofs of reserves</h2><p>None given.</p>"
     out = ["<h2>Proofs of reserves</h2><table><tr><th>valid</th><th>proven BTC</th><th>proven sats</th>"
-           "<th>height</th><th>recorded sats</th><th>matches holdings</th><th>vault</th><th>message</th></tr>"]
+           "<th>height</th><th>recorded sats</th><th>matches holdings</th><th>vault</th><th>message</th>"
+           "<th>failing coins</th></tr>"]
     for i, p in enumerate(proofs):
         base = f"proofs_of_reserves.{i}"
         valid = "VALID" if p["valid"] else "INVALID"
@@ -426,7 +436,8 @@ def _por_section(report: Mapping[str, Any]) -> str:
                    f"{_cell(p['proven_sats'], base + '.proven_sats')}{_cell(p['height'], base + '.height')}"
                    f"{_cell(p['recorded_sats'], base + '.recorded_sats')}{_cell(match, '', num=False)}"
                    f"{_cell(p['vault'] or p['policy_id'], '', num=False)}"
-                   f"{_cell(p['message'], base + '.message', num=False)}</tr>")
+                   f"{_cell(p['message'], base + '.message', num=False)}"
+                   f"{_cell('; '.join(p['failing']), '', num=False)}</tr>")
     out.append("</table>")
     return "".join(out)
 
