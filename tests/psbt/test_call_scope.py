@@ -180,3 +180,24 @@ def test_already_signed_uses_the_same_checks():
     assert not prepare(bad, vault, fingerprint=fp).already_signed
     tx = unsigned_tx(a)
     assert SighashCache(tx, None) is not None
+
+
+@pytest.mark.parametrize("n", [1, 2, 7])
+def test_legacy_sighash_all_fast_path_matches_embit(n):
+    """The SIGHASH_ALL legacy path (built once per transaction) against embit's own legacy sighash."""
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    from msigvault.psbt.sighash import TxIn, TxOut as Out, UnsignedTx
+
+    ins = [TxIn(hashlib.sha256(b"in%d" % j).digest(), j, 0xFFFFFFFD - j) for j in range(n)]
+    outs = (Out(5_000, bytes.fromhex("0014") + bytes(20)), Out(7_000, bytes.fromhex("a914") + bytes(20) + b"\x87"))
+    tx = UnsignedTx(2, 123, tuple(ins), outs)
+    etx = Transaction(version=2, locktime=123,
+                      vin=[TransactionInput(i.txid[::-1], i.vout, sequence=i.sequence) for i in ins],
+                      vout=[TransactionOutput(o.amount, Script(o.script_pubkey)) for o in outs])
+    cache = SighashCache(tx)
+    for j in range(n):
+        code = bytes([0x52, 0x21]) + bytes([2]) + bytes(32) + bytes([0x51 + j % 3, 0xAE])
+        assert cache.legacy(j, code, 0x01) == etx.sighash_legacy(j, Script(code), 0x01)
+        assert cache.legacy(j, code, 0x81) == etx.sighash_legacy(j, Script(code), 0x81)  # the general path

@@ -27,12 +27,13 @@ from ..errors import ForeignInput, InvalidPSBT, MsigvaultError, narrow
 from ..policy.vault import DerivedScript, Vault
 from ..script import compact_size, push_data
 from . import fields as F
-from .common import (claimed_derivations, ecdsa_verify, have, metadata_problem, resolve_input, schnorr_verify,
+from .common import (ecdsa_verify, have, metadata_problem, resolve_input, schnorr_verify,
                      spent_output)
 from .psbt import Psbt, PsbtMap
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SighashCache, TxOut
 
 FINAL_TYPES = (F.PSBT_IN_FINAL_SCRIPTSIG, F.PSBT_IN_FINAL_SCRIPTWITNESS)
+_DERIVATION_TYPES = frozenset((F.PSBT_IN_BIP32_DERIVATION, F.PSBT_IN_TAP_BIP32_DERIVATION))
 # how far Vault.find looks for the script of a finalized input that no longer lists derivations
 FINAL_INPUT_GAP = 1_000
 _EMPTY_WITNESS = b"\x00"
@@ -88,10 +89,8 @@ def resolve_vault_input(psbt: Psbt, i: int, vault: Vault, error: "type[Msigvault
     finalized (default: whether ``psbt``'s input map has a final field).
     """
     m = psbt.inputs[i]
-    try:
-        listed = bool(claimed_derivations(m, is_input=True))
-    except InvalidPSBT:
-        listed = True  # resolve_input names the problem
+    # any derivation record (well-formed or not: resolve_input parses them and names a problem)
+    listed = any(key[0] in _DERIVATION_TYPES for key in m.keys())
     if finalized is None:
         finalized = has_final(m)
     if listed or not finalized:

@@ -103,12 +103,21 @@ class SighashCache:
             self._sha_amounts = _sha256(b"".join(o.amount.to_bytes(8, "little") for o in self.spent))
             self._sha_scripts = _sha256(b"".join(compact_size(len(o.script_pubkey)) + o.script_pubkey
                                                  for o in self.spent))
-        self._legacy_inputs = None
+        self._legacy_inputs: "Optional[list[bytes]]" = None
+        self._memo: "dict[tuple[int, bytes, int, int], bytes]" = {}  # segwit v0 sighashes already computed
+        self._legacy_tail = b""
 
     # -- BIP143 ----------------------------------------------------------------------------------
 
     def segwit_v0(self, index: int, script_code: bytes, amount: int, hashtype: int = SIGHASH_ALL) -> bytes:
         """BIP143 sighash of input ``index``; ``script_code`` is the witness script for P2WSH."""
+        key = (index, script_code, amount, hashtype)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._segwit_v0(index, script_code, amount, hashtype)
+        return hit
+
+    def _segwit_v0(self, index: int, script_code: bytes, amount: int, hashtype: int) -> bytes:
         tx = self.tx
         base = hashtype & 0x1F
         acp = hashtype & SIGHASH_ANYONECANPAY
@@ -143,6 +152,8 @@ class SighashCache:
         acp = hashtype & SIGHASH_ANYONECANPAY
         if base == SIGHASH_SINGLE and index >= len(tx.outputs):
             return (1).to_bytes(32, "little")  # the historic SIGHASH_SINGLE bug, as consensus has it
+        if not acp and base not in (SIGHASH_NONE, SIGHASH_SINGLE):
+            return self._legacy_all(index, script_code, hashtype)
         parts = [self._v]
         inputs = [(index, tx.inputs[index])] if acp else list(enumerate(tx.inputs))
         parts.append(compact_size(len(inputs)))
@@ -164,6 +175,19 @@ class SighashCache:
         parts.append(self._lt)
         parts.append((hashtype & 0xFFFFFFFF).to_bytes(4, "little"))
         return _dsha256(b"".join(parts))
+
+    def _legacy_all(self, index: int, script_code: bytes, hashtype: int) -> bytes:
+        """:meth:`legacy` for SIGHASH_ALL: every other input's serialization (empty script) is
+        built once per transaction, so each input costs one join and one hash of the preimage."""
+        if self._legacy_inputs is None:
+            tx = self.tx
+            self._legacy_inputs = [i.outpoint + b"\x00" + i.sequence.to_bytes(4, "little") for i in tx.inputs]
+            self._legacy_tail = b"".join([compact_size(len(tx.outputs))] + self._outputs_ser + [self._lt])
+        parts = self._legacy_inputs
+        txin = self.tx.inputs[index]
+        own = txin.outpoint + compact_size(len(script_code)) + script_code + txin.sequence.to_bytes(4, "little")
+        return _dsha256(b"".join((self._v, compact_size(len(parts)), *parts[:index], own, *parts[index + 1:],
+                                  self._legacy_tail, (hashtype & 0xFFFFFFFF).to_bytes(4, "little"))))
 
     # -- BIP341 ----------------------------------------------------------------------------------
 
