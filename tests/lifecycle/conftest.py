@@ -100,3 +100,48 @@ def mnemonic_root():
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def registered_vault(label: str = "api", registered: bool = True) -> VaultFile:
+    holders = [TestKeyholder.from_label(f"{label}-{i}") for i in range(3)]
+    vault = Vault.multisig(2, [h.cosigner("wsh") for h in holders], script="wsh", network=NET)
+    regs = tuple(Registration.create(vault, h.root, name=label) for h in holders) if registered else ()
+    return VaultFile(vault, label, registrations=regs)
+
+
+@dataclass
+class Built:
+    chain: RegtestChain
+    vault_file: VaultFile
+    source_text: str
+    watch: object
+    found: object
+    plan: object
+
+    def source(self):
+        from msigvault.lifecycle.secrets import Secret
+        from msigvault.lifecycle.sources import parse_source
+
+        return parse_source(Secret(self.source_text.encode()), NET)
+
+
+def build_plan(chain: RegtestChain, source_text: str, fund_groups: "dict[str, list[int]]", *,
+               vault_file: "VaultFile | None" = None, fee_rate: float = 2.0) -> Built:
+    """Through the Python API, in-process: fund the named watch groups, scan, plan."""
+    from msigvault.address import address_from_script
+    from msigvault.backends.regtest import RegtestBackend
+    from msigvault.lifecycle.discover import parse_watch, watch_document, watch_groups
+    from msigvault.lifecycle.scan import parse_found, scan_watch
+    from msigvault.lifecycle.sweep import make_plan, parse_plan
+
+    vf = vault_file or registered_vault()
+    with Built(chain, vf, source_text, None, None, None).source() as src:
+        watch = parse_watch(watch_document(src, watch_groups(src), created="t0"))
+    for gid, amounts in fund_groups.items():
+        g = watch.group(gid)
+        spk = g.script_pubkey if g.script_pubkey is not None else g.script_at(0, 0)
+        chain.fund(address_from_script(spk, NET), amounts)
+    backend = RegtestBackend(chain)
+    found = parse_found(scan_watch(watch, backend, scanned_at="t1").to_bytes())
+    plan = parse_plan(make_plan(watch, found, vf, fee_rate=fee_rate, created="t2").to_bytes())
+    return Built(chain, vf, source_text, watch, found, plan)

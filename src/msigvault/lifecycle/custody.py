@@ -204,6 +204,9 @@ def _check_contents(obj: "dict[str, Any]") -> "tuple[str, ...]":
             unconfirmed.append(s["txid"])
         elif not isinstance(height, int) or isinstance(height, bool) or height < 0:
             raise CustodyError("a confirmation height is a whole number")
+    paid = {o["address"] for s in obj["sweeps"] for o in s["outputs"]}
+    if sorted(paid) != obj["vault"]["addresses"]:
+        raise CustodyError("the record's list of receiving vault addresses is not exactly the addresses the sweeps pay")
     left = {x["outpoint"]: int(x["amount"]) for x in obj["left_out"]}
     if set(left) & spent or set(left) | spent != set(found) or any(found[k] != v for k, v in left.items()):
         raise CustodyError("every found coin must be either swept or listed as left out, once")

@@ -188,10 +188,9 @@ def parse_found(data: bytes) -> Found:
                              bytes.fromhex(c["script_pubkey"]), _opt_int(c.get("height")), bytes.fromhex(c["prev_tx"]))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise IntakeFileError(f"coin {n} of the found file is malformed") from None
-        from ..psbt.common import legacy_txid
-
+        _check_coin(n, coin)
         tx = F.parse_tx(coin.prev_tx, "previous transaction")
-        if legacy_txid(tx)[::-1].hex() != coin.txid or coin.vout >= len(tx.vout) or \
+        if tx.txid()[::-1].hex() != coin.txid or coin.vout >= len(tx.vout) or \
                 (tx.vout[coin.vout][0], bytes(tx.vout[coin.vout][1])) != (coin.amount, coin.script_pubkey):
             raise IntakeFileError(f"coin {n} ({coin.txid}:{coin.vout}): its previous transaction does not pay "
                                   "what the found file says: the file was altered; scan again")
@@ -208,6 +207,19 @@ def parse_found(data: bytes) -> Found:
                      hashlib.sha256(data).hexdigest())
     except (KeyError, TypeError, ValueError):
         raise IntakeFileError("the found file lacks network, watch_sha256, scanned_at, tip_height or gap_limit") from None
+
+
+def _check_coin(n: int, c: FoundCoin) -> None:
+    from .sources import ScriptKind
+
+    kinds = {k.value for k in ScriptKind}
+    if c.kind not in kinds or not 0 <= c.vout <= 0xFFFFFFFF or len(c.txid) != 64 or \
+            any(ch not in "0123456789abcdef" for ch in c.txid) or \
+            (c.branch is None) != (c.index is None) or c.branch not in (None, 0, 1) or \
+            (c.index is not None and not 0 <= c.index <= MAX_INDEX) or (c.height is not None and c.height < 0) or \
+            not 1 <= len(c.group) <= 40:
+        raise IntakeFileError(f"coin {n} of the found file has a field out of range (type, vout, txid, branch, "
+                              "index, height or group)")
 
 
 def _opt_int(v: object) -> Optional[int]:
