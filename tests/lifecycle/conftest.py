@@ -126,7 +126,7 @@ class Built:
 
 
 def build_plan(chain: RegtestChain, source_text: str, fund_groups: "dict[str, list[int]]", *,
-               vault_file: "VaultFile | None" = None, fee_rate: float = 2.0) -> Built:
+               vault_file: "VaultFile | None" = None, fee_rate: float = 2.0, plan: bool = True) -> Built:
     """Through the Python API, in-process: fund the named watch groups, scan, plan."""
     from msigvault.address import address_from_script
     from msigvault.backends.regtest import RegtestBackend
@@ -143,5 +143,5 @@ def build_plan(chain: RegtestChain, source_text: str, fund_groups: "dict[str, li
         chain.fund(address_from_script(spk, NET), amounts)
     backend = RegtestBackend(chain)
     found = parse_found(scan_watch(watch, backend, scanned_at="t1").to_bytes())
-    plan = parse_plan(make_plan(watch, found, vf, fee_rate=fee_rate, created="t2").to_bytes())
-    return Built(chain, vf, source_text, watch, found, plan)
+    made = parse_plan(make_plan(watch, found, vf, fee_rate=fee_rate, created="t2").to_bytes()) if plan else None
+    return Built(chain, vf, source_text, watch, found, made)

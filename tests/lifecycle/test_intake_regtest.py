@@ -188,3 +188,19 @@ def test_no_online_output_log_or_file_holds_a_secret(env, intakes):
         low = text.lower()
         for s in secrets:
             assert s.lower() not in low
+
+
+def test_cli_errors_are_one_line_with_a_code_and_no_secret(env):
+    from embit import base58
+
+    from msigvault.testing.cli import run_cli
+
+    key = secret_key("mainnet key")
+    mainnet_wif = base58.encode_check(b"\x80" + key + b"\x01")
+    bad = env.dir / "bad.source"
+    bad.write_text(f"{mainnet_wif}\n")
+    r = run_cli("intake", "prepare", bad, "-n", "regtest", "-o", env.dir / "bad.watch", "--json", cwd=env.dir)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert json.loads(r.stdout or r.stderr)["error"]["code"] == "intake.source"
+    assert mainnet_wif not in r.stdout + r.stderr and key.hex() not in r.stdout + r.stderr
+    assert not (env.dir / "bad.watch").exists()

@@ -156,7 +156,10 @@ def parse_source(secret: Secret, network: "Network | str", *, passphrase: str = 
     lines = _lines(text)
     if not lines:
         raise SourceError("the source holds no keys (only blank lines and # comments)")
-    chosen = SourceKind(kind) if kind is not None else _detect(lines)
+    try:
+        chosen = SourceKind(kind) if kind is not None else _detect(lines)
+    except ValueError:
+        raise SourceError(f"unknown source kind {kind!r}: use one of {', '.join(k.value for k in SourceKind)}") from None
     if passphrase and chosen != SourceKind.MNEMONIC:
         raise SourceError("a BIP39 passphrase was given, but the source is not a mnemonic")
     if chosen == SourceKind.MNEMONIC:

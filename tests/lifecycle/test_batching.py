@@ -1,0 +1,44 @@
+"""Batching: coins that do not fit one transaction under the weight limit are split into several,
+each under the limit, each paying the vault's next receive address; all are accepted on the chain."""
+
+from __future__ import annotations
+
+import pytest
+
+from msigvault.backends.regtest import RegtestBackend
+from msigvault.lifecycle.errors import PlanError
+from msigvault.lifecycle.sweep import make_plan, sign_plan
+from msigvault.regtest import RegtestChain
+
+from .conftest import build_plan, secret_key, wif
+
+
+def test_many_coins_are_split_under_the_weight_limit():
+    with RegtestChain() as chain:
+        chain.mine(110)
+        b = build_plan(chain, f"{wif(secret_key('batch'))}\n", {"wif0/p2wpkh": [20_000] * 30, "wif0/p2pkh": [9_000] * 6})
+        plan = make_plan(b.watch, b.found, b.vault_file, fee_rate=2, created="t", max_weight=4000, start_index=5)
+        assert len(plan.transactions) >= 3
+        assert sum(len(t.inputs) for t in plan.transactions) == 36
+        assert [t.outputs[0][0] for t in plan.transactions] == list(range(5, 5 + len(plan.transactions)))
+        with b.source() as src:
+            signed = sign_plan(plan, src, b.vault_file, signed_at="t")
+        backend = RegtestBackend(chain)
+        for t in signed.transactions:
+            assert t.vsize * 4 <= 4000
+            backend.broadcast(t.raw)
+        vault = b.vault_file.vault
+        assert sum(chain.balance(vault.address(5 + n)) for n in range(len(plan.transactions))) == \
+            20_000 * 30 + 9_000 * 6 - sum(t.fee for t in signed.transactions)
+
+
+def test_nothing_to_sweep_a_dust_output_and_a_bad_fee_rate_are_plan_errors():
+    with RegtestChain() as chain:
+        chain.mine(110)
+        b = build_plan(chain, f"{wif(secret_key('tiny'))}\n", {"wif0/p2pkh": [700]}, plan=False)
+        with pytest.raises(PlanError, match="nothing to sweep"):
+            make_plan(b.watch, b.found, b.vault_file, fee_rate=10, created="t")
+        with pytest.raises(PlanError, match="fee rate"):
+            make_plan(b.watch, b.found, b.vault_file, fee_rate=0.5, created="t")
+        with pytest.raises(PlanError, match="would be dust"):  # swept anyway, the output itself is dust
+            make_plan(b.watch, b.found, b.vault_file, fee_rate=2, created="t", include_dust=True)
