@@ -77,7 +77,8 @@ def serve(db_url, identity_path, tls_cert, tls_key, host, port, workers, network
         raise CliError(f"{identity_path} is a {key.public.role} identity: the service runs with a coordinator identity")
     app = open_app(db_url, key, network=network, config=limits)  # migrates, checks the key is authorised
     options = {"host": host, "port": port, "ssl_certfile": tls_cert, "ssl_keyfile": tls_key,
-               "log_level": "info", "server_header": False}
+               "log_level": "info", "server_header": False,
+               "timeout_graceful_shutdown": 10}
     click.echo(f"coordinator service {key.public.name!r} ({key.id.hex()}) on https://{host}:{port}, "
                f"{workers} worker(s)", err=True)
     if workers == 1:
