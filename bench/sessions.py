@@ -1,19 +1,27 @@
 """Coordinator throughput: sessions created and submissions verified per second; audit verification.
 
-Run: .venv/bin/python bench/sessions.py [--sessions N] [--entries M] [--db URL]
+Run: .venv/bin/python bench/sessions.py [--sessions N] [--entries M] [--db URL] [--postgres]
      (defaults: 200 sessions of a 2-of-3 wsh vault with 3 submissions each on a SQLite file in a
      temporary directory; 100,000 audit entries verified in memory). ``--db postgresql://...``
-     runs the sessions on PostgreSQL (an empty database). The PSBTs are signed before timing:
-     what is timed is the coordinator (verification, storage, audit entries, finalization).
+     runs the sessions on PostgreSQL (an empty database); ``--postgres`` runs them on SQLite and
+     then on a throwaway PostgreSQL server it starts itself (initdb and pg_ctl in a temporary
+     directory, a unix socket only, as the tests do). The PSBTs are signed before timing: what is
+     timed is the coordinator (verification, storage, audit entries, finalization).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
+import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from msigvault import Network, Vault
 from msigvault.coordinator.audit import GENESIS_PREV, Identity, make_entry, verify_entries
@@ -40,6 +48,36 @@ def prepare(n: int):
     return vf, work
 
 
+@contextlib.contextmanager
+def throwaway_postgres():
+    """A PostgreSQL server in a temporary directory (unix socket only); yields a database URL."""
+    def binary(name: str) -> str:
+        found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                                                        reverse=True)), None)
+        if not found:
+            raise SystemExit(f"PostgreSQL's {name} is not installed (.ci/ensure-postgresql installs it)")
+        return found
+
+    root = Path(tempfile.mkdtemp(prefix="msigvault-bench-pg-"))
+    as_postgres = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_postgres else []
+    if as_postgres:
+        shutil.chown(root, "postgres", "postgres")
+    data = root / "data"
+    try:
+        subprocess.run(prefix + [binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                                 "--no-sync"], check=True, capture_output=True)
+        subprocess.run(prefix + [binary("pg_ctl"), "-D", str(data), "-o", f"-k {root} -c listen_addresses=''",
+                                 "-l", str(root / "log"), "-w", "start"], check=True, capture_output=True)
+        try:
+            yield f"postgresql+psycopg://postgres@/postgres?host={root}"
+        finally:
+            subprocess.run(prefix + [binary("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                           capture_output=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def run_sessions(url: str, n: int) -> None:
     vf, work = prepare(n)
     co = Coordinator(Database.open(url), Identity.generate())
@@ -55,7 +93,7 @@ def run_sessions(url: str, n: int) -> None:
     t = time.perf_counter()
     result = co.verify_log()
     verified = time.perf_counter() - t
-    print(f"{url.split(':')[0]:<10} {n} sessions: {n / created:8.1f} created/s; {3 * n} submissions "
+    print(f"{url.split(':')[0].split('+')[0]:<10} {n} sessions: {n / created:8.1f} created/s; {3 * n} submissions "
           f"(2 finalize each session): {3 * n / submitted:8.1f}/s; log of {result.count} entries "
           f"verified in {verified:.2f} s")
 
@@ -83,10 +121,15 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=200)
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--db", default=None)
+    ap.add_argument("--postgres", action="store_true", help="also on a throwaway PostgreSQL server")
     args = ap.parse_args()
-    print(f"# {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}")
+    print(f"# {platform.processor() or platform.machine()}, Python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
         run_sessions(args.db or f"sqlite:///{d}/bench.sqlite", args.sessions)
+    if args.postgres:
+        with throwaway_postgres() as url:
+            run_sessions(url, args.sessions)
     run_audit(args.entries)
 
 
