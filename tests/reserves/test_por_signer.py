@@ -297,3 +297,15 @@ def test_the_verifier_refuses_what_the_proof_does_not_prove(script):
     # a coin missing from the set: named, with code reserves.coin-spent
     with pytest.raises(R.CoinNotUnspent, match=utxos[0].outpoint):
         R.check(proof, vault, R.Snapshot("regtest", 9, None, (utxos[1],)))
+
+
+@pytest.mark.parametrize("script", ["sh", "tr"])
+def test_a_version_2_proof_psbt_signs_and_verifies_too(script):
+    vault = vault_for(script)
+    utxos = coins(vault)
+    psbt = R.create_proof(vault, utxos, MSG).to_v2()
+    assert psbt.version == 2
+    final = R.finalize(R.combine(sign_by(vault, psbt, HOLDERS[1:]), vault), vault)
+    report = R.verify(R.encode(final, vault), vault, R.Snapshot("regtest", 1, None, tuple(utxos)))
+    assert report.proven_amount == 120_000
+    assert report.text().startswith("VALID proof of reserves: ") and "auditor: Auditor Ltd" in report.text()

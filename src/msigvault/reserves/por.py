@@ -12,8 +12,6 @@ UTXO set at a block height, and that each is unspent there; it reports the prove
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import json
 import re
@@ -428,7 +426,10 @@ class ReservesReport:
         lines = [f"{head} proof of reserves: {format_amount(self.proven_amount)} in "
                  f"{sum(c.ok for c in self.coins)} of {len(self.coins)} coin(s), unspent at height {self.height}"
                  f" ({self.where})" + (", scripts verified by libbitcoinkernel" if self.verified_by_kernel else ""),
-                 f"  message: {json.dumps(self.message, ensure_ascii=False)}"]
+                 "  message (each line escaped as JSON):"]
+        lines += [f"    {json.dumps(line, ensure_ascii=False)[1:-1]}" for line in self.message.split("\n")]
+        if self.stated_block is not None and self.stated_block[0] != self.height:
+            lines.append(f"  note: the message names block {self.stated_block[0]}; checked at {self.height}")
         lines += [f"  FAILS {c.outpoint}: {c.note}" for c in self.failing]
         lines += [f"  note {c.outpoint}: {c.note}" for c in self.coins if c.ok and c.note]
         return "\n".join(lines)
@@ -539,11 +540,3 @@ def load_snapshot(path: "str | Path") -> Snapshot:
     utxos, height, block_hash, heights = read(path)
     return Snapshot("", height, block_hash, tuple(utxos), tuple(heights.get(u.outpoint) for u in utxos),
                     f"snapshot {Path(path).name}")
-
-
-def decode_psbt(text: str) -> Psbt:
-    """The finalized proof PSBT a proof file carries (base64)."""
-    try:
-        return Psbt.parse(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError):
-        raise ReservesError("the proof file's PSBT is not base64") from None
