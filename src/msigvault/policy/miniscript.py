@@ -11,7 +11,7 @@ its children when it is built, so nothing is recursive and cost is linear in the
 Keys are opaque: the parser takes a callback that turns a span of the text into a key object
 (the descriptor parser gives it :class:`~msigvault.policy.descriptors.DescriptorKey`), and
 script generation takes ``key_bytes(key) -> 33-byte compressed public key`` (tapscript uses
-the x-only part). Decoding a script back to miniscript is not implemented.
+the x-only part). Decoding a script back to miniscript is in :mod:`.miniscript_decode`.
 """
 
 from __future__ import annotations
