@@ -15,7 +15,7 @@ import click
 from .common import NotApproved, approve, check_writable, emit, force_option, json_option, load_vault
 
 NETWORKS = click.Choice(["mainnet", "testnet", "signet", "regtest"])
-KINDS = click.Choice(["wif", "mnemonic", "xprv", "descriptor"])
+KINDS = click.Choice(["wif", "mnemonic", "xprv", "descriptor", "electrum"])
 BACKEND_HELP = ("Chain backend: core+http://..., esplora+https://..., electrum+ssl://..., regtest:DIR or "
                 "bitcoinlib:PROVIDER (see 'msigvault vault scan --help').")
 _BIP39_ENV = "MSIGVAULT_BIP39_PASSPHRASE"
@@ -54,14 +54,14 @@ def _source_options(f):
 
 def _read_source(path, network, kind, ask_bip39, fd):
     from ..lifecycle.secrets import read_secret_file
-    from ..lifecycle.sources import parse_source
+    from ..lifecycle.sources import MAX_WALLET_BYTES, parse_source
 
     passphrase = ""
     if ask_bip39 or fd is not None:
         from ..keys.keystore import read_passphrase
 
         passphrase = read_passphrase(prompt="BIP39 passphrase of the seized mnemonic: ", env_var=_BIP39_ENV, fd=fd)
-    secret = read_secret_file(path)
+    secret = read_secret_file(path, limit=MAX_WALLET_BYTES)
     try:
         return parse_source(secret, network, passphrase=passphrase, kind=kind)
     finally:
@@ -120,8 +120,9 @@ def intake_prepare(source, network, accounts, kind, ask_bip39, bip39_passphrase_
                    as_json):
     """OFFLINE: read the seized SOURCE and write a watch file (addresses, scripts, account xpubs; no secret).
 
-    SOURCE holds WIF keys (one per line), a BIP39 mnemonic, one xprv/tprv, or descriptors with WIF keys
-    (pkh, wpkh, sh(wpkh), tr, sh(multi)). Lines starting with # are comments."""
+    SOURCE holds WIF keys (one per line), a BIP39 mnemonic, one xprv/tprv, descriptors with WIF keys
+    (pkh, wpkh, sh(wpkh), tr, sh(multi)), or is an unencrypted Electrum wallet file (standard or
+    imported). Lines starting with # are comments."""
     from ..lifecycle.discover import watch_document, watch_groups
 
     check_writable(output, force=force)

@@ -26,6 +26,7 @@ from .errors import SourceError
 from .secrets import MAX_SOURCE_BYTES, Secret
 
 MAX_KEYS = 1000
+MAX_WALLET_BYTES = 16 * 1024 * 1024  # an Electrum wallet file with its history
 MAX_LINE = 4000
 MAX_MULTI_KEYS = 15  # a P2SH redeem script is at most 520 bytes
 MAX_ACCOUNTS = 100
@@ -54,6 +55,7 @@ class SourceKind(str, enum.Enum):
     MNEMONIC = "mnemonic"
     XPRV = "xprv"
     DESCRIPTOR = "descriptor"
+    ELECTRUM = "electrum"
 
 
 class SingleKey:
@@ -146,13 +148,20 @@ def parse_source(secret: Secret, network: "Network | str", *, passphrase: str = 
     one extended private key, or WIF keys one per line. ``passphrase`` is the BIP39 passphrase.
     """
     net = Network.from_name(network)
-    if len(secret) > MAX_SOURCE_BYTES:
-        raise SourceError(f"a source is at most {MAX_SOURCE_BYTES:,} bytes", limit=MAX_SOURCE_BYTES)
+    if len(secret) > MAX_WALLET_BYTES:
+        raise SourceError(f"a source is at most {MAX_WALLET_BYTES:,} bytes", limit=MAX_WALLET_BYTES)
     try:
         text = secret.reveal().decode("utf-8")
     except UnicodeDecodeError:
         raise SourceError("the source is not UTF-8 text: give WIF keys, a mnemonic, an xprv or "
                           "descriptors, one per line") from None
+    if kind == SourceKind.ELECTRUM.value or (kind is None and text.lstrip().startswith("{")):
+        if passphrase:
+            raise SourceError("a BIP39 passphrase was given, but the source is an Electrum wallet file")
+        return _electrum(text, net)
+    if len(secret) > MAX_SOURCE_BYTES:
+        raise SourceError(f"a source other than a wallet file is at most {MAX_SOURCE_BYTES:,} bytes",
+                          limit=MAX_SOURCE_BYTES)
     lines = _lines(text)
     if not lines:
         raise SourceError("the source holds no keys (only blank lines and # comments)")
@@ -270,6 +279,48 @@ def _root_secret(seed: bytearray, net: Network) -> Secret:
     from ..keys.bip32 import root_from_seed
 
     return Secret(root_from_seed(bytes(seed), net).serialize())
+
+
+# -- Electrum wallet files ---------------------------------------------------------------------
+
+
+def _electrum(text: str, net: Network) -> Source:
+    """An unencrypted Electrum wallet file: a standard wallet's keystore xprv (Electrum derives
+    receive and change addresses at xprv/0/i and xprv/1/i, the script type from its SLIP-132
+    prefix), or an imported wallet's keys. Encrypted and multisig wallets are refused."""
+    import json
+
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        raise SourceError("the source starts with '{' but is not a JSON Electrum wallet file") from None
+    if not isinstance(obj, dict) or "wallet_type" not in obj or not isinstance(obj.get("keystore"), dict):
+        raise SourceError("this JSON is not an Electrum wallet file (no wallet_type and keystore)")
+    if obj.get("use_encryption") is not False:
+        raise SourceError("the Electrum wallet file is encrypted (or does not say it is not): open it in "
+                          "Electrum on the offline machine and export its private keys, or decrypt it there")
+    wallet_type, keystore = obj["wallet_type"], obj["keystore"]
+    if wallet_type == "standard" and keystore.get("type") == "bip32":
+        xprv = keystore.get("xprv")
+        if not isinstance(xprv, str) or xprv[1:4] != "prv":
+            raise SourceError("the Electrum keystore holds no unencrypted xprv (a watch-only or hardware wallet)")
+        source = _xprv([(1, xprv)], net)
+        return Source(SourceKind.XPRV, net, f"Electrum standard wallet ({source.summary})", root=source.root,
+                      secrets=[source.root] if source.root is not None else [])
+    if wallet_type == "imported" and keystore.get("type") == "imported":
+        pairs = keystore.get("keypairs")
+        if not isinstance(pairs, dict) or not pairs or len(pairs) > MAX_KEYS:
+            raise SourceError(f"the Electrum imported keystore holds no keys (or more than {MAX_KEYS})")
+        lines = []
+        for n, value in enumerate(pairs.values(), 1):
+            if not isinstance(value, str):
+                raise SourceError(f"imported key {n} of the Electrum wallet is not text")
+            lines.append((n, value.split(":", 1)[-1]))  # "p2wpkh:WIF": the script type prefix is dropped
+        source = _wifs(lines, net)
+        return Source(SourceKind.WIF, net, f"Electrum imported wallet, {len(source.keys)} key(s)",
+                      keys=source.keys, secrets=[k.secret for k in source.keys])
+    raise SourceError(f"Electrum {str(wallet_type)[:20]!r} wallets are not read by intake (standard and "
+                      "imported wallets are): export the private keys from Electrum and give them as WIF keys")
 
 
 # -- extended private keys ---------------------------------------------------------------------
