@@ -137,3 +137,18 @@ def test_witness_weight_bounds_hold_for_tr_and_wsh():
         desc, tx, witness = spend(text, keys, sequence=seq)
         size = len(compact_size(len(witness))) + sum(len(compact_size(len(w))) + len(w) for w in witness)
         assert size <= desc.max_witness_weight()
+
+
+@pytest.mark.parametrize("text", [
+    f"wsh(sortedmulti(2,{K(2)},{K(0)},{K(1)}))",
+    f"wsh(multi(2,{K(2)},{K(0)},{K(1)}))",
+    f"tr({NUMS_H.hex()},sortedmulti_a(2,{K(2)},{K(0)},{K(1)}))",
+    f"tr({NUMS_H.hex()},{{pk({K(5)}),multi_a(2,{K(2)},{K(0)},{K(1)})}})",
+], ids=["wsh-sortedmulti", "wsh-multi", "tr-sortedmulti_a", "tr-pk-leaf"])
+def test_plain_vault_shapes_are_satisfied_too(text):
+    desc, tx, witness = spend(text, [0, 1])
+    assert witness is not None and verified(desc, tx, witness)
+    assert spend(text, [0])[2] is None
+    if "pk(" in text:
+        desc, tx, witness = spend(text, [5])
+        assert witness is not None and verified(desc, tx, witness)
