@@ -42,3 +42,40 @@ def test_nothing_to_sweep_a_dust_output_and_a_bad_fee_rate_are_plan_errors():
             make_plan(b.watch, b.found, b.vault_file, fee_rate=0.5, created="t")
         with pytest.raises(PlanError, match="would be dust"):  # swept anyway, the output itself is dust
             make_plan(b.watch, b.found, b.vault_file, fee_rate=2, created="t", include_dust=True)
+
+
+def test_taproot_key_path_signatures_for_keys_of_both_parities_are_valid():
+    from embit.util import secp256k1 as s
+
+    keys = [secret_key(f"tr-{i}") for i in range(8)]
+    parities = {s.ec_pubkey_serialize(s.ec_pubkey_create(k))[0] for k in keys}
+    assert parities == {2, 3}  # the internal key is negated for odd y: both branches are signed
+    with RegtestChain() as chain:
+        chain.mine(110)
+        b = build_plan(chain, "".join(wif(k) + "\n" for k in keys), {f"wif{i}/p2tr": [10_000] for i in range(8)})
+        with b.source() as src:
+            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t")
+        assert signed.verified_by_kernel
+        chain.submit([t.raw for t in signed.transactions])
+        assert chain.balance(b.vault_file.vault.address(0)) == 80_000 - sum(t.fee for t in signed.transactions)
+
+
+def test_a_second_broadcast_is_a_no_op_and_a_coin_twice_is_refused():
+    import json
+
+    from msigvault.lifecycle.errors import SweepRefused
+    from msigvault.lifecycle.sweep import broadcast, parse_plan
+
+    with RegtestChain() as chain:
+        chain.mine(110)
+        b = build_plan(chain, f"{wif(secret_key('twice'))}\n", {"wif0/p2wpkh": [50_000]})
+        with b.source() as src:
+            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t")
+        backend = RegtestBackend(chain)
+        height = chain.height
+        assert broadcast(signed, backend) == broadcast(signed, backend) == [signed.transactions[0].txid]
+        assert chain.height == height + 1  # mined once
+        obj = json.loads(b.plan.to_bytes())
+        obj["transactions"].append(obj["transactions"][0])
+        with b.source() as src, pytest.raises(SweepRefused, match="twice"):
+            sign_plan(parse_plan(json.dumps(obj).encode()), src, b.vault_file, signed_at="t")

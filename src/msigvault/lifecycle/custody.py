@@ -64,6 +64,8 @@ def build_record(case: CaseInfo, watch: "Watch", found: "Found", plan: "Plan", s
         raise CustodyError("the watch, found, plan and signed files do not belong together (each names the "
                            "previous one's hash): give the files of this one intake")
     vault = vault_file.vault
+    if len(signed.transactions) != len(plan.transactions):
+        raise CustodyError("the signed file does not hold one transaction for each of the plan's")
     if signed.policy_id != vault.policy_id:
         raise CustodyError("the sweep went to another vault than this vault file")
     coins = {c.outpoint: c for c in found.coins}

@@ -292,6 +292,9 @@ def sign_plan(plan: Plan, source: Source, vault_file: "VaultFile", *, signed_at:
                            f"{vault.network.name}: they must agree")
     if not plan.transactions:
         raise SweepRefused("the plan holds no transaction")
+    outpoints = [c.outpoint for t in plan.transactions for c in t.inputs]
+    if len(set(outpoints)) != len(outpoints):
+        raise SweepRefused("the plan spends a coin twice: make the plan again")
     index_limit = min(r.index_limit for r in vault_file.registrations)
     signed = []
     kernel = True
@@ -488,10 +491,16 @@ def parse_signed(data: bytes) -> Signed:
 
 def broadcast(signed: Signed, backend: "Backend") -> "list[str]":
     """Test each sweep for mempool acceptance, then broadcast it; the txids."""
-    from ..backends.base import BroadcastRejected
+    from ..backends.base import BroadcastRejected, TxNotFound
 
     txids = []
     for t in signed.transactions:
+        try:
+            backend.get_tx(t.txid)  # broadcast before (this command was run again): nothing to do
+            txids.append(t.txid)
+            continue
+        except TxNotFound:
+            pass
         check = backend.test_accept(t.raw)
         if not check.allowed and "already" not in check.reason and "known" not in check.reason:
             raise BroadcastRejected(check.reason, where=backend.where, txid=t.txid)
