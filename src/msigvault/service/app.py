@@ -151,6 +151,7 @@ class Service:
         self._rate_audited: "dict[str, tuple[float, int]]" = {}
         self._audit_limiter = RateLimiter(UNAUTHENTICATED_AUDIT_RATE, UNAUTHENTICATED_AUDIT_BURST)
         self._suppressed = 0  # unauthenticated refusals not audited since the last audited refusal
+        coordinator.recover()  # steps a killed process left undone (finalize, broadcast): idempotent
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -275,9 +276,11 @@ class Service:
         data = _unb64(body["envelope"], "envelope")
         result = submit_envelope(self.co, data, identity=self.key, senders=[who.record], guard=self.guard)
         if isinstance(result, SubmissionResult):
+            session = result.session or self.co.get(result.session_id)
+            if session.status.value == "open" and session.signatures_needed == 0:
+                session = self.co.advance(session.id, quiet=True)  # a process died before finalizing it
             return 200, {"kind": "partial-signature", "outcome": result.outcome, "signers": list(result.signers),
-                         "psbt_sha256": result.psbt_sha256,
-                         "session": _session(result.session or self.co.get(result.session_id))}
+                         "psbt_sha256": result.psbt_sha256, "session": _session(session)}
         return 200, {"kind": "refusal", "outcome": "recorded", "signers": [], "psbt_sha256": None,
                      "session": _session(result)}
 
