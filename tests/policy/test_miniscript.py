@@ -194,3 +194,14 @@ def test_deep_nesting_is_parsed_without_recursion():
 def test_hostile_text_is_refused_early():
     with pytest.raises(MiniscriptError):
         parse_miniscript("a:" * 200_000 + "1")
+
+
+def test_deep_descriptors_compare_hash_and_print_without_recursion():
+    depth = 990  # the descriptor's comma bound (1,000) bounds the depth; this still overflows recursion
+    text = f"tr({NUMS_H.hex()}," + "and_b(older(1),a:" * depth + f"pk({A})" + ")" * depth + ")"
+    desc = parse_descriptor(text)
+    again = parse_descriptor(desc.descriptor())
+    assert again == desc and hash(again.node) == hash(desc.node)
+    assert "Miniscript(tr" in repr(desc.node.tree)
+    other = parse_descriptor(text.replace("older(1),a:pk", "older(2),a:pk"))
+    assert other != desc

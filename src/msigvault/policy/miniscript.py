@@ -341,10 +341,11 @@ def _ifdup(nonzero: bool) -> _Sat:
 # ============================================================================ the tree
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Miniscript:
     """One miniscript node. Build trees with :func:`parse_miniscript` (or the constructors of
-    the descriptor parser); type, script size and bounds are computed when a node is made."""
+    the descriptor parser); type, script size and bounds are computed when a node is made.
+    Equality, hashing and repr walk the tree without recursion, so deep trees are safe."""
 
     fragment: Fragment
     ctx: Context
@@ -358,9 +359,12 @@ class Miniscript:
     _ops: "tuple[int, _MaxInt, _MaxInt]" = field(init=False, compare=False, repr=False)
     _ss: "tuple[_Sat, _Sat]" = field(init=False, compare=False, repr=False)
     _ws: "tuple[_MaxInt, _MaxInt]" = field(init=False, compare=False, repr=False)
+    _hash: int = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         st = object.__setattr__
+        st(self, "_hash", hash((self.fragment, self.ctx, self.k, self.keys, self.data,
+                                tuple(s._hash for s in self.subs))))
         st(self, "type", _sanitize(_compute_type(self.fragment, [s.type for s in self.subs], self.k,
                                                  len(self.subs), self.ctx)))
         st(self, "script_len", self._calc_script_len())
@@ -571,6 +575,26 @@ class Miniscript:
             return (xs + _mi(2)) | (ys + _mi(1)), (xd + _mi(2)) | (yd + _mi(1))
         zs, zd = s[2]._ws  # ANDOR
         return (xs + ys) | (xd + zs), xd + zd
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Miniscript):
+            return NotImplemented
+        stack = [(self, other)]
+        while stack:
+            a, b = stack.pop()
+            if a is b:
+                continue
+            if (a._hash != b._hash or a.fragment is not b.fragment or a.ctx is not b.ctx or a.k != b.k
+                    or a.keys != b.keys or a.data != b.data or len(a.subs) != len(b.subs)):
+                return False
+            stack.extend(zip(a.subs, b.subs))
+        return True
+
+    def __repr__(self) -> str:
+        return f"Miniscript({self.ctx.value}, {_shown(self.to_string(), 200)!r})"
 
     # -- properties (Core's names in the docstrings) --------------------------------------------
 
