@@ -115,10 +115,13 @@ def test_processes_and_two_coordinators_submit_to_one_session_at_the_same_moment
     assert co.verify_log().count == len(co.audit_lines())
 
 
-@pytest.mark.parametrize("step", ["submit:after-store", "finalize:after-store", "broadcast:after-send"])
+@pytest.mark.parametrize("step", ["submit:before-commit", "submit:after-store", "finalize:before-commit",
+                                  "finalize:after-store", "broadcast:after-send"])
 def test_a_process_killed_mid_ceremony_is_recovered(kit, db_url, tmp_path, step):
-    """SIGKILL at ``step`` while submitting the last signature; a new process's recover() reaches
-    the state of an uninterrupted run: confirmed once, every event once, the payment on the chain once."""
+    """SIGKILL at ``step`` while submitting the last signature (``*:before-commit``: inside the
+    write transaction, its rows and audit entries written but not committed); a new process's
+    recover() (and, if the signature itself was lost, the keyholder's copy sent again) reaches the
+    state of an uninterrupted run: confirmed once, every event once, the payment on the chain once."""
     from msigvault.backends.regtest import RegtestBackend
     from msigvault.regtest import RegtestChain
 
@@ -136,9 +139,15 @@ def test_a_process_killed_mid_ceremony_is_recovered(kit, db_url, tmp_path, step)
                                      "files": [str(last)], "step": step, "chain": str(chain_dir)}))
     assert code == -9, (code, out, err)  # killed, not finished
     assert co.get(s.id).status is not Status.CONFIRMED
+    co.verify_log()  # whatever was killed half-way left no trace in the log
+    if step == "submit:before-commit":  # rolled back: as if the copy never arrived
+        assert len(co.get(s.id).signed) == 1 and len(co.submissions(s.id)) == 1
     with RegtestChain(datadir=chain_dir) as chain:
         restarted = kit.open_coordinator(db_url, chain)
-        [recovered] = restarted.recover()
+        if step == "submit:before-commit":
+            assert [x.status for x in restarted.recover()] == [Status.OPEN]
+            restarted.submit(s.id, last.read_bytes())  # the keyholder sends it again
+        [recovered] = restarted.recover() or [restarted.get(s.id)]
         assert recovered.id == s.id and recovered.status is Status.CONFIRMED
         assert restarted.recover() == []
         events = [e["event"] for e in restarted.audit_entries(s.id)]

@@ -714,6 +714,7 @@ class Coordinator:
                     self._append(conn, "submission.accepted", session=sid, actor=f"cosigner:{fp}",
                                  attestation=att, data={"psbt_sha256": sha, "fingerprint": fp,
                                                         "late": row.status != Status.OPEN.value})
+                self._fault("submit:before-commit")
         except _Refused as r:
             return self._record_refusal(sid, sha, r)
         except sa.exc.IntegrityError:  # the same bytes stored at the same moment by another site
@@ -913,6 +914,7 @@ class Coordinator:
                 "txid": tx.txid, "wtxid": tx.wtxid, "fee": tx.fee, "vsize": tx.vsize, "signed_by": session.signed,
                 "verified_by_kernel": tx.verified_by_kernel, "verified_against": tx.verified_against.value,
                 "tx_sha256": _sha(tx.raw)})
+            self._fault("finalize:before-commit")
         self._fault("finalize:after-store")
         return self.get(session.id)
 
