@@ -280,8 +280,10 @@ def test_the_verifier_refuses_what_the_proof_does_not_prove(script):
     with pytest.raises(R.ReservesInvalid, match="commitment"):
         R.verify(proof, vault, snap, message=MSG + ".")
     other = vault_for(script, OTHERS)
-    with pytest.raises(R.ReservesInvalid, match="not a coin of this vault"):
+    with pytest.raises(R.ReservesInvalid, match="not of this vault"):
         R.verify(proof, other, snap)
+    with pytest.raises(R.ReservesInvalid, match="not a coin of this vault"):  # the bare transaction
+        R.verify(proof.tx, other, snap, message=MSG)
     # a lie about an amount in the UTXO set: the signatures (or the total) no longer check
     lying = R.Snapshot("regtest", 9, None, (utxos[0], replace(utxos[1], amount=70_001)))
     with pytest.raises(R.ReservesInvalid):

@@ -524,8 +524,10 @@ def reserves_finalize(vaultfile, psbtfiles, output, force, as_json):
 @reserves.command("verify")
 @click.option("--proof", "proof_file", type=click.Path(dir_okay=False), required=True,
               help="The proof file from 'proof reserves finalize'.")
-@click.option("--vault", "vaultfile", type=click.Path(dir_okay=False), required=True,
+@click.option("--vault", "vaultfile", type=click.Path(dir_okay=False),
               help="The vault (file) whose coins the proof is about.")
+@click.option("--descriptor", help="Or the vault's descriptor (with its checksum).")
+@click.option("-n", "--network", type=NETWORKS, help="With --descriptor: the vault's network (default: the keys').")
 @source_options
 @click.option("--height", type=click.IntRange(0),
               help="Check the coins are unspent at this height (default: the backend's tip or the snapshot's height).")
@@ -535,8 +537,8 @@ def reserves_finalize(vaultfile, psbtfiles, output, force, as_json):
 @click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
               help="With --record: the coordinator's Ed25519 key (default as for 'msigvault session').")
 @json_option
-def reserves_verify(proof_file, vaultfile, backend_url, snapshot_file, height, message, message_file, record, db_url,
-                    key_path, as_json):
+def reserves_verify(proof_file, vaultfile, descriptor, network, backend_url, snapshot_file, height, message,
+                    message_file, record, db_url, key_path, as_json):
     """Verify a proof of reserves against the UTXO set (auditor): every signature and script, every
     coin the vault's and unspent at the height; print the proven amount.
 
@@ -550,7 +552,17 @@ def reserves_verify(proof_file, vaultfile, backend_url, snapshot_file, height, m
     """
     from ..reserves.por import BackendSource, CoinNotUnspent, check, load_proof
 
-    vf = load_vault(vaultfile)
+    if (vaultfile is None) == (descriptor is None):
+        raise CliError("give the vault with exactly one of --vault FILE or --descriptor TEXT")
+    if record and vaultfile is None:
+        raise CliError("--record needs the vault file (--vault): the audit log registers the vault it records")
+    if vaultfile is not None:
+        vf = load_vault(vaultfile)
+        vault = vf.vault
+    else:
+        from ..policy.vault import Vault
+
+        vault = Vault.from_descriptor(descriptor, network=network)
     if (backend_url is None) == (snapshot_file is None):
         raise CliError("give the UTXO set with exactly one of --backend URL or --snapshot FILE")
     pf = load_proof(proof_file)
@@ -558,10 +570,10 @@ def reserves_verify(proof_file, vaultfile, backend_url, snapshot_file, height, m
     if backend_url is not None:
         from ..backends import open_backend
 
-        with open_backend(backend_url, vf.vault.network) as backend:
-            report = check(pf, vf.vault, BackendSource(backend), message=text, height=height)
+        with open_backend(backend_url, vault.network) as backend:
+            report = check(pf, vault, BackendSource(backend), message=text, height=height)
     else:
-        report = check(pf, vf.vault, _snapshot(snapshot_file, height), message=text, height=height)
+        report = check(pf, vault, _snapshot(snapshot_file, height), message=text, height=height)
     if record:
         from .sessions import _open
 

@@ -441,6 +441,9 @@ def check(proof: "ProofFile | bytes", vault: Vault, source: CoinSource, *, messa
     ReservesInvalid when the proof itself is bad (commitment, signatures, total), but reports
     (``failing``) coins that are spent or unknown there. ``message``: the auditor's own."""
     raw = proof.tx if isinstance(proof, ProofFile) else proof
+    if isinstance(proof, ProofFile) and (proof.network, proof.policy_id) != (vault.network.name, vault.policy_id):
+        raise ReservesInvalid(f"the proof file is of vault {proof.policy_id[:16]}... on {proof.network}, not of this "
+                              f"vault ({vault.policy_id[:16]}... on {vault.network.name}): check which vault it proves")
     text = message if message is not None else (proof.message if isinstance(proof, ProofFile) else None)
     if text is None:
         raise ReservesError("give the message the proof commits to")
