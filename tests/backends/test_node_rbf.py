@@ -184,3 +184,15 @@ def test_without_full_rbf_only_signaling_transactions_are_replaced(node):
     finally:
         with node.state.lock:
             node.state.full_rbf = True
+
+
+def test_a_block_with_a_conflicting_spend_drops_the_original_and_its_descendants(node):
+    coin = fresh_coin(node)
+    a = ok(node, "sendrawtransaction", spend([coin], 500).hex())
+    c = ok(node, "sendrawtransaction", spend([Out(a, 0, coin.amount - 500)], 500).hex())
+    other = spend([coin], 300, to=SINK)  # mined straight into a block, never through this mempool
+    with node.state.lock:
+        node.chain.submit([other])
+    pool = mempool(node)
+    assert a not in pool and c not in pool
+    assert ok(node, "getrawtransaction", same_txid(other), True)["confirmations"] == 1
