@@ -72,7 +72,8 @@ def refused(psbt, vault, **kw):
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_the_signer_shows_a_proof_of_reserves_and_it_verifies_to_the_exact_amount(script):
+@pytest.mark.parametrize("pair", [(0, 2), (2, 1), (1, 0)])
+def test_the_signer_shows_a_proof_of_reserves_and_it_verifies_to_the_exact_amount(script, pair):
     vault = vault_for(script)
     utxos = coins(vault)
     psbt = R.create_proof(vault, utxos, MSG)
@@ -85,9 +86,10 @@ def test_the_signer_shows_a_proof_of_reserves_and_it_verifies_to_the_exact_amoun
     assert all(line in text for line in MSG.split("\n")) and "PAY" not in text
     assert req.summary.outputs == () and req.summary.sent_out == 0 and req.summary.fee == 0
     assert req.summary.to_dict()["reserves"]["total"] == 120_000
-    copies = sign_by(vault, psbt, [HOLDERS[0], HOLDERS[2]])
-    assert prepare(copies[0], vault, fingerprint=HOLDERS[0].fingerprint).already_signed
-    final = R.finalize(R.combine(copies, vault), vault)
+    copies = sign_by(vault, psbt, [HOLDERS[i] for i in pair])  # any two, combined in any order
+    assert prepare(copies[0], vault, fingerprint=HOLDERS[pair[0]].fingerprint).already_signed
+    assert not prepare(copies[0], vault, fingerprint=HOLDERS[pair[1]].fingerprint).already_signed
+    final = R.finalize(R.combine(copies[::-1], vault), vault)
     proof = R.encode(final, vault)
     snap = R.Snapshot("regtest", 7, None, tuple(utxos))
     report = R.verify(proof, vault, snap)
