@@ -152,3 +152,21 @@ def test_plain_vault_shapes_are_satisfied_too(text):
     if "pk(" in text:
         desc, tx, witness = spend(text, [5])
         assert witness is not None and verified(desc, tx, witness)
+
+
+def test_a_999_key_multi_a_leaf_is_satisfied():
+    many = [ec.PrivateKey((5000 + i).to_bytes(32, "big")) for i in range(999)]
+    text = f"tr({NUMS_H.hex()},multi_a(3," + ",".join(p.get_public_key().sec().hex() for p in many) + "))"
+    desc = parse_descriptor(text)
+    tx = _tx(desc, 0, 0xFFFFFFFE)
+    spk = desc.script_pubkey()
+    from msigvault.policy.descriptors import _spend_paths
+
+    ((_, script, _),) = _spend_paths(desc.node, 0, 0)
+    digest = SighashCache(tx, [TxOut(AMOUNT, spk)]).taproot(0, leaf_hash=tapleaf_hash(script))
+    chosen = (7, 500, 998)
+    sigs = {many[i].get_public_key().sec()[1:]: many[i].schnorr_sign(digest).serialize() for i in chosen}
+    witness = desc.satisfy(Satisfier(sigs))
+    assert witness is not None and len(witness) == 999 + 2
+    assert sum(1 for w in witness[:-2] if w) == 3
+    assert verified(desc, tx, witness)

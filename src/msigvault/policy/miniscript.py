@@ -817,7 +817,7 @@ class Miniscript:
             return None
         if nonmalleable and (sat.malleable or not sat.has_sig):
             return None
-        return list(sat.stack)
+        return _flatten(sat.stack)
 
     def max_witness_weight(self) -> Optional[int]:
         """Most witness bytes (weight units) spending a P2WSH output or this tapscript leaf at
@@ -1081,22 +1081,43 @@ class Satisfier:
         return b <= a
 
 
-@dataclass(frozen=True)
-class _Stack:
-    """Core's InputStack: a candidate witness (bottom first) and what is known about it."""
+#: A witness under construction: None (empty), one item, or a (left, right) concatenation, so
+#: that joining two candidates costs O(1) (flattened once, at the end).
+_Rope = Any
 
-    available: bool = True
-    has_sig: bool = False
-    malleable: bool = False
-    non_canon: bool = False
-    size: int = 0
-    stack: "tuple[bytes, ...]" = ()
+
+def _flatten(rope: _Rope) -> "list[bytes]":
+    out: "list[bytes]" = []
+    todo = [rope]
+    while todo:
+        r = todo.pop()
+        if r is None:
+            continue
+        if isinstance(r, bytes):
+            out.append(r)
+        else:
+            todo.append(r[1])
+            todo.append(r[0])
+    return out
+
+
+class _Stack:
+    """Core's InputStack: a candidate witness (bottom first) and what is known about it.
+    Immutable by convention (a plain class with slots: the satisfaction DP makes many)."""
+
+    __slots__ = ("available", "has_sig", "malleable", "non_canon", "size", "stack")
+
+    def __init__(self, available: bool = True, has_sig: bool = False, malleable: bool = False,
+                 non_canon: bool = False, size: int = 0, stack: _Rope = None) -> None:
+        self.available, self.has_sig, self.malleable = available, has_sig, malleable
+        self.non_canon, self.size, self.stack = non_canon, size, stack
 
     def __add__(self, b: "_Stack") -> "_Stack":
         if not self.available or not b.available:
             return _INVALID
+        joined = b.stack if self.stack is None else self.stack if b.stack is None else (self.stack, b.stack)
         return _Stack(True, self.has_sig or b.has_sig, self.malleable or b.malleable,
-                      self.non_canon or b.non_canon, self.size + b.size, self.stack + b.stack)
+                      self.non_canon or b.non_canon, self.size + b.size, joined)
 
     def __or__(self, b: "_Stack") -> "_Stack":
         a = self
@@ -1117,16 +1138,15 @@ class _Stack:
                 return b
         return a if a.size <= b.size else b
 
-    def with_(self, **kw: bool) -> "_Stack":
-        values = {"available": self.available, "has_sig": self.has_sig, "malleable": self.malleable,
-                  "non_canon": self.non_canon}
-        values.update(kw)
-        return _Stack(values["available"], values["has_sig"], values["malleable"], values["non_canon"],
-                      self.size, self.stack)
+    def with_(self, *, malleable: Optional[bool] = None, non_canon: Optional[bool] = None,
+              has_sig: Optional[bool] = None) -> "_Stack":
+        return _Stack(self.available, self.has_sig if has_sig is None else has_sig,
+                      self.malleable if malleable is None else malleable,
+                      self.non_canon if non_canon is None else non_canon, self.size, self.stack)
 
 
 def _elem(b: bytes) -> _Stack:
-    return _Stack(size=len(b) + 1, stack=(b,))
+    return _Stack(size=len(b) + 1, stack=b)
 
 
 _INVALID = _Stack(available=False)
