@@ -222,9 +222,10 @@ def test_an_oversized_body_is_refused_unread(world, server, alice):
 
 def test_a_malformed_body_is_refused(world, server, alice):
     key, _, client = alice
-    for body in (b"not json", b"[]", b'{"envelope": 5}', b'{"envelope": "!!"}', b'{"envelope": "", "x": 1}'):
+    for body in (b"not json", b"[]", b'{"envelope": 5}', b'{"envelope": "!!"}', b'{"envelope": "", "SECRETX": 1}'):
         r = client.request("POST", "/v1/envelopes", body)
         assert _error(r) == (400, "service.bad-request"), body
+        assert "SECRETX" not in r.text  # the body is never echoed
     REFUSED.append((key.id.hex(), "service.bad-request", "/v1/envelopes"))
 
 
@@ -249,6 +250,7 @@ def test_every_refusal_is_in_the_audit_log(world, server):
     """Runs last: each refusal above has a service.refused entry naming who, what and why."""
     assert len(REFUSED) >= 20
     entries = [e for e in _audited(world, server) if e["event"] == "service.refused"]
+    assert "SECRETX" not in json.dumps(entries)  # a body's field name is not echoed into the log either
     seen = {(e["data"]["identity"], e["data"]["code"], e["data"]["path"]) for e in entries}
     missing = [r for r in REFUSED if r not in seen]
     assert not missing, missing

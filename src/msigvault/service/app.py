@@ -169,6 +169,10 @@ class Service:
             return handler(caller, call)
         except MsigvaultError as e:
             return self.refuse(call, e, caller)
+        except Exception:  # a bug: logged with its traceback (never the body), answered as JSON
+            log.exception("internal error on %s %s", call.method, call.path[:200])
+            return 500, error_body(ServiceError("the coordinator service failed on this request (an internal "
+                                                "error, logged for its operator): try again later"))
 
     def authenticate(self, call: Call) -> "tuple[Enrolled, SignedHeaders]":
         """The enrolled caller whose signature verifies (Unauthenticated, StaleRequest otherwise)."""
@@ -359,9 +363,9 @@ def _json(call: Call, required: "Mapping[str, type]", optional: "Mapping[str, ty
     unknown = set(obj) - set(required) - set(optional)
     missing = set(required) - set(obj)
     if unknown or missing:
-        raise BadRequest(f"the body has fields {', '.join(sorted(required))}"
+        raise BadRequest(f"the body has fields {', '.join(sorted(required)) or '(none)'}"
                          + (f" (optional: {', '.join(sorted(optional))})" if optional else "")
-                         + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+                         + (f"; it has {len(unknown)} unknown" if unknown else "")  # never echo the body
                          + (f"; missing: {', '.join(sorted(missing))}" if missing else ""))
     for name, kind in {**required, **optional}.items():
         value = obj.get(name)
