@@ -170,3 +170,54 @@ def test_a_999_key_multi_a_leaf_is_satisfied():
     assert witness is not None and len(witness) == 999 + 2
     assert sum(1 for w in witness[:-2] if w) == 3
     assert verified(desc, tx, witness)
+
+
+def _ranged_spend(text, holders, signers, index, branch, sequence, sign_index=None):
+    from msigvault.keys.paths import default_account_path
+    from msigvault.network import Network
+    from msigvault.policy.descriptors import _spend_paths
+
+    desc = parse_descriptor(text)
+    spk = desc.script_pubkey(index, branch)
+    tx = UnsignedTx(2, 0, (TxIn(b"\x66" * 32, 0, sequence),), (TxOut(AMOUNT - 1_000, b"\x51"),))
+    cache = SighashCache(tx, [TxOut(AMOUNT, spk)])
+    script_type = "tr" if text.startswith("tr(") else "wsh"
+    path = list(default_account_path(Network.REGTEST, script_type, 0))
+    sigs: dict = {}
+    for i in signers:
+        key = holders[i].root.derive(path + [branch, index if sign_index is None else sign_index]).to_embit().key
+        for _, script, tail in _spend_paths(desc.node, index, branch):
+            if tail:
+                leaf = tapleaf_hash(script)
+                sigs[(key.get_public_key().sec()[1:], leaf)] = key.schnorr_sign(cache.taproot(0, leaf_hash=leaf)).serialize()
+            else:
+                sigs[key.get_public_key().sec()] = key.sign(cache.segwit_v0(0, script, AMOUNT)).serialize() + b"\x01"
+    witness = desc.satisfy(Satisfier(sigs, sequence=sequence), index, branch)
+    if witness is None:
+        return None
+    wit = compact_size(len(witness)) + b"".join(compact_size(len(w)) + w for w in witness)
+    return verify_scripts(_raw_tx(tx, wit), [TxOut(AMOUNT, spk)])
+
+
+def _raw_tx(tx, wit):
+    from msigvault.psbt.extractor import _serialize
+
+    return _serialize(tx, [b""], [wit])
+
+
+@pytest.mark.parametrize("script_type", ["wsh", "tr"])
+def test_ranged_multipath_keys_are_derived_at_the_index_and_branch_spent(script_type):
+    from msigvault.testing.keyholders import TestKeyholder
+
+    holders = [TestKeyholder.from_label(f"ranged{i}") for i in range(4)]
+    x = [str(h.cosigner(script_type)) + "/<0;1>/*" for h in holders]
+    if script_type == "wsh":
+        text = f"wsh(or_d(multi(2,{x[0]},{x[1]},{x[2]}),and_v(v:pk({x[3]}),older(10))))"
+    else:
+        text = f"tr({NUMS_H.hex()},{{multi_a(2,{x[0]},{x[1]},{x[2]}),and_v(v:pk({x[3]}),older(10))}})"
+    assert _ranged_spend(text, holders, [0, 2], 5, 1, 0xFFFFFFFE) is True
+    assert _ranged_spend(text, holders, [3], 5, 1, 10) is True
+    assert _ranged_spend(text, holders, [3], 5, 1, 9) is None
+    assert _ranged_spend(text, holders, [0, 2], 5, 0, 0xFFFFFFFE) is True  # the receive branch
+    # signatures of the keys at another index do not satisfy this one
+    assert _ranged_spend(text, holders, [0, 2], 5, 1, 0xFFFFFFFE, sign_index=6) is None
