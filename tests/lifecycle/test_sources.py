@@ -234,3 +234,12 @@ def test_fuzz_intake_files_raise_intake_errors_only(data, fmt, body):
                 from msigvault.errors import MsigvaultError
 
                 assert isinstance(e, MsigvaultError), (parse.__name__, blob[:80], e)
+
+
+@pytest.mark.parametrize("blob", [b"[" * 200_000, b'{"a":' * 100_000, b'{"keystore":' + b"[" * 200_000])
+def test_absurdly_deep_json_is_an_intake_error_not_a_recursion_error(blob):
+    for parse in (parse_watch, parse_found, parse_plan, parse_signed, verify_record):
+        with pytest.raises(IntakeError):
+            parse(blob)
+    with pytest.raises(SourceError):
+        parse_source(Secret(blob), NET)

@@ -130,7 +130,7 @@ def verify_record(data: bytes, *, trusted_key: Optional[str] = None) -> Verified
         raise CustodyError(f"a custody record is at most {MAX_RECORD_BYTES:,} bytes", limit=MAX_RECORD_BYTES)
     try:
         obj = json.loads(data.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise CustodyError("this is not a custody record (not ASCII JSON)") from None
     if not isinstance(obj, dict) or obj.get("format") != RECORD_FORMAT:
         raise CustodyError("this is not a msigvault custody record")
@@ -237,7 +237,7 @@ def record_in_audit_lines(verified: VerifiedRecord, lines: "Sequence[bytes]") ->
     for line in lines:
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(entry, dict) and entry.get("event") == "intake.custody-recorded" and \
                 isinstance(entry.get("data"), dict) and entry["data"].get("record_sha256") == verified.sha256:

@@ -234,7 +234,7 @@ def load_json(data: bytes, fmt: str, what: str, limit: int) -> "dict[str, Any]":
         raise IntakeFileError(f"the {what} is larger than {limit:,} bytes", limit=limit)
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         raise IntakeFileError(f"the {what} is not JSON") from None
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise IntakeFileError(f"this is not an intake {what} (format {fmt!r})")

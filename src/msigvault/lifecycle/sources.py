@@ -292,7 +292,7 @@ def _electrum(text: str, net: Network) -> Source:
 
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise SourceError("the source starts with '{' but is not a JSON Electrum wallet file") from None
     if not isinstance(obj, dict) or "wallet_type" not in obj or not isinstance(obj.get("keystore"), dict):
         raise SourceError("this JSON is not an Electrum wallet file (no wallet_type and keystore)")

@@ -238,7 +238,7 @@ def parse_plan(data: bytes) -> Plan:
                     str(vault["name"]), str(vault["policy_id"]), float(obj["fee_rate"]), tuple(txs),
                     tuple(obj.get("left_out", [])), dict(obj.get("redeem_scripts", {})),
                     hashlib.sha256(data).hexdigest())
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         raise IntakeFileError("the plan file is malformed: make it again with 'msigvault intake plan'") from None
 
 
@@ -482,7 +482,7 @@ def parse_signed(data: bytes) -> Signed:
             txs.append(SignedTx(str(t["txid"]), raw, int(t["fee"]), int(t["vsize"]), int(t["amount_in"]), outs))
         return Signed(str(obj["network"]), str(obj["plan_sha256"]), str(obj["policy_id"]), str(obj["signed_at"]),
                       tuple(txs), bool(obj.get("verified_by_kernel")), hashlib.sha256(data).hexdigest())
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         raise IntakeFileError("the signed sweep file is malformed") from None
 
 
