@@ -157,3 +157,35 @@ def test_refuse_unreachable_request_and_config_through_the_cli(kit, tmp_path):
         ("cosigner.requested", "coordinator"), ("cosigner.refused", f"cosigner:{carol}"),
         ("config.changed", "coordinator"), ("config.changed", "coordinator")]
     assert json.loads(run("audit", "verify", export, "--json").output)["ok"]
+
+
+def test_recover_and_expire_through_the_cli(kit, tmp_path):
+    import time
+
+    vf = kit.make_vault_file("wsh")
+    vault = tmp_path / "vault.json"
+    vf.save(vault)
+    chain_dir = tmp_path / "chain"
+    run("regtest", "init", chain_dir)
+    with RegtestChain(datadir=chain_dir) as chain:
+        psbt = kit.funded_psbt(chain, vf)
+        later = kit.funded_psbt(chain, vf, amounts=(70_000,), pay=30_000, index=1)
+    (tmp_path / "p.psbt").write_bytes(psbt.serialize())
+    (tmp_path / "later.psbt").write_bytes(later.serialize())
+    sid = json.loads(run("session", "new", vault, tmp_path / "p.psbt", "--id", "pay-1", "--json").output)["id"]
+    assert sid == "pay-1"
+    for h in kit.HOLDERS[:2]:  # no backend: it stops at finalized (as after an outage of the node)
+        (tmp_path / "s.psbt").write_bytes(kit.signed_copy(vf, psbt, h))
+        run("session", "submit", sid, tmp_path / "s.psbt", "--vault", vault)
+    assert json.loads(run("session", "show", sid, "--vault", vault, "--json").output)["status"] == "finalized"
+    short = json.loads(run("session", "new", vault, tmp_path / "later.psbt", "--expires", "1s", "--json").output)["id"]
+    assert run("session", "expire", "--vault", vault).output.strip() == "nothing has expired"
+    recovered = json.loads(run("session", "recover", "--vault", vault, "--chain", chain_dir, "--json").output)
+    assert {s["id"]: s["status"] for s in recovered} == {sid: "confirmed", short: "open"}
+    time.sleep(1.2)
+    assert json.loads(run("session", "expire", "--vault", vault, "--json").output) == {"expired": [short]}
+    assert json.loads(run("session", "show", short, "--vault", vault, "--json").output)["status"] == "expired"
+    assert run("session", "recover", "--vault", vault, "--chain", chain_dir).output.strip() == \
+        "no session has pending steps"
+    bad = run("session", "new", vault, tmp_path / "later.psbt", "--id", "Not An Id", ok=False)
+    assert bad.exit_code == 2 and "session id" in bad.output

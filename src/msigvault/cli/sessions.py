@@ -68,12 +68,15 @@ def _backend(backend_url, chain_dir, network):
     if chain_dir:
         from ..backends.regtest import RegtestBackend
 
-        return RegtestBackend.open(chain_dir)
-    if backend_url:
+        backend = RegtestBackend.open(chain_dir)
+    elif backend_url:
         from ..backends.url import open_backend
 
-        return open_backend(backend_url, network)
-    return None
+        backend = open_backend(backend_url, network)
+    else:
+        return None
+    click.get_current_context().call_on_close(backend.close)  # the chain directory's lock, connections
+    return backend
 
 
 def _duration(text):
@@ -254,6 +257,38 @@ def session_broadcast(session_id, backend_url, chain_dir, vaultfile, db_url, key
     s = co.advance(s.id)
     emit(as_json, s.to_dict(), f"session {s.id} {s.status.value}: txid {s.final_txid}"
          + (f", {s.confirmations} confirmation(s)" if s.confirmations else ""))
+
+
+@session.command("expire")
+@_db_options
+@json_option
+def session_expire(vaultfile, db_url, key_path, as_json):
+    """Mark every open or finalized session whose expiry has passed as expired (audited; their
+    coins are free again). Submissions to such a session are refused even without this."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    done = co.expire_due()
+    emit(as_json, {"expired": done}, "\n".join(f"session {sid} expired" for sid in done) or "nothing has expired")
+
+
+@session.command("recover")
+@_backend_options
+@_db_options
+@json_option
+def session_recover(backend_url, chain_dir, vaultfile, db_url, key_path, as_json):
+    """After a crash or an outage: run the pending steps (finalize, broadcast, confirmations) of
+    every open, finalized or broadcast session. Safe to run any time: nothing is done twice."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    if backend_url or chain_dir:
+        networks = {v["network"] for v in co.vaults()}
+        if len(networks) > 1:
+            raise CliError("this database holds vaults of several networks: recover them with one backend each "
+                           "through the Python API (Coordinator.recover)")
+        co.backend = _backend(backend_url, chain_dir, next(iter(networks), "regtest"))
+    sessions = co.recover()
+    emit(as_json, [s.to_dict() for s in sessions],
+         "\n".join(f"{s.id}  {s.status.value:<9}  {len(s.signed)}/{s.threshold} signed"
+                   + (f"  last error: {s.last_error}" if s.last_error else "") for s in sessions)
+         or "no session has pending steps")
 
 
 @session.command("refuse")
