@@ -146,8 +146,15 @@ def test_pipeline_matches_the_roles_and_refuses_a_bad_signature_at_each_role(scr
             extract(forged, vault=vault)
 
 
-def test_a_tampered_copy_of_a_cached_previous_transaction_is_still_refused():
+@pytest.mark.parametrize("parsed", [False, True])
+def test_a_tampered_copy_of_a_cached_previous_transaction_is_still_refused(parsed):
+    """Inside one scope, and after Psbt.parse read the untampered bytes (its cache is by value)."""
+    from msigvault.psbt.psbt import Psbt
+
     vault, holders, psbt = make("wsh")
+    if parsed:
+        psbt = Psbt.parse(psbt.serialize())
+        assert psbt.parsed_prev_tx(bytes(psbt.inputs[0].get(F.PSBT_IN_NON_WITNESS_UTXO))) is not None
     raw = bytes(psbt.inputs[0].get(F.PSBT_IN_NON_WITNESS_UTXO))
     assert all(bytes(m.get(F.PSBT_IN_NON_WITNESS_UTXO)) == raw for m in psbt.inputs)  # one shared transaction
     tampered = bytearray(raw)

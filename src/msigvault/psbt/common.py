@@ -103,18 +103,21 @@ def scoped(fn: "Callable[_P, _R]") -> "Callable[_P, _R]":
     return run
 
 
-def _parsed_prev_tx(full: bytes, i: int) -> "tuple[bytes, F.RawTx]":
-    """(txid, parsed transaction) of input ``i``'s non_witness_utxo, parsed once per call scope."""
+def _parsed_prev_tx(psbt: Psbt, full: bytes, i: int) -> "tuple[bytes, F.RawTx]":
+    """(txid, parsed transaction) of input ``i``'s non_witness_utxo: parsed once per call scope,
+    or taken from what :meth:`Psbt.parse` read (looked up by the exact bytes, either way)."""
     scope = _SCOPE.get()
     if scope is not None:
         hit = scope.txs.get(full)
         if hit is not None:
             return hit
-    try:
-        raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
-    except InvalidPSBT as e:
-        raise e.locate(input_index=i, field="PSBT_IN_NON_WITNESS_UTXO")
-    parsed = (legacy_txid(raw), raw)
+    raw = psbt.parsed_prev_tx(full)
+    if raw is None:
+        try:
+            raw = F.parse_tx(full, f"input {i}: PSBT_IN_NON_WITNESS_UTXO")
+        except InvalidPSBT as e:
+            raise e.locate(input_index=i, field="PSBT_IN_NON_WITNESS_UTXO")
+    parsed = (raw.txid(), raw)
     if scope is not None:
         scope.txs[bytes(full)] = parsed
     return parsed
@@ -147,7 +150,7 @@ def spent_output(psbt: Psbt, i: int, error: "type[MsigvaultError]", *, require_f
     wit = m.get(F.PSBT_IN_WITNESS_UTXO)
     from_full = None
     if full is not None:
-        full_txid, raw = _parsed_prev_tx(full, i)
+        full_txid, raw = _parsed_prev_tx(psbt, full, i)
         if full_txid != bytes(txid):
             raise narrow(error, UtxoMismatch)(
                 f"input {i}: the previous transaction given (non_witness_utxo) does not hash to the "

@@ -325,8 +325,12 @@ def _v_txout(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
 
 
 def _v_prev_tx(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
-    # kept for the outpoint check in Psbt.parse (one parse and one txid per input)
-    ctx.prev_tx = F.parse_tx(value, f"{where}: {name}", allow_witness=True)
+    # kept for the outpoint check in Psbt.parse; inputs spending one funding transaction carry
+    # the same bytes: each distinct transaction is parsed (and hashed) once
+    raw = ctx.txs.get(value)
+    if raw is None:
+        raw = ctx.txs[value] = F.parse_tx(value, f"{where}: {name}", allow_witness=True)
+    ctx.prev_tx = raw
 
 
 def _v_out_amount(value: bytes, where: str, name: str, ctx: "_Ctx") -> None:
@@ -540,18 +544,20 @@ _OUTPUT_RULES = {
 
 
 class _Ctx:
-    __slots__ = ("keytype", "keydata", "check_keys", "prev_tx")
+    __slots__ = ("keytype", "keydata", "check_keys", "prev_tx", "txs")
 
     keytype: int
     keydata: bytes
     check_keys: bool
     prev_tx: "F.RawTx | None"
+    txs: "dict[bytes, F.RawTx]"
 
     def __init__(self, check_keys: bool) -> None:
         self.check_keys = check_keys
         self.keytype = 0
         self.keydata = b""
         self.prev_tx = None  # RawTx of the non_witness_utxo of the input being checked
+        self.txs = {}  # every non_witness_utxo parsed so far, by its bytes
 
 
 def _check_map(m: PsbtMap, where: str, rules: "Mapping[int, _Rule]", names: "dict[int, str]",
@@ -793,7 +799,7 @@ class Psbt:
     for both versions.
     """
 
-    __slots__ = ("globals", "inputs", "outputs", "_txcache")
+    __slots__ = ("globals", "inputs", "outputs", "_txcache", "_prev_txs")
 
     def __init__(
         self,
@@ -805,6 +811,9 @@ class Psbt:
         self.inputs = list(inputs) if inputs is not None else []
         self.outputs = list(outputs) if outputs is not None else []
         self._txcache: "tuple[bytes, F.RawTx] | None" = None  # (unsigned tx bytes, RawTx) for v0
+        # previous transactions parse() read, by their exact bytes: the roles look a
+        # non_witness_utxo up here by value (so a changed field is simply parsed again)
+        self._prev_txs: "dict[bytes, F.RawTx]" = {}
 
     # ------------------------------------------------------------ creation
 
@@ -904,6 +913,7 @@ class Psbt:
         p = cls(glob, inputs, outputs)
         if raw is not None:
             p._txcache = (glob._d[b"\x00"], raw)
+        p._prev_txs = ctx.txs
         return p
 
     @classmethod
@@ -1008,7 +1018,12 @@ class Psbt:
         p = Psbt(self.globals.copy(), [m.copy() for m in self.inputs],
                  [m.copy() for m in self.outputs])
         p._txcache = self._txcache
+        p._prev_txs = self._prev_txs  # keyed by content: sharing it is safe
         return p
+
+    def parsed_prev_tx(self, value: bytes) -> "F.RawTx | None":
+        """The RawTx :meth:`parse` made of these exact non_witness_utxo bytes, if it read them."""
+        return self._prev_txs.get(value)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Psbt):

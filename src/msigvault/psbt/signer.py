@@ -377,6 +377,13 @@ class SigningRequest:
         """True if every input already carries a valid signature by this keyholder's key."""
         plain = self.vault.vault if isinstance(self.vault, RegisteredVault) else self.vault
         pos = next(i for i, c in enumerate(plain.cosigners) if c.fingerprint == self.fingerprint)
+        for i, x in enumerate(self.inputs):  # no record of this key on some input: not signed, nothing to verify
+            d = x.derived
+            pk = d.pubkeys[d.signers.index(pos)]
+            t, keydata = (F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + have(d.leaf_hash)) if plain.script == "tr" \
+                else (F.PSBT_IN_PARTIAL_SIG, pk)
+            if self.psbt.inputs[i].get(t, keydata) is None:
+                return False
         tx = unsigned_tx(self.psbt)
         cache = SighashCache(tx, [x.spent for x in self.inputs] if plain.script == "tr" else None)
         for i, x in enumerate(self.inputs):
