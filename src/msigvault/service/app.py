@@ -33,15 +33,15 @@ from starlette.routing import Route
 
 from ..coordinator.audit import Identity
 from ..coordinator.envelopes import submit_envelope
-from ..coordinator.sessions import SubmissionResult
 from ..coordinator.errors import CoinInUse, DatabaseError, SessionNotFound, SessionStateError
+from ..coordinator.sessions import SubmissionResult
 from ..errors import MsigvaultError
 from ..identity.envelope import ContentType, seal
 from ..identity.errors import (EnvelopeOutOfOrder, EnvelopeReplayed, EnvelopeTooLarge, WrongRecipient,
                                WrongSender)
 from ..identity.identity import IdentityKey
 from .auth import RateLimiter, SignedHeaders, parse_headers, verify_request
-from .errors import (BadRequest, BodyTooLarge, Forbidden, NotFound, RateLimited, ServiceError, Unauthenticated)
+from .errors import BadRequest, BodyTooLarge, Forbidden, NotFound, RateLimited, ServiceError, Unauthenticated
 from .store import DatabaseReplayGuard, Enrolled, ServiceStore
 
 if TYPE_CHECKING:
