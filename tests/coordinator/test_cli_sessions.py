@@ -183,7 +183,9 @@ def test_recover_and_expire_through_the_cli(kit, tmp_path):
     recovered = json.loads(run("session", "recover", "--vault", vault, "--chain", chain_dir, "--json").output)
     assert {s["id"]: s["status"] for s in recovered} == {sid: "confirmed", short: "open"}
     time.sleep(1.2)
+    assert "OVERDUE: expired at" in run("session", "show", short, "--vault", vault).output
     assert json.loads(run("session", "expire", "--vault", vault, "--json").output) == {"expired": [short]}
+    assert "OVERDUE" not in run("session", "show", short, "--vault", vault).output
     assert json.loads(run("session", "show", short, "--vault", vault, "--json").output)["status"] == "expired"
     assert run("session", "recover", "--vault", vault, "--chain", chain_dir).output.strip() == \
         "no session has pending steps"

@@ -115,6 +115,11 @@ def _session_text(s, submissions=None) -> str:
         lines.append(f"    {c.fingerprint}  {c.state.value}" + (f": {c.reason}" if c.reason else ""))
     if s.confirmations:
         lines.append(f"  confirmations: {s.confirmations} (block height {s.confirmed_height})")
+    from ..coordinator.audit import now_text
+
+    if s.status.value in ("open", "finalized") and s.expires_at and s.expires_at <= now_text():
+        lines.append(f"  OVERDUE: expired at {s.expires_at}; it takes no more signatures "
+                     "('msigvault session expire' records it)")
     for label, value in (("replaces", s.replaces), ("replaced by", s.replaced_by), ("closed", s.closed_reason),
                          ("last error", s.last_error)):
         if value:
