@@ -59,7 +59,7 @@ def cli():
 
 # Every command module, in registration order; backends extends the vault and regtest groups.
 _MODULES = ("keys", "vaults", "psbts", "qr", "chain", "sessions", "identity", "reserves", "valuation", "service",
-            "lifecycle", "demo", "backends")
+            "lifecycle", "demo", "site", "backends")
 # Top-level command -> (the modules that build it, its one-line help for ``msigvault --help``), so that
 # ``--help`` and each command import only what they need (tests/cli/test_cli_lazy.py checks this table
 # against what the modules really register: add a line here with each new top-level command).
@@ -87,6 +87,8 @@ _COMMANDS: "dict[str, tuple[tuple[str, ...], str]]" = {
     "report": (("valuation",), "Reports for the finance team and auditors."),
     "session": (("sessions",), "Signing sessions: who was asked, who signed, what was broadcast (the coordinator "
                 "database)."),
+    "site": (("site",), "A keyholder site: pull requests, sign offline, push the answer (service or shared folder; "
+             "docs/site.md)."),
     "value": (("valuation",), "Daily mark-to-market of the reserve: record a day's valuation, show the series."),
     "vault": (("vaults", "backends"), "Vault policies: create one from cosigner records, show it, derive addresses, "
               "import/export."),

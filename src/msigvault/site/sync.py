@@ -1,0 +1,132 @@
+"""The coordinator's side of the shared folder: ``msigvault site folder-sync`` (docs/site.md).
+
+One sync, for every enrolled keyholder site: each envelope in its outbox goes through the service's own
+checks (:func:`msigvault.coordinator.envelopes.submit_envelope` with that site's record as the only
+allowed sender and the database replay guard) and is filed away with its result; then the site's
+pending requests are sealed to it afresh, and requests no longer pending are removed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..coordinator import db as D
+from ..coordinator.envelopes import submit_envelope
+from ..errors import MsigvaultError
+from ..identity.envelope import MAX_ENVELOPE, ContentType, seal
+from ..identity.errors import IdentityRecordError
+from ..identity.identity import IdentityKey, IdentityRecord
+from .errors import FolderError
+from .folder import SiteFolder, read_limited
+
+if TYPE_CHECKING:
+    from ..coordinator.sessions import Coordinator, Session
+
+__all__ = ["SyncReport", "sync_folder", "enrolled_sites"]
+
+REQUEST_LIFETIME = _dt.timedelta(days=1)
+_lock = threading.Lock()
+_last_sequence = 0
+
+
+def _next_sequence() -> int:
+    """Microseconds, strictly increasing in this process (as the service numbers its request envelopes)."""
+    global _last_sequence
+    with _lock:
+        _last_sequence = max(time.time_ns() // 1000, _last_sequence + 1)
+        return _last_sequence
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one sync did: envelopes taken in (with outcomes), requests written, requests removed."""
+
+    received: "tuple[dict[str, Any], ...]" = field(default=())
+    requests: "tuple[dict[str, str], ...]" = field(default=())
+    removed: "tuple[dict[str, str], ...]" = field(default=())
+
+    def to_dict(self) -> "dict[str, Any]":
+        return {"received": list(self.received), "requests": list(self.requests), "removed": list(self.removed)}
+
+
+def enrolled_sites(coordinator: "Coordinator") -> "list[IdentityRecord]":
+    """The keyholder-site records enrolled with this coordinator's service (``coordinator enroll``)."""
+    t = D.service_identities
+    with coordinator.db.read() as conn:
+        rows = conn.execute(sa.select(t.c.record).where(t.c.role == "keyholder-site").order_by(t.c.id)).all()
+    records = []
+    for (raw,) in rows:
+        try:
+            records.append(IdentityRecord.from_bytes(bytes(raw)))
+        except IdentityRecordError:
+            continue  # a damaged row speaks for nobody
+    return records
+
+
+def sync_folder(coordinator: "Coordinator", identity: IdentityKey, root: "str | Path") -> SyncReport:
+    """Take in every site's outbox, then write every site's pending requests (see the module docstring)."""
+    from ..service.store import DatabaseReplayGuard, ServiceStore
+
+    from ..coordinator.audit import Identity
+
+    if coordinator.identity is None or coordinator.identity.public_hex != Identity(identity.signing).public_hex:
+        raise FolderError("the coordinator must sign its audit log with the folder's identity key")
+    store = ServiceStore(coordinator.db)
+    guard = DatabaseReplayGuard(coordinator.db)
+    received: "list[dict[str, Any]]" = []
+    written: "list[dict[str, str]]" = []
+    removed: "list[dict[str, str]]" = []
+    for record in enrolled_sites(coordinator):
+        folder = SiteFolder.at(root, record.id.hex(), create=True)
+        for path, session, sequence in folder.outgoing():
+            received.append(_take_in(coordinator, identity, record, guard, folder, path, session, sequence))
+        pending = store.pending(record)
+        for sid, fp in pending:
+            s = coordinator.get(sid)
+            envelope = seal(s.psbt, sender=identity, recipient=record, session_id=sid, sequence=_next_sequence(),
+                            content_type=ContentType.PSBT, expires=_expiry(s))
+            folder.write_request(sid, envelope, {
+                "session": sid, "vault": s.vault_id, "vault_name": s.vault_name, "fingerprint": fp, "memo": s.memo,
+                "expires_at": s.expires_at, "psbt_sha256": s.psbt_sha256})
+            written.append({"site": record.name, "session": sid})
+        for sid in folder.remove_requests_except({sid for sid, _ in pending}):
+            removed.append({"site": record.name, "session": sid})
+    return SyncReport(tuple(received), tuple(written), tuple(removed))
+
+
+def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: IdentityRecord, guard: Any,
+             folder: SiteFolder, path: Path, session: str, sequence: int) -> "dict[str, Any]":
+    """Submit one envelope from a site's outbox; file it away with its outcome (never raises a user error)."""
+    from ..coordinator.sessions import SubmissionResult
+
+    result: "dict[str, Any]" = {"site": record.name, "file": path.name, "session": session, "sequence": sequence}
+    try:
+        data = read_limited(path, MAX_ENVELOPE)
+        outcome = submit_envelope(coordinator, data, identity=identity, senders=[record], guard=guard)
+    except MsigvaultError as e:
+        result.update({"outcome": "refused", "code": type(e).code, "message": str(e)[:1000]})
+    else:
+        if isinstance(outcome, SubmissionResult):
+            s = outcome.session or coordinator.get(outcome.session_id)
+            result.update({"outcome": outcome.outcome, "kind": "partial-signature", "signers": list(outcome.signers),
+                           "status": s.status.value})
+        else:
+            result.update({"outcome": "recorded", "kind": "refusal", "status": outcome.status.value})
+    folder.file_away(path, result)
+    return result
+
+
+def _expiry(session: "Session") -> _dt.datetime:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    if session.expires_at:
+        until = _dt.datetime.strptime(session.expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
+        if until > now + _dt.timedelta(seconds=1):
+            return until
+    return now + REQUEST_LIFETIME
