@@ -221,3 +221,10 @@ def test_ranged_multipath_keys_are_derived_at_the_index_and_branch_spent(script_
     assert _ranged_spend(text, holders, [0, 2], 5, 0, 0xFFFFFFFE) is True  # the receive branch
     # signatures of the keys at another index do not satisfy this one
     assert _ranged_spend(text, holders, [0, 2], 5, 1, 0xFFFFFFFE, sign_index=6) is None
+
+
+@pytest.mark.parametrize("text", [f"wsh(pk({K(6)}))", f"wsh(pkh({K(6)}))", f"tr({NUMS_H.hex()},pkh({K(6)}))"])
+def test_single_key_scripts_are_satisfied(text):
+    desc, tx, witness = spend(text, [6])
+    assert witness is not None and verified(desc, tx, witness)
+    assert spend(text, [5])[2] is None
