@@ -1,5 +1,5 @@
 """Property tests over random sane miniscripts: the P2WSH address equals embit's and BDK's for
-the same descriptor, and the witness Descriptor.satisfy builds (every key signed, every preimage
+the same descriptor (and a two-leaf tr() tree's equals BDK's), and the witness Descriptor.satisfy builds (every key signed, every preimage
 known, the timelocks reached) is accepted by libbitcoinkernel, in wsh() and as a tr() leaf; with
 a random subset of keys any witness produced is accepted too."""
 
@@ -172,3 +172,13 @@ def test_partial_satisfactions_are_accepted_or_absent(tap, wsh_template, tap_tem
     tx, witness = _spend(desc, subset, after, older if older else 0xFFFFFFFE)
     if witness is not None:
         assert _accepted(desc, tx, witness)
+
+
+@SETTINGS
+@given(b_expr(tap=True), b_expr(tap=True))
+def test_tr_address_with_miniscript_leaves_equals_bdk(left, right):
+    text, _ = _fill(left + "|" + right)
+    a, b = text.split("|")
+    desc = _sane(f"tr({NUMS_H.hex()},{{{a},{b}}})")
+    theirs = bdk.Descriptor(desc.descriptor(checksum=False), bdk.NetworkKind.TEST)
+    assert str(theirs.derive_address(0, bdk.Network.REGTEST)) == desc.address(network="regtest")
