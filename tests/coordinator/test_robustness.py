@@ -97,6 +97,62 @@ def test_final_state_does_not_depend_on_arrival_order(kit, ceremony, tmp_path, d
     assert len(got["refused"]) == len(bad)
 
 
+STEPS = ["submit:before-commit", "submit:after-store", "finalize:before-store", "finalize:before-commit",
+         "finalize:after-store"]
+
+
+def _run_with_crash(kit, ceremony, tmp_path, order, crash_at, step):
+    """As _run, but the coordinator "crashes" at ``step`` while handling item ``crash_at``; a new
+    coordinator on the same database recovers, the keyholder sends that copy again (they got no
+    answer), and the rest arrive."""
+    _DIR[0] += 1
+    path = tmp_path / f"crash{_DIR[0]}.sqlite"
+    shutil.copy(ceremony["template"], path)
+    armed = []
+
+    def fault(name):
+        if armed and name == step:
+            armed.clear()
+            raise Crash(name)
+
+    co = Coordinator(Database.open(f"sqlite:///{path}"), kit.COORDINATOR_KEY, fault=fault)
+    s = co.new_session(co.register_vault(ceremony["vf"]), ceremony["psbt"], session_id="0123456789abcdef")
+    for i, raw in enumerate(order):
+        armed[:] = [True] if i == crash_at else []
+        try:
+            co.submit(s.id, raw)
+        except SubmissionRefused:
+            pass
+        except Crash:
+            co = Coordinator(Database.open(f"sqlite:///{path}"), kit.COORDINATOR_KEY)  # restarted
+            co.recover()
+            try:
+                co.submit(s.id, raw)
+            except SubmissionRefused:
+                pass
+    co.verify_log()
+    return _snapshot(co, s.id)
+
+
+@settings(max_examples=min(settings().max_examples, 12), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_crash_at_any_step_then_recovery_equals_a_run_without_it(kit, ceremony, tmp_path, data):
+    signers = data.draw(st.lists(st.sampled_from([0, 1, 2, "both"]), min_size=1, max_size=4, unique=True))
+    bad = data.draw(st.lists(st.sampled_from([0, 1, 2]), max_size=2, unique=True))
+    items = [ceremony["both"] if k == "both" else ceremony["valid"][k] for k in signers]
+    items += [ceremony["bad"][k] for k in bad]
+    dups = data.draw(st.lists(st.sampled_from(items), max_size=2))
+    arrival = data.draw(st.permutations(items + dups))
+    crash_at = data.draw(st.integers(0, len(arrival) - 1))
+    step = data.draw(st.sampled_from(STEPS))
+    got = _run_with_crash(kit, ceremony, tmp_path, arrival, crash_at, step)
+    key = frozenset(items)
+    if key not in ceremony["expected"]:
+        ceremony["expected"][key] = _run(kit, ceremony, tmp_path, sorted(key))
+    assert got == ceremony["expected"][key]
+
+
 # -- a crash between any two steps: recovery reaches the state of a run without the crash ------
 
 
