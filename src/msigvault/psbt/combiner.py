@@ -111,7 +111,7 @@ def _merge_all(psbts: "list[Psbt]", *, skip: "tuple[int, ...]") -> "tuple[Psbt, 
     for m in result.inputs:
         for t in skip:
             m.delete_type(t)
-    for k, p in enumerate(psbts, 1):  # the first copy merges into itself as a no-op
+    for k, p in enumerate(psbts[1:], 2):  # result is the first copy (less the skipped types)
         _merge(result.globals, p.globals, "global map", k, F.GLOBAL_NAMES)
         for i, m in enumerate(p.inputs):
             try:

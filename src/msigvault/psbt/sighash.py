@@ -104,7 +104,8 @@ class SighashCache:
             self._sha_scripts = _sha256(b"".join(compact_size(len(o.script_pubkey)) + o.script_pubkey
                                                  for o in self.spent))
         self._legacy_inputs: "Optional[list[bytes]]" = None
-        self._memo: "dict[tuple[int, bytes, int, int], bytes]" = {}  # segwit v0 sighashes already computed
+        # sighashes already computed: (index, script code, amount (-1: legacy), hashtype) -> digest
+        self._memo: "dict[tuple[int, bytes, int, int], bytes]" = {}
         self._legacy_tail = b""
 
     # -- BIP143 ----------------------------------------------------------------------------------
@@ -153,7 +154,11 @@ class SighashCache:
         if base == SIGHASH_SINGLE and index >= len(tx.outputs):
             return (1).to_bytes(32, "little")  # the historic SIGHASH_SINGLE bug, as consensus has it
         if not acp and base not in (SIGHASH_NONE, SIGHASH_SINGLE):
-            return self._legacy_all(index, script_code, hashtype)
+            key = (index, script_code, -1, hashtype)
+            hit = self._memo.get(key)
+            if hit is None:
+                hit = self._memo[key] = self._legacy_all(index, script_code, hashtype)
+            return hit
         parts = [self._v]
         inputs = [(index, tx.inputs[index])] if acp else list(enumerate(tx.inputs))
         parts.append(compact_size(len(inputs)))
