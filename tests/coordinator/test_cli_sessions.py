@@ -191,3 +191,29 @@ def test_recover_and_expire_through_the_cli(kit, tmp_path):
         "no session has pending steps"
     bad = run("session", "new", vault, tmp_path / "later.psbt", "--id", "Not An Id", ok=False)
     assert bad.exit_code == 2 and "session id" in bad.output
+
+
+def test_a_second_coordinator_key_is_authorised_through_the_cli(kit, tmp_path):
+    from msigvault.testing.utxos import synthetic_utxo
+
+    vf = kit.make_vault_file("wsh")
+    vault = tmp_path / "vault.json"
+    vf.save(vault)
+    psbt = vf.vault.create_psbt([synthetic_utxo(vf.vault, 100_000, index=0, seed="two-coordinators")],
+                                [(kit.PAYEE, 50_000)], fee_rate=2.0, change_index=0)
+    (tmp_path / "p.psbt").write_bytes(psbt.serialize())
+    sid = json.loads(run("session", "new", vault, tmp_path / "p.psbt", "--json").output)["id"]
+    first = run("session", "coordinator-key", "--vault", vault).output.strip()
+    second_key = tmp_path / "site-b.key"
+    second = json.loads(run("session", "coordinator-key", "--coordinator-key", second_key, "--json").output)
+    assert len(first) == 64 and second["coordinator_key"] != first and second_key.stat().st_mode & 0o077 == 0
+    (tmp_path / "a.psbt").write_bytes(kit.signed_copy(vf, psbt, kit.HOLDERS[0]))
+    submit = ("session", "submit", sid, tmp_path / "a.psbt", "--vault", vault, "--coordinator-key", second_key)
+    refused = run(*submit, ok=False)
+    assert refused.exit_code == 2 and "session authorize-key" in refused.output
+    run("session", "authorize-key", second["coordinator_key"], "--note", "site B", "--vault", vault)
+    assert json.loads(run(*submit, "--json").output)["outcome"] == "accepted"
+    verified = json.loads(run("audit", "verify", "--vault", vault, "--trust-key", first, "--json").output)
+    assert sorted(verified["coordinator_keys"]) == sorted([first, second["coordinator_key"]])
+    bad = run("session", "authorize-key", "abcd", "--vault", vault, ok=False)
+    assert bad.exit_code == 2 and "64 lowercase hex" in bad.output

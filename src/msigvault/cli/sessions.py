@@ -50,16 +50,18 @@ def _open(vaultfile, db_url, key_path, *, write: bool, backend=None):
         if vaultfile is None:
             raise CliError("give --db URL or --vault VAULTFILE (the database is then next to the vault file)")
         db_url = default_url(vaultfile)
-    identity = None
-    if write:
-        key_path = key_path or os.environ.get("MSIGVAULT_COORDINATOR_KEY")
-        if key_path is None:
-            if vaultfile is None:
-                raise CliError("give --coordinator-key FILE (or --vault VAULTFILE: the key is then next to it)")
-            p = Path(vaultfile)
-            key_path = p.with_name(p.stem + ".coordinator.key")
-        identity = Identity.load_or_create(key_path)
+    identity = Identity.load_or_create(_key_path(key_path, vaultfile)) if write else None
     return Coordinator(Database.open(db_url), identity, backend=backend)
+
+
+def _key_path(key_path, vaultfile):
+    key_path = key_path or os.environ.get("MSIGVAULT_COORDINATOR_KEY")
+    if key_path is None:
+        if vaultfile is None:
+            raise CliError("give --coordinator-key FILE (or --vault VAULTFILE: the key is then next to it)")
+        p = Path(vaultfile)
+        key_path = p.with_name(p.stem + ".coordinator.key")
+    return key_path
 
 
 def _backend(backend_url, chain_dir, network):
@@ -294,6 +296,35 @@ def session_recover(backend_url, chain_dir, vaultfile, db_url, key_path, as_json
          "\n".join(f"{s.id}  {s.status.value:<9}  {len(s.signed)}/{s.threshold} signed"
                    + (f"  last error: {s.last_error}" if s.last_error else "") for s in sessions)
          or "no session has pending steps")
+
+
+@session.command("coordinator-key")
+@click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+              help="The coordinator's Ed25519 key (default $MSIGVAULT_COORDINATOR_KEY, else next to --vault).")
+@click.option("--vault", "vaultfile", type=click.Path(dir_okay=False), default=None,
+              help="The vault file (for the default key location).")
+@json_option
+def session_coordinator_key(key_path, vaultfile, as_json):
+    """Print this coordinator's public key (created on first use): what auditors pin with
+    --trust-key and what another coordinator authorises with 'session authorize-key'."""
+    from ..coordinator.audit import Identity
+
+    identity = Identity.load_or_create(_key_path(key_path, vaultfile))
+    emit(as_json, {"coordinator_key": identity.public_hex}, identity.public_hex)
+
+
+@session.command("authorize-key")
+@click.argument("public_key")
+@click.option("--note", default="", help="Whose key it is (recorded in the audit log).")
+@_db_options
+@json_option
+def session_authorize_key(public_key, note, vaultfile, db_url, key_path, as_json):
+    """Let another coordinator (its public key, 64 hex) work on this database: a
+    coordinator.key-authorized entry signed by this coordinator's key."""
+    co = _open(vaultfile, db_url, key_path, write=True)
+    co.authorize_key(public_key, note=note)
+    emit(as_json, {"authorized": public_key.strip().lower(), "note": note},
+         f"coordinator key {public_key.strip().lower()} may now sign this database's audit log")
 
 
 @session.command("refuse")

@@ -260,7 +260,7 @@ class Coordinator:
             raise IdentityError(
                 f"this coordinator's key ({self.identity.public_hex[:16]}...) is not authorised in this "
                 "database's audit log: use the coordinator key that started it, or have that coordinator "
-                "authorise this key (Coordinator.authorize_key)"
+                "authorise this key ('msigvault session authorize-key KEY', Coordinator.authorize_key)"
             )
 
     def coordinator_keys(self) -> "set[str]":
