@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from embit.util import secp256k1 as _secp
 
@@ -40,6 +40,7 @@ from .common import (
 )
 from .psbt import Psbt
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut
+from .successor import SuccessorOutput, check_successor_roots, successor_outputs, usable_successors
 from .weight import input_weight, tx_weight, vsize
 
 
@@ -102,6 +103,8 @@ class SigningSummary:
     vault_name: "str | None" = None  # the registered name, when signing for a registered vault
     policy_id: str = ""
     proof: "ProofOfControl | None" = None  # set when the PSBT is exactly a BIP322 proof (no coins move)
+    #: payments recognised as going to a successor vault registered on this laptop (docs/rotation.md)
+    successors: "tuple[SuccessorOutput, ...]" = field(default=())
 
     @property
     def payments(self) -> "list[OutputLine]":
@@ -127,8 +130,11 @@ class SigningSummary:
             return "\n".join(lines)
         lines.append(f"Signing as {self.fingerprint}: spending {self.inputs} vault input(s) worth "
                      f"{format_amount(self.input_total)}")
+        to_successor = {s.index: s for s in self.successors}
         for o in self.outputs:
             label = {"payment": "PAY", "change": "change back to vault", "vault-receive": "to vault (receive)"}[o.kind]
+            if o.kind == "payment" and o.index in to_successor:
+                label = to_successor[o.index].label()
             where = ""
             if o.vault_index is not None:
                 where = f" ({'change' if o.kind == 'change' else 'receive'} index {o.vault_index})"
@@ -180,13 +186,14 @@ class _Input:
 
 @scoped
 def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
-          policy: SignerPolicy = SignerPolicy(),
-          proof_message: "str | None" = None) -> "tuple[SigningSummary, list[_Input]]":
+          policy: SignerPolicy = SignerPolicy(), proof_message: "str | None" = None,
+          successors: "Sequence[RegisteredVault]" = ()) -> "tuple[SigningSummary, list[_Input]]":
     """Verify ``psbt`` against the registered vault; return (SigningSummary, per-input details).
 
     A PSBT that is exactly a BIP322 proof for ``proof_message`` (or for the message it carries)
     is summarised as a proof (``summary.proof``) and only the fee rules are not applied to it
-    (its fee is 0 and nothing moves); anything else is a spend with every check."""
+    (its fee is 0 and nothing moves); anything else is a spend with every check. Payments to one
+    of ``successors`` registered by ``fingerprint`` are listed in ``summary.successors``."""
     registered = vault if isinstance(vault, RegisteredVault) else None
     if registered is not None:
         vault = registered.vault
@@ -248,9 +255,12 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     elif locktime > 0:
         notes.append(f"cannot be mined before block {locktime} (nLockTime; normally the current height)")
     notes.extend(_relative_timelocks(psbt))
+    usable, unused = usable_successors(successors, vault=vault, fingerprint=fingerprint)
+    notes.extend(unused)
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
                              notes=tuple(notes), policy_id=vault.policy_id,
-                             vault_name=registered.name if registered is not None else None, proof=proof)
+                             vault_name=registered.name if registered is not None else None, proof=proof,
+                             successors=successor_outputs(psbt, outputs, usable) if proof is None else ())
     return summary, inputs
 
 
@@ -311,7 +321,8 @@ def _relative_timelocks(psbt: Psbt) -> "list[str]":
 
 
 def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
-         policy: SignerPolicy = SignerPolicy()) -> "tuple[Psbt, SigningSummary]":
+         policy: SignerPolicy = SignerPolicy(),
+         successors: "Sequence[RegisteredVault]" = ()) -> "tuple[Psbt, SigningSummary]":
     """Check ``psbt`` and sign every vault input with ``root``; return (new PSBT, SigningSummary).
 
     With a :class:`RegisteredVault` (what the CLI always uses) the registration is checked
@@ -320,14 +331,16 @@ def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
     """
     _check_root(vault, root)
     me, _ = find_cosigner(vault.vault if isinstance(vault, RegisteredVault) else vault, root)
-    return prepare(psbt, vault, fingerprint=me.fingerprint, policy=policy).sign(root)
+    return prepare(psbt, vault, fingerprint=me.fingerprint, policy=policy, successors=successors).sign(root)
 
 
 def prepare(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
-            policy: SignerPolicy = SignerPolicy(), proof_message: "str | None" = None) -> "SigningRequest":
+            policy: SignerPolicy = SignerPolicy(), proof_message: "str | None" = None,
+            successors: "Sequence[RegisteredVault]" = ()) -> "SigningRequest":
     """Check ``psbt`` for the keyholder ``fingerprint`` without their key: the request to show
     them (``.summary``) and, once approved, to sign with the very data that was checked.
-    ``summary.proof`` is set when it is exactly a BIP322 proof (see :func:`check`)."""
+    ``summary.proof`` is set when it is exactly a BIP322 proof (see :func:`check`);
+    ``summary.successors`` lists the payments to one of ``successors`` (docs/rotation.md)."""
     if not isinstance(psbt, Psbt):
         raise SignerRefusal("expected a parsed PSBT")
     plain = vault.vault if isinstance(vault, RegisteredVault) else vault
@@ -339,8 +352,9 @@ def prepare(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     if por.claims_reserves(psbt):
         return por.prepare_reserves(psbt, vault, fingerprint=fingerprint, policy=policy, message=proof_message)
     frozen = psbt.copy()  # what is shown is what is signed, whatever the caller does to ``psbt``
-    summary, inputs = check(frozen, vault, fingerprint=fingerprint, policy=policy, proof_message=proof_message)
-    return SigningRequest(frozen, vault, fingerprint, policy, summary, tuple(inputs))
+    summary, inputs = check(frozen, vault, fingerprint=fingerprint, policy=policy, proof_message=proof_message,
+                            successors=successors)
+    return SigningRequest(frozen, vault, fingerprint, policy, summary, tuple(inputs), tuple(successors))
 
 
 def prepare_proof(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes, message: str,
@@ -371,6 +385,7 @@ class SigningRequest:
     policy: SignerPolicy = field(repr=False)
     summary: SigningSummary
     inputs: "tuple[_Input, ...]" = field(repr=False)
+    successor_vaults: "tuple[RegisteredVault, ...]" = field(default=(), repr=False)
 
     @property
     def already_signed(self) -> bool:
@@ -405,6 +420,7 @@ class SigningRequest:
                 fingerprint=me.fingerprint,
             )
         summary, inputs, psbt = self.summary, self.inputs, self.psbt
+        check_successor_roots(self.successor_vaults, summary.successors, root)
         vault = plain
         out = psbt.copy()
         tx = unsigned_tx(out)
