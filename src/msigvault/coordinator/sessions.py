@@ -323,6 +323,21 @@ class Coordinator:
         with self.db.write() as conn:
             self._append(conn, "reserves.verified", data=json.loads(json.dumps(report)))
 
+    def record_valuation(self, valuation: Mapping[str, Any],
+                         write: Optional[Callable[[Any], None]] = None) -> None:
+        """Record a day's valuation (``msigvault.reserves.valuation.DayValuation.to_dict()``) of
+        registered vaults in the audit log, as event ``valuation.recorded``; ``write(conn)``, if
+        given, stores the series rows in the same transaction."""
+        vaults = valuation.get("vaults") if isinstance(valuation, Mapping) else None
+        if not isinstance(vaults, list) or not vaults or not isinstance(valuation.get("date"), str):
+            raise CoordinatorError("not a day's valuation: record what msigvault value record produced")
+        for v in vaults:  # refuses a vault this coordinator never registered
+            self.vault_file(str(v.get("policy_id") if isinstance(v, Mapping) else None))
+        with self.db.write() as conn:
+            if write is not None:
+                write(conn)
+            self._append(conn, "valuation.recorded", data=json.loads(json.dumps(valuation)))
+
     def record_custody(self, summary: Mapping[str, Any]) -> None:
         """Record an intake's chain-of-custody summary (``msigvault.lifecycle.custody.audit_summary``)
         for a registered vault in the audit log, as event ``intake.custody-recorded``."""
