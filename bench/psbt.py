@@ -113,7 +113,7 @@ def floor_signer(script: str) -> "tuple[str, Callable[[list], None]]":
             for secret, msg in items:
                 pair, sig = bytes(96), bytes(64)
                 lib.secp256k1_keypair_create(ctx, pair, secret)
-                lib.secp256k1_schnorrsig_sign(ctx, sig, msg, pair, os.urandom(32))
+                lib.secp256k1_schnorrsig_sign(ctx, sig, msg, pair, None, os.urandom(32))  # as msigvault signs
         return "libsecp256k1 (embit's bundled build, ctypes, no wrapper)", sign_tr
 
     def sign_ecdsa(items: list) -> None:
