@@ -78,6 +78,8 @@ _COMMANDS: "dict[str, tuple[tuple[str, ...], str]]" = {
     "intake": (("lifecycle",), "Take in seized coins: prepare (offline), scan, plan (online), sign (offline), "
                "broadcast, record."),
     "key": (("keys",), "Create, restore and use a keyholder's encrypted key file (offline)."),
+    "migrate": (("lifecycle",), "Rotate keys: move every coin of a vault to a registered successor vault "
+                "(docs/rotation.md)."),
     "proof": (("reserves",), "BIP322 proofs of control of a vault address: no coins move (see docs/reserves.md)."),
     "psbt": (("psbts",), "PSBTs: the coordinator creates, keyholders sign offline, the coordinator combines and "
              "finalizes."),

@@ -1,4 +1,5 @@
-"""msigvault intake ...: taking in seized coins with a chain-of-custody record (issue 19).
+"""msigvault intake ...: taking in seized coins with a chain-of-custody record (issue 19);
+msigvault migrate ...: rotating keys by moving every coin to a successor vault (docs/rotation.md).
 
 Offline (the seized secrets): ``intake prepare`` and ``intake sign``. Online (no secrets):
 ``intake scan``, ``intake plan``, ``intake broadcast``, ``intake record``. Anywhere:
@@ -22,8 +23,9 @@ _BIP39_ENV = "MSIGVAULT_BIP39_PASSPHRASE"
 
 
 def register(cli: click.Group) -> None:
-    """Add ``msigvault intake`` and its commands to ``cli``."""
+    """Add ``msigvault intake`` and ``msigvault migrate`` and their commands to ``cli``."""
     cli.add_command(intake)
+    cli.add_command(migrate)
 
 
 @click.group()
@@ -381,4 +383,143 @@ def intake_html(record, output, force):
     click.echo(f"wrote {output}")
 
 
+# -- migrate: key rotation by moving every coin to a successor vault ------------------------------
 
+
+@click.group()
+def migrate():
+    """Rotate keys: move every coin of a vault to a registered successor vault (docs/rotation.md).
+
+    \b
+    every keyholder: msigvault vault verify successor.json --key K.key
+    coordinator:     msigvault migrate plan vault.json successor.json --chain DIR --fee-rate 2 -o rotation/
+    coordinator:     msigvault migrate start vault.json successor.json rotation/migration.json
+    keyholders:      msigvault psbt sign vault.json rotation/batch-001.psbt --successor successor.json ...
+    coordinator:     msigvault session submit ...; msigvault migrate status vault.json MIGRATION --chain DIR
+    """
+
+
+def _migrate_utxos(vf, utxo_file, chain_dir, backend_url):
+    from .common import CliError
+
+    if sum(x is not None for x in (utxo_file, chain_dir, backend_url)) != 1:
+        raise CliError("give exactly one of --utxos FILE, --chain DIR or --backend URL")
+    if utxo_file:
+        from .psbts import load_utxos
+
+        return load_utxos(utxo_file), None
+    if backend_url:
+        from .backends import backend_utxos
+
+        return backend_utxos(vf.vault, backend_url)
+    from .chain import open_chain, vault_utxos
+
+    with open_chain(chain_dir) as chain:
+        return vault_utxos(chain, vf.vault), chain.height
+
+
+@migrate.command("plan")
+@click.argument("old_vault", type=click.Path(dir_okay=False))
+@click.argument("successor_vault", type=click.Path(dir_okay=False))
+@click.option("--utxos", "utxo_file", type=click.Path(dir_okay=False), help="JSON list of the old vault's UTXOs.")
+@click.option("--chain", "chain_dir", type=click.Path(file_okay=False), help="Take the UTXOs from this regtest chain.")
+@click.option("--backend", "backend_url", metavar="URL", help="Take the confirmed UTXOs from this backend.")
+@click.option("--fee-rate", type=click.FloatRange(1, 10_000), required=True, help="sat/vB.")
+@click.option("--fee-budget", type=click.IntRange(0), default=None,
+              help="Refuse a plan whose fees together exceed this many sats.")
+@click.option("--max-weight", type=click.IntRange(4000, 400_000), default=400_000, show_default=True,
+              help="Weight limit of each batch transaction (WU).")
+@click.option("--start-index", type=click.IntRange(0, 2**31 - 1), default=None,
+              help="First successor receive index (default: the successor file's next receive index).")
+@click.option("--max-fee-sats", type=int, default=None, help="The signers' fee limit per batch (default 2,500,000).")
+@click.option("--max-fee-rate", type=float, default=None, help="Likewise for the fee rate (default 1,000 sat/vB).")
+@click.option("--max-fee-fraction", type=float, default=None,
+              help="Likewise for the fee as a fraction of what a batch moves (default 0.10).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Directory for migration.json and the batch PSBTs.")
+@force_option
+@json_option
+def migrate_plan(old_vault, successor_vault, utxo_file, chain_dir, backend_url, fee_rate, fee_budget, max_weight,
+                 start_index, max_fee_sats, max_fee_rate, max_fee_fraction, out_dir, force, as_json):
+    """Plan moving every coin of OLD_VAULT to SUCCESSOR_VAULT: batch PSBTs (ordinary spends of the
+    old vault) each paying the successor's next receive address (coordinator)."""
+    from ..lifecycle.migrate import plan_migration, write_plan
+    from .psbts import fee_policy
+
+    old, successor = load_vault(old_vault), load_vault(successor_vault)
+    utxos, height = _migrate_utxos(old, utxo_file, chain_dir, backend_url)
+    plan = plan_migration(old, successor, utxos, fee_rate=fee_rate, fee_budget=fee_budget, max_weight=max_weight,
+                          start_index=start_index, current_height=height,
+                          fee_limits=fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction))
+    path = write_plan(plan, out_dir, overwrite=force)
+    last = plan.batches[-1].successor_index + 1
+    if last > successor.next_receive_index:
+        successor.with_next_receive_index(last).save(successor_vault, overwrite=True)
+    d = plan.to_dict()
+    unregistered = sorted({c.fingerprint.hex() for c in successor.vault.cosigners}
+                          - set(d["successor"]["registered_by"]))
+    lines = [f"wrote {path}: {len(plan.batches)} batch(es) moving {len(utxos)} coin(s), {plan.total_in:,} sat, from "
+             f"{old.name} to successor {successor.name} (policy id {successor.vault.policy_id}); fees "
+             f"{plan.total_fee:,} sat"]
+    lines += [f"  batch {b['batch']}: {len(b['coins'])} coin(s) -> {b['amount_out']:,} sat to {b['address']} "
+              f"(successor receive index {b['successor_index']}), fee {b['fee']:,} sat; {out_dir}/{b['psbt']}"
+              for b in d["batches"]]
+    if unregistered:
+        lines.append(f"  note: this copy of the successor holds no registration by {', '.join(unregistered)}: "
+                     "each keyholder must register it (vault verify) on their own laptop, or their signer shows PAY")
+    lines.append("next: msigvault migrate start OLD SUCCESSOR PLAN, then each keyholder signs with --successor")
+    emit(as_json, {**d, "plan": str(path)}, "\n".join(lines))
+
+
+def _sessions_options(f):
+    f = click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+                     help="The coordinator's key (default: next to the old vault file).")(f)
+    f = click.option("--db", "db_url", default=None, help="Coordinator database (default: next to the old vault file).")(f)
+    return f
+
+
+@migrate.command("start")
+@click.argument("old_vault", type=click.Path(dir_okay=False))
+@click.argument("successor_vault", type=click.Path(dir_okay=False))
+@click.argument("plan", type=click.Path(dir_okay=False))
+@click.option("--proposed-by", default="", help="Who proposes the migration (recorded).")
+@click.option("--id", "migration_id", default=None, help="The migration's id (default: mig-<random>).")
+@_sessions_options
+@json_option
+def migrate_start(old_vault, successor_vault, plan, proposed_by, migration_id, db_url, key_path, as_json):
+    """Open one signing session per batch of PLAN, linked to one migration record (audited)."""
+    from ..lifecycle.migrate import load_plan, start_migration
+    from .sessions import _open
+
+    old, successor = load_vault(old_vault), load_vault(successor_vault)
+    loaded = load_plan(plan, old, successor)
+    co = _open(old_vault, db_url, key_path, write=True)
+    status = start_migration(co, loaded, old, successor, proposed_by=proposed_by, migration_id=migration_id)
+    emit(as_json, status.to_dict(), status.text() + f"\nnext: send each batch to {old.vault.m} keyholders; they sign "
+         f"with --successor {Path(successor_vault).name}; then msigvault migrate status {old_vault} {status.id}")
+
+
+@migrate.command("status")
+@click.argument("old_vault", type=click.Path(dir_okay=False))
+@click.argument("migration_id")
+@click.option("--chain", "chain_dir", type=click.Path(file_okay=False), default=None,
+              help="Regtest chain directory: broadcast finished batches, count confirmations, check the old vault.")
+@click.option("--backend", "backend_url", default=None, help="Chain backend URL (likewise).")
+@_sessions_options
+@json_option
+def migrate_status(old_vault, migration_id, chain_dir, backend_url, db_url, key_path, as_json):
+    """Follow a migration: finalize and broadcast signed batches, record confirmations, and check
+    on the chain that the old vault is empty (then the migration is recorded as completed)."""
+    from ..lifecycle.migrate import migration_status
+    from .common import CliError
+    from .sessions import _backend, _open
+
+    old = load_vault(old_vault)
+    backend = _backend(backend_url, chain_dir, old.vault.network)
+    if backend is None:
+        raise CliError("give --chain DIR or --backend URL: the status is read from the chain")
+    co = _open(old_vault, db_url, key_path, write=True, backend=backend)
+    status = migration_status(co, migration_id, backend=backend)
+    emit(as_json, status.to_dict(), status.text() + (
+        "\nmigration COMPLETED: the old vault is empty; see docs/rotation.md for the old keys" if status.completed
+        else ""))

@@ -199,6 +199,9 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
               help="Refuse fees above this fraction of the amount leaving the vault (default 0.10).")
 @click.option("--allow-witness-utxo-only", is_flag=True,
               help="Accept segwit v0 inputs without their previous transaction (exposes you to CVE-2020-14199).")
+@click.option("--successor", "successor_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A successor vault file you registered (key rotation, docs/rotation.md): outputs to it are "
+                   "shown as TO SUCCESSOR VAULT <name>; repeatable.")
 @click.option("--qr-in", "qr_images", type=click.Path(exists=True),
               help="Read the PSBT from QR images instead: a directory of frames, or one image or GIF "
                    "(PSBTFILE is then '-').")
@@ -208,7 +211,7 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 @force_option
 @json_option
 def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_rate, max_fee_fraction,
-              allow_witness_utxo_only,
+              allow_witness_utxo_only, successor_files,
               qr_images, passphrase_fd, fmt, qr_dir, force, as_json):
     """Check a PSBT against the registered vault, show what it does, and sign it (keyholder, offline).
 
@@ -248,8 +251,15 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     policy = fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction)
     if allow_witness_utxo_only:
         policy = replace(policy, allow_witness_utxo_only=True)
+    successors: tuple = ()
+    if successor_files:
+        from ..lifecycle.migrate import load_successors
+
+        successors, warnings = load_successors(successor_files, bytes.fromhex(ks.fingerprint))
+        for w in warnings:
+            click.echo(f"warning: {w}", err=True)
     # one check of the PSBT: what is shown is exactly what is signed
-    request = prepare(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy)
+    request = prepare(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy, successors=successors)
     if request.already_signed:
         raise CliError(f"{psbtfile} is already signed by {ks.fingerprint} on every input: nothing to do; "
                        "send it back to the coordinator")

@@ -176,6 +176,30 @@ valuation_prices = sa.Table(
     sa.Column("observed_at", sa.String(40), nullable=True),
 )
 
+# key rotation: a migration to a successor vault and its batches' sessions (revision 0004;
+# msigvault.lifecycle.migrate)
+migrations = sa.Table(
+    "migrations", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("old_policy_id", sa.String(64), sa.ForeignKey("vaults.policy_id"), nullable=False),
+    sa.Column("successor_policy_id", sa.String(64), sa.ForeignKey("vaults.policy_id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # in-progress, completed
+    sa.Column("plan_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("plan", sa.Text, nullable=False),  # the plan file's JSON
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("completed_at", sa.String(32), nullable=True),
+)
+
+migration_batches = sa.Table(
+    "migration_batches", metadata,
+    sa.Column("migration_id", sa.String(32), sa.ForeignKey("migrations.id"), primary_key=True),
+    sa.Column("batch", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("session_id", sa.String(32), sa.ForeignKey("sessions.id"), nullable=False, unique=True),
+    sa.Column("txid", sa.String(64), nullable=False),  # the unsigned transaction's
+    sa.Column("amount_out", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # the session's, as last recorded
+)
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

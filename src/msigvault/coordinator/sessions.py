@@ -364,6 +364,17 @@ class Coordinator:
         with self.db.write() as conn:
             self._append(conn, event, actor=actor[:200], data=json.loads(json.dumps(dict(data))))
 
+    def record_migration(self, event: str, data: Mapping[str, Any], *,
+                         write: Optional[Callable[[Any], None]] = None) -> None:
+        """Append a vault migration's ``migration.*`` entry (msigvault.lifecycle.migrate); ``write(conn)``,
+        when given, stores the migration's rows in the same transaction."""
+        if not event.startswith("migration.") or len(event) > 48:
+            raise CoordinatorError(f"record_migration takes migration.* events, not {event[:60]!r}")
+        with self.db.write() as conn:
+            if write is not None:
+                write(conn)
+            self._append(conn, event, data=json.loads(json.dumps(dict(data))))
+
     def audit_lines(self) -> "list[bytes]":
         with self.db.read() as conn:
             return [bytes(r.line) for r in conn.execute(sa.select(D.audit_log.c.line).order_by(D.audit_log.c.seq))]
