@@ -203,8 +203,9 @@ class Server:
         self._out.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site_world(tmp_path_factory):
+    """One world for tests/site (its set-up takes about 15 s): each module's sessions are its own."""
     old = os.environ.get("MSIGVAULT_IDENTITY_PASSPHRASE")
     os.environ["MSIGVAULT_IDENTITY_PASSPHRASE"] = ID_PASSPHRASE  # every subprocess inherits it
     try:

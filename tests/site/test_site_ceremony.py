@@ -138,6 +138,18 @@ def test_pulling_again_after_the_ceremony_finds_nothing(site_world, server, cere
     assert again == {"requests": [], "unchanged": [], "refused": []}
 
 
+def test_a_laptop_refuses_to_sign_another_cosigners_request(site_world, ceremony):
+    """Bob's request carried to alice's laptop: site sign refuses it before showing or signing anything."""
+    sid = ceremony["sid"]
+    alice, bob = site_world.site("alice"), site_world.site("bob")
+    shutil.copy(bob.online / "requests" / f"{sid}.request", alice.laptop / "bob.request")
+    r = cli("site", "sign", "bob.request", "--vault", "vault.json", "--key", "key.key", "-o", "bob.response",
+            "--yes", "--json", cwd=alice.laptop, passphrase=KEY_PASSPHRASE, ok=False)
+    assert r.returncode == 2 and json.loads(r.stdout)["error"]["code"] == "site.request"
+    assert f"asks cosigner {bob.fingerprint}" in json.loads(r.stdout)["error"]["message"]
+    assert not (alice.laptop / "bob.response").exists()
+
+
 def test_a_response_to_another_request_is_refused_before_anything_is_sent(site_world, server, ceremony, tmp_path):
     """Carol pushes alice's response with her own request: the site refuses it locally (site.response)."""
     sid = ceremony["sid"]

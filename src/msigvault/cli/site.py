@@ -6,6 +6,7 @@ Nothing heavy is imported until a command runs; sign and refuse (the laptop's) n
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -139,9 +140,16 @@ def site_pull(identity_path, coordinator_file, url, ca, folder, out_dir, state_f
         lines = ["no requests for this site"]
     for r in refused:
         click.echo(f"refused request of session {r['session']}: {r['code']}: {r['message']}", err=True)
-    emit(as_json, {"requests": rows, "unchanged": list(pulled.unchanged), "refused": refused}, "\n".join(lines))
-    if refused:
-        raise SiteError(f"{len(refused)} request(s) were refused and not written (see above); the others were")
+    result = {"requests": rows, "unchanged": list(pulled.unchanged), "refused": refused}
+    if not refused:
+        emit(as_json, result, "\n".join(lines))
+        return
+    error = SiteError(f"{len(refused)} request(s) were refused and not written (see above); the others were")
+    if not as_json:
+        click.echo("\n".join(lines))
+        raise error
+    click.echo(json.dumps({**result, "error": error.to_dict()}, indent=2))  # one object, as every --json error
+    click.get_current_context().exit(2)
 
 
 def _write_request(request, out: Path, qr_format):
