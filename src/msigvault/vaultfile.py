@@ -15,6 +15,9 @@ with (files written before registrations existed have neither field).
 ``next_change_index`` is the coordinator's bookkeeping of change addresses handed out;
 ``next_receive_index`` (optional, default 0) the first receive index after the last used one, as
 ``msigvault vault scan`` last found it.
+A vault with timelocked recovery paths (docs/recovery.md) carries them in its descriptor; the
+file adds ``recovery``, the same paths in words for a reader (threshold, fingerprints, lock),
+which must agree with the descriptor when read. Files without it load as before.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ class VaultFile:
     def __post_init__(self) -> None:
         object.__setattr__(self, "registrations", tuple(self.registrations))
         fps = [r.fingerprint for r in self.registrations]  # counted before any signature is checked
-        if len(set(fps)) != len(fps) or len(fps) > self.vault.n:
+        if len(set(fps)) != len(fps) or len(fps) > len(self.vault.cosigners):
             raise VaultFileError("a vault file holds at most one registration per keyholder; this one repeats one "
                                  "or holds more than the vault has cosigners", field="registrations")
         for r in self.registrations:
@@ -67,7 +70,7 @@ class VaultFile:
             **({"next_receive_index": self.next_receive_index} if self.next_receive_index else {}),
             "accept": sorted(d.value for d in self.vault.accept),
             "registrations": [r.to_dict() for r in sorted(self.registrations, key=lambda r: r.fingerprint)],
-            **_origin_issues(self.vault),
+            **_origin_issues(self.vault), **_recovery(self.vault),
         }, indent=2) + "\n"
 
     def registered(self, fingerprint: "bytes | str") -> RegisteredVault:
@@ -157,6 +160,10 @@ def _load_vault_file(p: Path) -> VaultFile:
             "altered: do not use it, restore it from a trusted copy",
             field="policy_id",
         )
+    if "recovery" in obj and obj["recovery"] != _recovery(vault).get("recovery", []):
+        raise VaultFileError(
+            f"vault file {p}: its 'recovery' field does not describe the recovery paths of its descriptor; "
+            "the file was altered: do not use it, restore it from a trusted copy", field="recovery")
     if obj["next_change_index"] < 0:
         raise VaultFileError(f"vault file {p}: next_change_index must not be negative", field="next_change_index")
     receive = obj.get("next_receive_index", 0)
@@ -168,6 +175,14 @@ def _load_vault_file(p: Path) -> VaultFile:
                          tuple(Registration.from_dict(r) for r in registrations), receive)
     except RegistrationError as e:
         raise VaultFileError(f"vault file {p}: {e}", field="registrations").locate(**e.fields()) from None
+
+
+def _recovery(vault: Vault) -> "dict[str, list[dict[str, object]]]":
+    """``{"recovery": [...]}``: each recovery path in words, when the vault has any."""
+    if not vault.recovery:
+        return {}
+    return {"recovery": [{"threshold": p.threshold, "cosigners": [vault.cosigners[i].fingerprint.hex() for i in p.keys],
+                          "lock": p.lock.to_dict()} for p in vault.recovery]}
 
 
 def _origin_issues(vault: Vault) -> "dict[str, list[str]]":

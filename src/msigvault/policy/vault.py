@@ -4,6 +4,7 @@ Script types (:class:`~msigvault.ScriptType`, a ``str`` enum): ``sh`` (P2SH), ``
 (P2SH-P2WSH), ``wsh`` (P2WSH) and ``tr`` (taproot with an unspendable internal key and one
 ``multi_a``/``sortedmulti_a`` leaf). Receive addresses derive from
 branch 0 of every cosigner's account key, change addresses from branch 1 (``/<0;1>/*``).
+A ``wsh`` or ``tr`` vault may add timelocked recovery paths (:mod:`.recovery`, docs/recovery.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..script import (
     tapleaf_hash,
 )
 from .checksum import add_checksum
+from .recovery import Recovery, RecoveryPath, Timelock, check_recovery, descriptor_body, place, policy_text, templates
 
 if TYPE_CHECKING:
     from ..keys.bip32 import ExtendedKey
@@ -67,6 +69,19 @@ class Deviation(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class TapLeaf:
+    """One leaf of a tr vault with recovery paths: its script, hash, control block, the
+    positions (in ``DerivedScript.pubkeys``) of its keys in script order, and its path (0 the
+    primary path, i the vault's recovery path i)."""
+
+    script: bytes
+    leaf_hash: bytes
+    control_block: bytes
+    keys: "tuple[int, ...]"
+    path: int
+
+
+@dataclass(frozen=True)
 class DerivedScript:
     """Everything about the vault's script at one (branch, index).
 
@@ -86,6 +101,21 @@ class DerivedScript:
     leaf_script: Optional[bytes] = None  # tr
     leaf_hash: Optional[bytes] = None  # tr
     output_key_parity: Optional[int] = None  # tr: 0 even, 1 odd (for the control block)
+    #: tr with recovery paths: every leaf (the primary first; leaf_script/leaf_hash are its);
+    #: pubkeys are then every cosigner's key in cosigner order
+    leaves: "tuple[TapLeaf, ...]" = ()
+    merkle_root: Optional[bytes] = None  # tr with recovery paths: the script tree's root
+
+    @property
+    def tap_merkle_root(self) -> Optional[bytes]:
+        """The taproot merkle root (the single leaf's hash for a plain tr vault)."""
+        return self.merkle_root if self.leaves else self.leaf_hash
+
+    def leaf_hashes_of(self, pos: int) -> "tuple[bytes, ...]":
+        """Leaf hashes of the leaves holding ``pubkeys[pos]`` (tr)."""
+        if not self.leaves:
+            return (self.leaf_hash,) if self.leaf_hash is not None else ()
+        return tuple(leaf.leaf_hash for leaf in self.leaves if pos in leaf.keys)
 
     @property
     def address(self) -> str:
@@ -96,6 +126,8 @@ class DerivedScript:
         """tr: the BIP341 control block for the single leaf (leaf version | parity, internal key)."""
         if self.leaf_script is None or self.output_key_parity is None:
             return None
+        if self.leaves:
+            return self.leaves[0].control_block
         return bytes([0xC0 | self.output_key_parity]) + NUMS_H
 
     @property
@@ -111,6 +143,10 @@ class Vault:
     appears twice (compared by public key, and by fingerprint + path), every key belongs to
     ``network``. The :class:`Deviation` rules (coin type, test-key separation, one seed in two
     slots) are refused too unless named in ``accept``; ``deviations`` lists the ones present.
+
+    ``recovery`` holds timelocked recovery paths (wsh and tr only; see docs/recovery.md). Then
+    ``cosigners`` lists every keyholder: the first ``primary_n`` are the primary m-of-n path
+    (``n``), the rest are keys only recovery paths use. Without recovery paths nothing changes.
     """
 
     m: int
@@ -119,13 +155,28 @@ class Vault:
     sorted: bool
     network: Network
     accept: "frozenset[Deviation]" = field(default=frozenset(), compare=False, kw_only=True)
+    recovery: "tuple[RecoveryPath, ...]" = field(default=(), kw_only=True)
+    primary_n: "int | None" = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cosigners", _cosigner_tuple(self.cosigners))
         object.__setattr__(self, "script", ScriptType.parse(self.script))
         _check_bool(self.sorted, "sorted")
         object.__setattr__(self, "accept", _deviation_set(self.accept))
-        _check_policy(self.m, self.cosigners, self.script, self.network)
+        if isinstance(self.recovery, (str, bytes, RecoveryPath)) or not isinstance(self.recovery, Iterable):
+            raise PolicyError("recovery must be a list of RecoveryPath values", field="recovery")
+        object.__setattr__(self, "recovery", tuple(self.recovery))
+        n = self.primary_n
+        if not self.recovery:
+            if n is not None and n != len(self.cosigners):
+                raise PolicyError("primary_n is only for vaults with recovery paths", field="primary_n")
+            object.__setattr__(self, "primary_n", None)
+        elif isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self.cosigners):
+            raise PolicyError(f"primary_n must be the number of primary cosigners (1 to {len(self.cosigners)}), "
+                              f"not {n!r}", field="primary_n")
+        _check_policy(self.m, self.cosigners, self.script, self.network, self.n)
+        if self.recovery:
+            check_recovery(self)
         found = deviations_of(self.cosigners, self.network)
         for kind, problem in found.items():
             if kind not in self.accept:
@@ -145,21 +196,32 @@ class Vault:
 
     @classmethod
     def multisig(cls, m: int, cosigners: "Iterable[Cosigner | str]", *, script: ScriptTypeLike = ScriptType.WSH,
-                 sorted: bool = True, network: "Network | str | None" = None,
-                 accept: "Iterable[Deviation | str] | Deviation | str" = ()) -> "Vault":
+                 sorted: "bool | None" = None, network: "Network | str | None" = None,
+                 accept: "Iterable[Deviation | str] | Deviation | str" = (),
+                 recovery: "Iterable[Recovery]" = ()) -> "Vault":
         """An m-of-n vault. ``cosigners`` are Cosigner records or ``[fp/path]xpub`` strings.
 
         ``script`` is a :class:`ScriptType` or its name (``"wsh"``, ...). ``network`` is required
         for test networks (tpub keys serve testnet, signet and regtest). ``accept`` names the
-        :class:`Deviation` rules this vault may break. Every argument is checked here, before any
-        key is parsed: a mistake raises PolicyError (or InvalidKey, NetworkMismatch) naming it.
+        :class:`Deviation` rules this vault may break. ``recovery`` adds timelocked
+        :class:`~msigvault.policy.recovery.Recovery` paths (wsh, tr). ``sorted`` defaults to
+        True, except for wsh with recovery paths (miniscript has no sortedmulti). Every argument
+        is checked here, before any key is parsed: a mistake raises PolicyError (or InvalidKey,
+        NetworkMismatch) naming it.
         """
         kind = ScriptType.parse(script)
+        wanted = tuple(recovery) if not isinstance(recovery, (str, Recovery)) and isinstance(recovery, Iterable) else None
+        if wanted is None:
+            raise PolicyError("recovery must be a list of Recovery(threshold, cosigners, lock) values", field="recovery")
+        if sorted is None:
+            sorted = not (wanted and kind is ScriptType.WSH)
         _check_bool(sorted, "sorted")
         _check_threshold_type(m)
         parsed = tuple(c if isinstance(c, Cosigner) else Cosigner.parse(c) for c in _cosigner_tuple(cosigners))
-        net = _resolve_network(network, parsed)
-        return cls(m, parsed, kind, sorted, net, accept=_deviation_set(accept))
+        everyone, paths = place(parsed, wanted)
+        net = _resolve_network(network, everyone)
+        return cls(m, everyone, kind, sorted, net, accept=_deviation_set(accept), recovery=paths,
+                   primary_n=len(parsed) if paths else None)
 
     @classmethod
     def from_descriptor(cls, text: str, *, network: "Network | str | None" = None,
@@ -175,14 +237,26 @@ class Vault:
             raise InvalidDescriptor("a descriptor is a string", field="text")
         _check_bool(require_checksum, "require_checksum")
         desc = parse_descriptor(text.strip(), require_checksum=require_checksum, only_multipath="0;1")
-        vault: Vault = desc.to_vault(network=network, accept=accept)
+        try:
+            vault: Vault = desc.to_vault(network=network, accept=accept)
+        except InvalidDescriptor:
+            from .descriptors import TapBranch, Tr, Wsh
+            from .miniscript import Miniscript
+            from .recovery import from_descriptor_node
+
+            node = desc.node
+            if not (isinstance(node, Wsh) and isinstance(node.inner, Miniscript)
+                    or isinstance(node, Tr) and isinstance(node.tree, TapBranch)):
+                raise
+            return from_descriptor_node(node, network, accept)
         return vault
 
     # -- descriptors -----------------------------------------------------------------------------
 
     @property
     def n(self) -> int:
-        return len(self.cosigners)
+        """Number of keys of the primary m-of-n path (every cosigner, without recovery paths)."""
+        return self.primary_n if self.primary_n is not None else len(self.cosigners)
 
     def descriptor(self, branch: "int | None" = None, *, checksum: bool = True) -> str:
         """The output descriptor: multipath ``/<0;1>/*`` by default, or one branch (0 or 1)."""
@@ -192,6 +266,9 @@ class Vault:
             suffix = f"/{branch}/*"
         else:
             raise PolicyError("branch must be 0 (receive), 1 (change) or None (both, multipath)")
+        if self.recovery:
+            body = descriptor_body(self, suffix)
+            return add_checksum(body) if checksum else body
         keys = ",".join(f"{c}{suffix}" for c in self.cosigners)
         if self.script is ScriptType.TR:
             inner = f"{'sortedmulti_a' if self.sorted else 'multi_a'}({self.m},{keys})"
@@ -215,6 +292,10 @@ class Vault:
         if self.sorted:
             keys.sort()
         text = f"msigvault-policy-v1|{self.script}|{self.m}|{int(self.sorted)}|{self.network.coin_type}|" + "|".join(keys)
+        if self.recovery:  # the primary keys in script order (no sorting in wsh), then each path
+            primary = [c.origin() + c.xpub for c in self.cosigners[: self.n]]
+            text = (f"msigvault-policy-v2|{self.script}|{self.m}|{int(self.sorted)}|{self.network.coin_type}|"
+                    + "|".join(sorted(primary) if self.sorted else primary) + policy_text(self))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def same_policy(self, other: "Vault") -> bool:
@@ -246,6 +327,8 @@ class Vault:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < HARDENED:
             raise PolicyError(f"address index must be an integer from 0 to 2^31-1, got {index!r}")
         keys = [c.pubkey_at(branch, index) for c in self.cosigners]
+        if self.recovery:
+            return self._derive_recovery(branch, index, keys)
         order = list(range(len(keys)))
         if self.script is ScriptType.TR:
             if self.sorted:
@@ -276,6 +359,35 @@ class Vault:
         spk = p2sh_script_pubkey(ms)
         return DerivedScript(ScriptType.SH, branch, index, pubkeys, tuple(order), spk,
                              self.network, redeem_script=ms)
+
+    def _derive_recovery(self, branch: int, index: int, keys: "list[bytes]") -> DerivedScript:
+        """Scripts of a vault with recovery paths: pubkeys in cosigner order (signers 0..)."""
+        pubkeys, signers = tuple(keys), tuple(range(len(keys)))
+        if self.script is ScriptType.WSH:
+            ws = templates(self)[0].to_script(lambda pos: keys[pos])
+            return DerivedScript(ScriptType.WSH, branch, index, pubkeys, signers, p2wsh_script_pubkey(ws),
+                                 self.network, witness_script=ws)
+        primary = list(range(self.n))
+        if self.sorted:
+            primary.sort(key=lambda i: keys[i][1:])
+        scripts = [(multi_a_script(self.m, [keys[i][1:] for i in primary]), tuple(primary))]
+        scripts += [(ms.to_script(lambda pos: keys[pos]), p.keys) for ms, p in zip(templates(self), self.recovery)]
+        hashes = [tapleaf_hash(s) for s, _ in scripts]
+        subtree = hashes[:]  # subtree[i]: the hash of {leaf i, {leaf i+1, ...}}
+        for i in range(len(hashes) - 2, -1, -1):
+            a, b = hashes[i], subtree[i + 1]
+            subtree[i] = tagged_hash("TapBranch", min(a, b) + max(a, b))
+        root = subtree[0]
+        q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tagged_hash("TapTweak", NUMS_H + root)))
+        parity = q[0] - 2
+        leaves = []
+        last = len(hashes) - 1
+        for i, (script, held) in enumerate(scripts):
+            path = [subtree[i + 1]] + hashes[:i][::-1] if i < last else hashes[:last][::-1]
+            leaves.append(TapLeaf(script, hashes[i], bytes([0xC0 | parity]) + NUMS_H + b"".join(path), held, i))
+        return DerivedScript(ScriptType.TR, branch, index, pubkeys, signers, p2tr_script_pubkey(q[1:]), self.network,
+                             leaf_script=scripts[0][0], leaf_hash=hashes[0], output_key_parity=parity,
+                             leaves=tuple(leaves), merkle_root=root)
 
     def address(self, index: int, *, change: bool = False) -> str:
         return self.derive(index, change=change).address
@@ -357,7 +469,8 @@ class Vault:
         return analyze(psbt, self)
 
     def __str__(self) -> str:
-        return f"{self.m}-of-{self.n} {self.script} vault on {self.network.name}"
+        extra = f" with {len(self.recovery)} recovery path(s)" if self.recovery else ""
+        return f"{self.m}-of-{self.n} {self.script} vault{extra} on {self.network.name}"
 
 
 _NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
@@ -414,12 +527,13 @@ def _cosigner_tuple(cosigners: object) -> "tuple[Any, ...]":
     return tuple(cosigners)
 
 
-def _check_policy(m: int, cosigners: "tuple[Cosigner, ...]", script: ScriptType, network: Network) -> None:
+def _check_policy(m: int, cosigners: "tuple[Cosigner, ...]", script: ScriptType, network: Network,
+                  n: "int | None" = None) -> None:
     if not isinstance(network, Network):
         raise PolicyError("network must be a msigvault Network (e.g. Network.REGTEST)", field="network")
     if not all(isinstance(c, Cosigner) for c in cosigners):
         raise PolicyError("cosigners must be Cosigner records", field="cosigners")
-    check_limits(m, len(cosigners), script)
+    check_limits(m, len(cosigners) if n is None else n, script)
     mainnet = {c.is_mainnet for c in cosigners}
     if len(mainnet) > 1:
         raise NetworkMismatch("the cosigners mix mainnet (xpub) and test-network (tpub) keys")
