@@ -223,53 +223,91 @@ def health():
 @click.option("--date", "day", required=True, help="The challenge date, YYYY-MM-DD.")
 @click.option("--index", type=int, default=0, show_default=True, help="Vault path index of the keys to prove.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("--qr", "qr_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write each keyholder's challenge as a QR code, DIR/challenge-FINGERPRINT.png (BBQr).")
 @force_option
 @json_option
-def health_challenge(vaultfile, day, index, output, force, as_json):
-    """Issue one dated challenge per keyholder (coordinator): one file for everyone."""
+def health_challenge(vaultfile, day, index, output, qr_dir, force, as_json):
+    """Issue one dated challenge per keyholder (coordinator): one file for everyone, and with
+    --qr one QR code per keyholder to show to their offline laptop's camera.
+
+    \b
+    Example:
+      msigvault health challenge vault.json --date 2026-12-01 --index 5 -o challenges.json --qr challenge-qr/
+    """
     from ..reserves.health import issue
 
     vf = load_vault(vaultfile)
     check_writable(output, force=force)
     chs = issue(vf.vault, date=day, index=index)
     data = {"challenges": [c.to_dict() for c in chs]}
+    images = []
+    if qr_dir is not None:
+        from pathlib import Path
+
+        from ..reserves.qrcodes import write_qr
+
+        Path(qr_dir).mkdir(parents=True, exist_ok=True)
+        images = [str(write_qr({"challenges": [c.to_dict()]}, Path(qr_dir) / f"challenge-{c.fingerprint}.png",
+                               overwrite=force)) for c in chs]
     write_output(output, (json.dumps(data, indent=2) + "\n").encode(), force=force)
-    emit(as_json, {**data, "output": output},
-         f"wrote {output}: {len(chs)} challenge(s) dated {chs[0].date}; send it to every keyholder")
+    emit(as_json, {**data, "output": output, "qr": images},
+         f"wrote {output}: {len(chs)} challenge(s) dated {chs[0].date}; send it to every keyholder"
+         + "".join(f"\nwrote {i}" for i in images))
 
 
 def _challenges(path):
+    """The challenges of a challenge file, or of the QR code (image) of one."""
     from ..reserves.health import Challenge
+    from ..reserves.qrcodes import is_image, read_qr
 
-    data = _read_json(path)
+    data = read_qr([path], "key-health challenge") if is_image(path) else _read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("challenges"), list):
-        raise CliError(f"{path} is not a challenge file from 'msigvault health challenge'")
+        raise CliError(f"{path} is not a challenge file (or QR code) from 'msigvault health challenge'")
     return [Challenge.from_dict(c) for c in data["challenges"]]
+
+
+def _response(path):
+    """A keyholder's response file, or the photo of its QR code."""
+    from ..reserves.health import Response
+    from ..reserves.qrcodes import is_image, read_qr
+
+    return Response.from_dict(read_qr([path], "key-health response") if is_image(path) else _read_json(path))
 
 
 @health.command("respond")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.argument("challengefile", type=click.Path(dir_okay=False))
 @click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the response (JSON) here.")
+@click.option("--qr-out", "qr_out", type=click.Path(dir_okay=False),
+              help="Write the response as a QR code (BBQr; .png, or .svg) to show the coordinator's camera.")
 @click.option("--yes", is_flag=True, help="Sign without asking (the challenge is still shown).")
 @passphrase_fd_option
 @force_option
 @json_option
-def health_respond(vaultfile, challengefile, keyfile, output, yes, passphrase_fd, force, as_json):
+def health_respond(vaultfile, challengefile, keyfile, output, qr_out, yes, passphrase_fd, force, as_json):
     """Answer your challenge with your vault key (keyholder, offline; BIP322 simple).
+
+    CHALLENGEFILE is the challenge file, or a picture (PNG, JPEG, ...) of your challenge's QR
+    code. Give -o FILE, --qr-out IMAGE, or both.
 
     \b
     Example:
       msigvault health respond vault.json challenges.json --key alice.key -o alice-health.json
+      msigvault health respond vault.json photo.png --key alice.key --qr-out alice-health.png
     """
     from ..keys.keystore import Keystore
     from ..reserves.health import respond
 
+    if output is None and qr_out is None:
+        raise CliError("say where the response goes: -o FILE (JSON), --qr-out IMAGE (QR code), or both")
     vf = load_vault(vaultfile)
     ks = Keystore.open(keyfile)
     registered = vf.registered(ks.fingerprint)
-    check_writable(output, force=force)
+    for path in (output, qr_out):
+        if path is not None:
+            check_writable(path, force=force)
     mine = [c for c in _challenges(challengefile) if c.fingerprint == ks.fingerprint]
     if len(mine) != 1:
         raise CliError(f"{challengefile} holds {len(mine)} challenges for {ks.fingerprint}: expected exactly one")
@@ -282,8 +320,16 @@ def health_respond(vaultfile, challengefile, keyfile, output, yes, passphrase_fd
     root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
     registered.registration.verify_with_root(registered.vault, root, name=registered.name)
     r = respond(c, registered.vault, root)
-    write_output(output, (json.dumps(r.to_dict(), indent=2) + "\n").encode(), force=force)
-    emit(as_json, {**r.to_dict(), "output": output}, f"wrote {output}: send it back to the coordinator")
+    written = []
+    if output is not None:
+        write_output(output, (json.dumps(r.to_dict(), indent=2) + "\n").encode(), force=force)
+        written.append(output)
+    if qr_out is not None:
+        from ..reserves.qrcodes import write_qr
+
+        written.append(str(write_qr(r.to_dict(), qr_out, overwrite=force)))
+    emit(as_json, {**r.to_dict(), "output": output, "qr": qr_out},
+         f"wrote {' and '.join(written)}: send it (or show the QR code) back to the coordinator")
 
 
 @health.command("report")
@@ -294,7 +340,8 @@ def health_respond(vaultfile, challengefile, keyfile, output, yes, passphrase_fd
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 @click.option("--record", is_flag=True, help="Also record the report in the coordinator's audit log.")
 @click.option("--db", "db_url", default=None,
-              help="With --record: the coordinator database URL (default: VAULT.sessions.sqlite next to the vault file).")
+              help="Record in this coordinator database (implies --record; default with --record: "
+                   "VAULT.sessions.sqlite next to the vault file).")
 @click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
               help="With --record: the coordinator's Ed25519 key (default as for 'msigvault session').")
 @force_option
@@ -302,16 +349,18 @@ def health_respond(vaultfile, challengefile, keyfile, output, yes, passphrase_fd
 def health_report(vaultfile, challengefile, responsefiles, as_of, output, record, db_url, key_path, force, as_json):
     """Who passed, who failed, who has not answered and for how many days (coordinator).
 
-    Exits 0 even if someone failed; the report says so (``all_passed``). With --record the
+    RESPONSEFILES are the keyholders' response files or pictures of their QR codes. Exits 0
+    even if someone failed; the report says so (``all_passed``). With --record, or --db, the
     report becomes an entry (``health.reported``) of the coordinator's audit log."""
     import datetime
 
-    from ..reserves.health import Response, report
+    from ..reserves.health import report
 
     vf = load_vault(vaultfile)
     if output is not None:
         check_writable(output, force=force)
-    responses = [Response.from_dict(_read_json(f)) for f in responsefiles]
+    record = record or db_url is not None
+    responses = [_response(f) for f in responsefiles]
     rep = report(vf.vault, _challenges(challengefile), responses, as_of=as_of or datetime.date.today())
     if record:
         from .sessions import _open
@@ -533,12 +582,16 @@ def reserves_finalize(vaultfile, psbtfiles, output, force, as_json):
               help="Check the coins are unspent at this height (default: the backend's tip or the snapshot's height).")
 @message_options
 @click.option("--record", is_flag=True, help="Also record the result in the coordinator's audit log.")
-@click.option("--db", "db_url", default=None, help="With --record: the coordinator database URL.")
+@click.option("--db", "db_url", default=None,
+              help="Record in this coordinator database (implies --record; default with --record: next to the vault file).")
 @click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
               help="With --record: the coordinator's Ed25519 key (default as for 'msigvault session').")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result (JSON, valid or not) here: 'report reserves --proof' reads it.")
+@force_option
 @json_option
 def reserves_verify(proof_file, vaultfile, descriptor, network, backend_url, snapshot_file, height, message,
-                    message_file, record, db_url, key_path, as_json):
+                    message_file, record, db_url, key_path, output, force, as_json):
     """Verify a proof of reserves against the UTXO set (auditor): every signature and script, every
     coin the vault's and unspent at the height; print the proven amount.
 
@@ -554,6 +607,9 @@ def reserves_verify(proof_file, vaultfile, descriptor, network, backend_url, sna
 
     if (vaultfile is None) == (descriptor is None):
         raise CliError("give the vault with exactly one of --vault FILE or --descriptor TEXT")
+    record = record or db_url is not None
+    if output is not None:
+        check_writable(output, force=force)
     if record and vaultfile is None:
         raise CliError("--record needs the vault file (--vault): the audit log registers the vault it records")
     if vaultfile is not None:
@@ -580,6 +636,8 @@ def reserves_verify(proof_file, vaultfile, descriptor, network, backend_url, sna
         co = _open(vaultfile, db_url, key_path, write=True)
         co.register_vault(vf)
         co.record_reserve_proof(report.to_dict())
+    if output is not None:
+        write_output(output, (json.dumps(report.to_dict(), indent=2) + "\n").encode(), force=force)
     if report.failing:
         click.echo(report.text(), err=True)
         named = "; ".join(f"{c.outpoint} ({c.note})" for c in report.failing)

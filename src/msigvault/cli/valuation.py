@@ -86,32 +86,53 @@ def value():
 @click.option("--price-name", default="price API", show_default=True, help="With --price-url: the source's name.")
 @click.option("--pair", "pairs", multiple=True, help="A pair to value (BTC/USD, ...); default: the config's pairs.")
 @_with(series_options)
+@click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
+              help="With --db: the coordinator's Ed25519 key that signs the audit entry (default as for "
+                   "'msigvault session', next to the first vault file).")
 @click.option("--replace", is_flag=True, help="Record the day again if it is already recorded.")
 @json_option
 def value_record(vaultfiles, day, backend_url, chain_dir, snapshots, height, block_hash, min_conf, prices_path,
-                 price_url, price_field, price_name, pairs, db_url, series_path, config_path, replace, as_json):
+                 price_url, price_field, price_name, pairs, db_url, series_path, config_path, key_path, replace,
+                 as_json):
     """Record one day's valuation: the vaults' holdings as of a block, and each pair's close.
 
     \b
     Holdings come from exactly one of --backend, --chain or --utxos; prices from --prices or
     --price-url. A missing close is recorded as missing (and reported), never guessed.
+    With --db the day is also a signed entry (valuation.recorded) of the coordinator's audit
+    log, written in the same transaction as the series.
     """
     from ..reserves.valuation import valuation_of
 
     cfg = _config(config_path, pairs)
-    store = _series(db_url, series_path)
     source = _price_source(prices_path, price_url, price_field, price_name)
     vaults = _load_vaults(vaultfiles)
+    if db_url is not None and series_path is None:
+        from ..reserves.valuation import DatabaseSeries
+        from .sessions import _open
+
+        co = _open(vaultfiles[0], db_url, key_path, write=True)
+        for vf in vaults:
+            co.register_vault(vf)  # as 'session new' does: a vault the database already holds is unchanged
+        store = DatabaseSeries(co.db)
+    else:
+        co, store = None, _series(db_url, series_path)
     holdings = _holdings(vaults, backend_url, chain_dir, snapshots, height, block_hash, min_conf)
     dv = valuation_of(day, holdings, source, cfg.pairs)
-    store.record(dv, replace=replace)
+    if co is not None:
+        store.record(dv, replace=replace, coordinator=co)
+    else:
+        store.record(dv, replace=replace)
     missing = [p for p, price in dv.prices if price is None]
     lines = [f"recorded {dv.day} in {store.where}: {holdings.total_sats / 1e8:.8f} BTC in {len(holdings.vaults)} "
              f"vault(s) at height {holdings.height}"]
     for pair, price in dv.prices:
         lines.append(f"  {pair}: " + (f"close {price.close} ({price.source}, {price.timestamp})" if price
                                       else "NO CLOSE for this day (recorded as missing)"))
-    emit(as_json, {**dv.to_dict(), "series": store.where, "missing_prices": missing}, "\n".join(lines))
+    if co is not None:
+        lines.append("recorded in the audit log (valuation.recorded)")
+    emit(as_json, {**dv.to_dict(), "series": store.where, "missing_prices": missing, "audited": co is not None},
+         "\n".join(lines))
 
 
 def _load_vaults(vaultfiles):

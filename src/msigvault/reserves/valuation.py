@@ -391,7 +391,20 @@ class DatabaseSeries:
             out.append(DayValuation(parse_day(day), h, tuple(prices.get(day, [])), first["recorded_at"]))
         return out
 
-    def record(self, valuation: DayValuation, *, replace: bool = False) -> None:
+    def record(self, valuation: DayValuation, *, replace: bool = False, coordinator: Any = None) -> None:
+        """Store the day; with ``coordinator`` (a :class:`~msigvault.coordinator.sessions.Coordinator`
+        on this database, with its key) also append a ``valuation.recorded`` audit entry in the
+        same transaction: the rows and the entry are written together or not at all."""
+        if coordinator is None:
+            with self.db.write() as conn:
+                self._write(conn, valuation, replace)
+            return
+        if coordinator.db.engine.url != self.db.engine.url:
+            raise SeriesError("the coordinator given keeps another database than this series")
+        coordinator.record_valuation({**valuation.to_dict(), "replaced": replace},
+                                     write=lambda conn: self._write(conn, valuation, replace))
+
+    def _write(self, conn: Any, valuation: DayValuation, replace: bool) -> None:
         import sqlalchemy as sa
 
         from ..coordinator.db import valuation_holdings as H
@@ -399,23 +412,22 @@ class DatabaseSeries:
 
         day = valuation.day.isoformat()
         h = valuation.holdings
-        with self.db.write() as conn:
-            exists = conn.execute(sa.select(H.c.day).where(H.c.day == day).limit(1)).first()
-            if exists is not None:
-                if not replace:
-                    raise SeriesError(f"{day} is already recorded in the coordinator database: pass --replace "
-                                      "to record it again")
-                conn.execute(sa.delete(H).where(H.c.day == day))
-                conn.execute(sa.delete(P).where(P.c.day == day))
-            conn.execute(sa.insert(H), [
-                {"day": day, "policy_id": v.policy_id, "position": i, "vault_name": v.name, "sats": v.sats,
-                 "coins": v.coins, "height": h.height, "block_hash": h.block_hash, "block_time": h.block_time,
-                 "holdings_source": h.source, "recorded_at": valuation.recorded_at}
-                for i, v in enumerate(h.vaults)])
-            conn.execute(sa.insert(P), [
-                {"day": day, "pair": pair, "position": i, "close": None if p is None else str(p.close),
-                 "source": None if p is None else p.source, "observed_at": None if p is None else p.timestamp}
-                for i, (pair, p) in enumerate(valuation.prices)])
+        exists = conn.execute(sa.select(H.c.day).where(H.c.day == day).limit(1)).first()
+        if exists is not None:
+            if not replace:
+                raise SeriesError(f"{day} is already recorded in the coordinator database: pass --replace "
+                                  "to record it again")
+            conn.execute(sa.delete(H).where(H.c.day == day))
+            conn.execute(sa.delete(P).where(P.c.day == day))
+        conn.execute(sa.insert(H), [
+            {"day": day, "policy_id": v.policy_id, "position": i, "vault_name": v.name, "sats": v.sats,
+             "coins": v.coins, "height": h.height, "block_hash": h.block_hash, "block_time": h.block_time,
+             "holdings_source": h.source, "recorded_at": valuation.recorded_at}
+            for i, v in enumerate(h.vaults)])
+        conn.execute(sa.insert(P), [
+            {"day": day, "pair": pair, "position": i, "close": None if p is None else str(p.close),
+             "source": None if p is None else p.source, "observed_at": None if p is None else p.timestamp}
+            for i, (pair, p) in enumerate(valuation.prices)])
 
 
 def open_series(*, db_url: Optional[str] = None, path: "str | Path | None" = None) -> "FileSeries | DatabaseSeries":
