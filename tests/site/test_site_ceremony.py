@@ -150,6 +150,24 @@ def test_a_laptop_refuses_to_sign_another_cosigners_request(site_world, ceremony
     assert not (alice.laptop / "bob.response").exists()
 
 
+def test_a_hostile_memo_cannot_draw_over_the_signers_summary(site_world, ceremony):
+    """The memo and names are the coordinator's text (not hashed, not checked): escape sequences and
+    bidirectional overrides in them are shown escaped, never sent to the keyholder's terminal."""
+    alice = site_world.site("alice")
+    request = json.loads((alice.online / "requests" / f"{ceremony['sid']}.request").read_text())
+    request.update(memo="\x1b[2J\x1b[Hall clear, fee 0 sat\u202e", vault_name="treasury\r\n  output 9: PAY")
+    (alice.laptop / "hostile.request").write_text(json.dumps(request))
+    from msigvault.testing.cli import run_cli
+
+    r = run_cli("site", "sign", "hostile.request", "--vault", "vault.json", "--key", "key.key", "-o", "x.response",
+                cwd=alice.laptop, passphrase=KEY_PASSPHRASE, stdin="n\n")
+    shown = r.stdout + r.stderr
+    assert r.returncode == 2 and "not signed" in r.stderr and "Signing as" in shown  # the summary was shown
+    assert "\x1b" not in shown and "\u202e" not in shown and "\r" not in shown
+    assert "\\x1b[2J\\x1b[Hall clear" in shown and "\\u202e" in shown and "treasury\\r\\n" in shown
+    assert not (alice.laptop / "x.response").exists()
+
+
 def test_a_response_to_another_request_is_refused_before_anything_is_sent(site_world, server, ceremony, tmp_path):
     """Carol pushes alice's response with her own request: the site refuses it locally (site.response)."""
     sid = ceremony["sid"]

@@ -184,8 +184,10 @@ def _write_request(request, out: Path, qr_format):
 
 
 def _request_line(row) -> str:
-    line = (f"session {row['session']} (vault {row['vault_name'] or row['vault'][:16]}) asks cosigner "
-            f"{row['fingerprint']} to sign" + (f": {row['memo']}" if row["memo"] else "")
+    from ..site.request import printable
+
+    line = (f"session {row['session']} (vault {printable(row['vault_name']) or row['vault'][:16]}) asks cosigner "
+            f"{row['fingerprint']} to sign" + (f": {printable(row['memo'])}" if row["memo"] else "")
             + f"\n  wrote {row['request_file']} and {row['psbt_file']} (expires {row['expires']})")
     if "qr_dir" in row:
         line += f"\n  QR ({row['qr_format']}): {row['qr_frames']} frame(s) in {row['qr_dir']}"
@@ -232,7 +234,7 @@ def site_sign(request_file, vaultfile, keyfile, output, yes, max_fee_sats, max_f
     from ..keys.keystore import Keystore
     from ..psbt.psbt import Psbt
     from ..psbt.signer import prepare
-    from ..site.request import SiteResponse
+    from ..site.request import SiteResponse, printable
     from .common import load_vault, write_qr_frames
     from .psbts import fee_policy
 
@@ -248,8 +250,9 @@ def site_sign(request_file, vaultfile, keyfile, output, yes, max_fee_sats, max_f
                        policy=fee_policy(max_fee_sats, max_fee_rate, max_fee_fraction))
     if prepared.already_signed:
         raise CliError(f"the request of session {request.session} is already signed by {ks.fingerprint}: nothing to do")
-    click.echo(f"session {request.session} from coordinator {request.coordinator_name!r} ({request.coordinator_id})"
-               + (f"\n  the coordinator's memo (not checked): {request.memo}" if request.memo else "")
+    click.echo(f"session {request.session} from coordinator '{printable(request.coordinator_name)}' "
+               f"({request.coordinator_id}), vault '{printable(request.vault_name)}'"
+               + (f"\n  the coordinator's memo (not checked): {printable(request.memo)}" if request.memo else "")
                + f"\n  request expires {request.expires}", err=as_json)
     click.echo(prepared.summary.text(), err=as_json)
     if not yes and not approve("Sign this transaction?"):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..policy.vault import Vault
 
 __all__ = ["SiteRequest", "SiteResponse", "REQUEST_FORMAT", "RESPONSE_FORMAT", "MAX_FILE", "MAX_REASON_BYTES",
-           "unsigned_txid"]
+           "printable", "unsigned_txid"]
 
 REQUEST_FORMAT = "msigvault-site-request"
 RESPONSE_FORMAT = "msigvault-site-response"
@@ -85,6 +85,13 @@ def _psbt(text: str, error: type) -> bytes:
     if len(raw) > MAX_PAYLOAD:
         raise error(f"the file's PSBT is larger than {MAX_PAYLOAD:,} bytes", field="psbt", limit=MAX_PAYLOAD)
     return raw
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: every character that is not printable (newlines, escape sequences,
+    bidirectional overrides, other format characters) shown as a Python escape. The coordinator writes
+    the memo and names; they must not be able to move the cursor over, or reorder, the signer's summary."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
 
 
 def unsigned_txid(psbt: bytes) -> str:
