@@ -73,3 +73,50 @@ def test_a_compressed_bomb_is_refused_before_it_is_parsed(tmp_path):
         qrcodes.read_qr([tmp_path / "bomb.png"], "key-health response")
     with pytest.raises(HealthCheckError, match="above the QR limit"):
         qrcodes.qr_text({"kind": "x" * (qrcodes.MAX_DOCUMENT_BYTES + 1)})
+
+
+ONLINE = ("msigvault.backends", "msigvault.coordinator", "sqlalchemy", "alembic", "httpx", "bitcoinlib", "psycopg",
+          "msigvault.service", "matplotlib")
+
+
+def _offline(args, cwd, passphrase):
+    """Run ``msigvault ARGS`` in a fresh interpreter and fail if it loaded anything online."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom msigvault.cli import main\n"
+            f"try:\n    main({[str(a) for a in args]!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            f"bad = [m for m in sys.modules if m.startswith({ONLINE!r})]\nassert not bad, bad\n")
+    env = {**os.environ, "MSIGVAULT_PASSPHRASE": passphrase}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_the_keyholders_commands_load_nothing_online(tmp_path):
+    """health respond (QR in, QR out) and proof sign run on the air-gapped laptop: no backend,
+    no database layer, no HTTP client, no plotting library is imported."""
+    from msigvault.testing.cli import run_cli
+
+    def ok(*args, passphrase=None):
+        proc = run_cli(*args, cwd=tmp_path, passphrase=passphrase)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    for name in ("alice", "bob", "carol"):
+        ok("key", "new", f"{name}.key", "--skip-backup-check", passphrase=name)
+        ok("key", "cosigner", f"{name}.key", "-n", "regtest", "-o", f"{name}.cosigner", passphrase=name)
+    ok("vault", "create", "-m", "2", "alice.cosigner", "bob.cosigner", "carol.cosigner", "-n", "regtest",
+       "-o", "vault.json")
+    ok("vault", "verify", "vault.json", "--key", "alice.key", "--yes", passphrase="alice")
+    ok("health", "challenge", "vault.json", "--date", "2026-11-05", "-o", "challenges.json", "--qr", "qr")
+    fingerprint = (tmp_path / "alice.cosigner").read_text().strip()[1:9]  # [fingerprint/path]xpub
+    mine = tmp_path / "qr" / f"challenge-{fingerprint}.png"
+    _offline(["health", "respond", "vault.json", mine, "--key", "alice.key", "--yes", "--qr-out", "alice.png"],
+             tmp_path, "alice")
+    back = health.Response.from_dict(qrcodes.read_qr([tmp_path / "alice.png"], "key-health response"))
+    assert back.fingerprint == fingerprint
+    ok("proof", "create", "vault.json", "--message", "Auditor Ltd 2026-11-05 nonce 7f3a", "-o", "proof.psbt")
+    _offline(["proof", "sign", "vault.json", "proof.psbt", "--message", "Auditor Ltd 2026-11-05 nonce 7f3a",
+              "--key", "alice.key", "--yes", "-o", "alice-proof.psbt"], tmp_path, "alice")
+    assert (tmp_path / "alice-proof.psbt").stat().st_size > 0
