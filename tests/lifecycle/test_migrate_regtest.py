@@ -71,7 +71,7 @@ def world(tmp_path_factory):
         old = load_vault_file(coord / "old.json").vault
         for i, amount in enumerate(COINS):  # receive and change addresses of the old vault
             c.fund(old.address(i // 2) if i % 3 else old.change_address(i), [amount])
-    return {"root": root, "sites": sites, "coord": coord, "chain": chain}
+    return {"root": root, "sites": sites, "coord": coord, "chain": chain, "cosigners": cos}
 
 
 def sign(world, name: str, psbt: Path, *successors: Path, ok: bool = True):
@@ -109,6 +109,15 @@ def test_a_2_of_3_wsh_vault_migrates_every_coin_to_a_3_of_5_tr_successor(world):
     assert plan["total_in"] == sum(COINS)
     assert [b["successor_index"] for b in plan["batches"]] == list(range(len(plan["batches"])))
     assert json.loads((coord / "successor.json").read_text())["next_receive_index"] == len(plan["batches"])
+
+    # a look-alike: the successor's name, keys and script at another threshold; its address is PAY
+    run("vault", "create", "-m", 2, *(world["cosigners"][n]["tr"] for n in NEW), "--script", "tr", "-n", "regtest",
+        "--name", "reserve-2026", "-o", coord / "look-alike.json")
+    fake = json.loads(run("vault", "address", coord / "look-alike.json", "--json").output)[0]["address"]
+    run("psbt", "create", coord / "old.json", "--chain", chain, "--to", f"{fake}:max", "--fee-rate", 3,
+        "-o", coord / "look-alike.psbt")
+    shown, _ = sign(world, "alice", coord / "look-alike.psbt", world["sites"]["alice"] / "successor.json")
+    assert "PAY" in shown.output and "TO SUCCESSOR" not in shown.output
 
     started = json.loads(run("migrate", "start", coord / "old.json", coord / "successor.json",
                              coord / "rotation" / "migration.json", "--db", db, "--coordinator-key", key,
