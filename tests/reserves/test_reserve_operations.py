@@ -77,6 +77,11 @@ def cents(x: Fraction) -> str:
     return f"{'-' if n < 0 else ''}{abs(n) // 100}.{abs(n) % 100:02d}"
 
 
+def pct4(x: Fraction) -> str:
+    n = round(x * 10_000)
+    return f"{'-' if n < 0 else ''}{abs(n) // 10_000}.{abs(n) % 10_000:04d}"
+
+
 def sample_closes() -> "dict[tuple[str, str], Fraction]":
     """The shipped price sample, read with the csv module."""
     lines = [ln for ln in prices.sample_path().read_text().splitlines() if not ln.startswith("#")]
@@ -148,7 +153,7 @@ def test_a_reserve_is_funded_checked_proven_and_reported_over_five_days(tmp_path
     vaults = {v: load_vault_file(site / f"{v}.json").vault for v in ("treasury", "reserve")}
     (site / "valuation.json").write_text(json.dumps({
         "pairs": list(PAIRS),
-        "thresholds": {"BTC/USD": {"daily_fall_pct": "3", "value_below": "150000"}},
+        "thresholds": {"BTC/USD": {"daily_fall_pct": "3", "value_below": "200000"}},
     }))
 
     # -- five days: the world pays coins in, the finance team values the reserve each evening ------
@@ -246,7 +251,7 @@ def test_a_reserve_is_funded_checked_proven_and_reported_over_five_days(tmp_path
     report = json.loads((site / "report" / "reserves.json").read_text())
     closes = sample_closes()
     assert [d["date"] for d in report["days"]] == [d.isoformat() for d in DAYS]
-    previous_total = None
+    previous_total, peak, cumulative = None, {}, {pair: Fraction(0) for pair in PAIRS}
     for d, (height, tip, sats) in zip(report["days"], chain_state):
         total = sats["treasury"] + sats["reserve"]
         assert (d["height"], d["block_hash"], d["total_sats"]) == (height, tip, total)
@@ -261,13 +266,22 @@ def test_a_reserve_is_funded_checked_proven_and_reported_over_five_days(tmp_path
                 assert v["values"][pair] == cents(v["sats"] * close / 10**8)
             if previous_total is not None:  # market P&L: what was held yesterday, times the move
                 yesterday = closes[(pair, (dt.date.fromisoformat(d["date"]) - dt.timedelta(days=1)).isoformat())]
-                assert p["pnl"] == cents(previous_total * (close - yesterday) / 10**8)
+                pnl = previous_total * (close - yesterday) / 10**8
+                cumulative[pair] += pnl
+                assert p["pnl"] == cents(pnl) and p["cumulative_pnl"] == cents(cumulative[pair])
                 assert p["flows"] == cents((total - previous_total) * close / 10**8)
+            value = total * close / 10**8  # drawdown: below the highest value so far, in %
+            peak[pair] = max(peak.get(pair, value), value)
+            assert p["drawdown_pct"] == pct4((peak[pair] - value) / peak[pair] * 100)
         previous_total = total
     usd = [closes[("BTC/USD", d.isoformat())] for d in DAYS]
     falls = [d.isoformat() for i, d in enumerate(DAYS[1:], 1) if (usd[i] / usd[i - 1] - 1) * 100 < -3]
     assert falls == ["2026-11-07"]  # the sample's 3.8 % fall, and only it
-    assert [(f["date"], f["kind"]) for f in report["flags"] if f["kind"] == "daily-fall"] == [("2026-11-07", "daily-fall")]
+    below = [d.isoformat() for d, usd_close, (_, _, sats) in zip(DAYS, usd, chain_state)
+             if (sats["treasury"] + sats["reserve"]) * usd_close / 10**8 < 200_000]
+    assert below == ["2026-11-04"]  # 2 BTC on the first day, before the treasury grows
+    assert sorted((f["date"], f["pair"], f["kind"]) for f in report["flags"]) == sorted(
+        [(d, "BTC/USD", "daily-fall") for d in falls] + [(d, "BTC/USD", "value-below") for d in below])
     assert report["illustrative_prices"] is True and report["missing"] == {"days": [], "prices": []}
     # the health check and both proofs are in the report, compared with the recorded holdings
     (h,) = report["health_checks"]
@@ -292,8 +306,9 @@ def test_a_reserve_is_funded_checked_proven_and_reported_over_five_days(tmp_path
     for path, text in page.cells:
         expected = walk(report, path)
         assert text == ("\u2014" if expected is None else str(expected)), path
-    shown_paths = {path for path, _ in page.cells}
-    assert "health_checks.0.keyholders.1.days_waiting" in shown_paths and "proofs_of_reserves.0.proven_sats" in shown_paths
+    silent = [k["fingerprint"] for k in h["keyholders"]].index(fingerprints["bob"])
+    assert (f"health_checks.0.keyholders.{silent}.days_waiting", "3") in page.cells  # bob, 3 days
+    assert ("proofs_of_reserves.0.proven_sats", str(held["treasury"])) in page.cells
 
     # -- the audit log holds every step, signed and hash-chained ----------------------------------
     assert as_json("audit", "verify", "--db", db, cwd=site)["ok"] is True
