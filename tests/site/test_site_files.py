@@ -178,3 +178,17 @@ def test_the_folder_reads_with_limits_and_refuses_links(tmp_path):
     (folder.outbox / ".s1-5.msve.abc.tmp").write_text("x")  # a half-written file is never read
     (folder.outbox / "s1-5.msve").write_bytes(b"MSVE")
     assert [(p.name, s, n) for p, s, n in folder.outgoing()] == [("s1-5.msve", "s1", 5)]
+
+
+def test_two_syncs_never_both_take_one_envelope(tmp_path):
+    folder = SiteFolder.at(tmp_path, "00" * 16, create=True)
+    path = folder.outbox / "s1-5.msve"
+    path.write_bytes(b"MSVE")
+    first = folder.claim(path)
+    assert first == folder.processed / "s1-5.msve" and not path.exists()
+    assert folder.claim(path) is None  # the second sync finds it gone
+    path.write_bytes(b"MSVE again")  # the same name once more (a replay): filed beside, never over, the first
+    again = folder.claim(path)
+    assert again is not None and again != first and first.read_bytes() == b"MSVE"
+    folder.record_result(again, {"outcome": "refused"})
+    assert [r["outcome"] for r in folder.results()] == ["refused"]

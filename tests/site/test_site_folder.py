@@ -147,8 +147,10 @@ def test_a_replayed_envelope_is_refused_and_filed_with_its_reason(site_world, fo
     (replay,) = folder_ceremony["sync4"]["received"]
     assert replay["site"] == "alice-site" and replay["code"] == "envelope.replayed"
     alice = site_world.site("alice")
-    result = site_world.share / "sites" / alice.identity_id / "processed" / f"{replay['file']}.result.json"
-    assert json.loads(result.read_text())["code"] == "envelope.replayed"
+    processed = site_world.share / "sites" / alice.identity_id / "processed"
+    assert replay["processed"] != replay["file"]  # the first copy stays where it was filed
+    assert json.loads((processed / f"{replay['processed']}.result.json").read_text())["code"] == "envelope.replayed"
+    assert json.loads((processed / f"{replay['file']}.result.json").read_text())["outcome"] == "accepted"
     assert not list((site_world.share / "sites" / alice.identity_id / "outbox").iterdir())
 
 

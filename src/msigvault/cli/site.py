@@ -405,8 +405,9 @@ def site_folder_sync(db_url, identity_path, folder, chain_dir, passphrase_fd, as
         backend = RegtestBackend.open(chain_dir)
     co = Coordinator(Database.open(db_url), Identity(key.signing), backend=backend)
     report = sync_folder(co, key, folder)
-    lines = [f"{r['site']}: {r['file']}: {r['outcome']}" + (f" ({r['code']}: {r['message']})" if r["outcome"] ==
-             "refused" else f", session {r['status']}") for r in report.received]
+    lines = [f"{r['site']}: {r['file']}: {r['outcome']}" + (f", session {r['status']}" if "status" in r else
+                                                             f" ({r['code']}: {r['message']})")
+             for r in report.received]
     lines += [f"{r['site']}: request for session {r['session']} written" for r in report.requests]
     lines += [f"{r['site']}: session {r['session']} no longer pending: request removed" for r in report.removed]
     emit(as_json, report.to_dict(), "\n".join(lines) or "nothing to do")

@@ -3,7 +3,7 @@
     FOLDER/sites/<site identity id>/requests/<session>.msve   coordinator -> site: the newest sealed request
     FOLDER/sites/<site identity id>/requests/<session>.json   its context (vault, name, memo): advisory
     FOLDER/sites/<site identity id>/outbox/<session>-<sequence>.msve   site -> coordinator
-    FOLDER/sites/<site identity id>/processed/<same name>[.result.json]  after the coordinator's folder-sync
+    FOLDER/sites/<site identity id>/processed/<same name>[.result.json]  claimed by the coordinator's folder-sync
 
 Everything in the folder is untrusted: an envelope is authenticated when it is opened, and its
 context file only names what the laptop's signer checks anyway. Files are written atomically
@@ -112,14 +112,25 @@ class SiteFolder:
                 found.append((path, m.group(1), int(m.group(2))))
         return sorted(found, key=lambda t: (t[2], t[1]))
 
-    def file_away(self, path: Path, result: "dict[str, Any]") -> Path:
-        """Move a processed envelope out of the outbox, with what became of it beside it."""
+    def claim(self, path: Path) -> "Path | None":
+        """Take an envelope out of the outbox before reading it (one atomic rename into processed/): None if
+        another folder-sync took it first, so two syncs never both submit one file."""
         self.processed.mkdir(parents=True, exist_ok=True)
         target = self.processed / path.name
-        write_atomic(self.processed / f"{path.name}.result.json",
-                     json.dumps(result, separators=(",", ":")).encode() + b"\n")
-        os.replace(path, target)
+        if target.exists():
+            target = self.processed / f"{path.name}.again-{os.getpid()}-{len(os.listdir(self.processed))}"
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise FolderError(f"cannot move {path} into {self.processed}: {e.strerror or e}", path=path) from None
         return target
+
+    def record_result(self, claimed: Path, result: "dict[str, Any]") -> Path:
+        """What became of a claimed envelope, beside it: ``NAME.result.json``."""
+        return write_atomic(claimed.with_name(f"{claimed.name}.result.json"),
+                            json.dumps(result, separators=(",", ":")).encode() + b"\n")
 
     # -- the site's side ----------------------------------------------------------------------
 

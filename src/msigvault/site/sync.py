@@ -107,8 +107,12 @@ def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: Identity
     from ..coordinator.sessions import SubmissionResult
 
     result: "dict[str, Any]" = {"site": record.name, "file": path.name, "session": session, "sequence": sequence}
+    claimed = folder.claim(path)
+    if claimed is None:  # another folder-sync took it first
+        return {**result, "outcome": "taken", "code": None, "message": "taken in by another folder-sync"}
+    result["processed"] = claimed.name
     try:
-        data = read_limited(path, MAX_ENVELOPE)
+        data = read_limited(claimed, MAX_ENVELOPE)
         outcome = submit_envelope(coordinator, data, identity=identity, senders=[record], guard=guard)
     except MsigvaultError as e:
         result.update({"outcome": "refused", "code": type(e).code, "message": str(e)[:1000]})
@@ -119,7 +123,7 @@ def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: Identity
                            "status": s.status.value})
         else:
             result.update({"outcome": "recorded", "kind": "refusal", "status": outcome.status.value})
-    folder.file_away(path, result)
+    folder.record_result(claimed, result)
     return result
 
 
