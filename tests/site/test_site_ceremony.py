@@ -138,6 +138,16 @@ def test_pulling_again_after_the_ceremony_finds_nothing(site_world, server, cere
     assert again == {"requests": [], "unchanged": [], "refused": []}
 
 
+def test_pushing_again_is_safe(site_world, server, ceremony):
+    """After a lost connection the site pushes the same answer again: a fresh envelope, the same PSBT, answered
+    as the first time and counted once."""
+    sid, alice = ceremony["sid"], site_world.site("alice")
+    again = cli_json("site", "push", f"requests/{sid}.request", "--response", f"{sid}.response",
+                     *alice.online_args(site_world, server.url), cwd=alice.online)
+    assert again["outcome"] == "accepted" and again["sequence"] > ceremony["alice-push"]["sequence"]
+    assert len(again["session"]["signed"]) == 2 and again["psbt_sha256"] == ceremony["alice-push"]["psbt_sha256"]
+
+
 def test_a_laptop_refuses_to_sign_another_cosigners_request(site_world, ceremony):
     """Bob's request carried to alice's laptop: site sign refuses it before showing or signing anything."""
     sid = ceremony["sid"]
