@@ -16,7 +16,7 @@ from msigvault.site.folder import SiteFolder, read_limited
 from msigvault.site.online import next_sequence, pull_from_folder, seal_response
 from msigvault.site.request import MAX_FILE, SiteRequest, SiteResponse
 from msigvault.testing.keyholders import TestKeyholder
-from msigvault.testing.samples import example_psbt, example_vault
+from msigvault.testing.samples import example_psbt
 
 ALICE = TestKeyholder.from_label("alice")
 
