@@ -260,3 +260,29 @@ def test_a_plan_whose_psbt_changed_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(MigrationFileError, match="successor's receive address"):
         load_plan(path, OLD, SUCC)
+
+
+def test_an_interrupted_start_is_completed_with_the_same_id_and_a_plan_starts_once(tmp_path):
+    from msigvault.coordinator.audit import Identity
+    from msigvault.coordinator.db import Database
+    from msigvault.lifecycle.migrate import migration_status, start_migration
+
+    utxos = fake_utxos(OLD.vault, [60_000 + i for i in range(20)])
+    path = write_plan(plan_migration(OLD, SUCC, utxos, fee_rate=2, max_weight=6_000, fee_limits=None), tmp_path / "r")
+    loaded = load_plan(path, OLD, SUCC)
+    assert len(loaded.psbts) >= 2
+    co_db = Database.open(f"sqlite:///{tmp_path / 'co.sqlite'}")
+    from msigvault.coordinator.sessions import Coordinator
+
+    co = Coordinator(co_db, Identity.load_or_create(tmp_path / "co.key"))
+    co.new_session(OLD, loaded.psbts[0], session_id="mig-test-001")  # the start was interrupted here
+    status = start_migration(co, loaded, OLD, SUCC, migration_id="mig-test")
+    assert [b.session_id for b in status.batches] == [f"mig-test-{i:03d}" for i in range(1, len(loaded.psbts) + 1)]
+    assert status.status == "in-progress" and migration_status(co, "mig-test").old_vault_coins is None
+    with pytest.raises(MigrationError, match="started already as migration mig-test"):
+        start_migration(co, loaded, OLD, SUCC, migration_id="mig-other")
+    with pytest.raises(MigrationError, match="no migration"):
+        migration_status(co, "mig-none")
+    entries = [e for e in co.audit_entries() if e["event"] == "migration.started"]
+    assert len(entries) == 1 and entries[0]["data"]["successor"]["policy_id"] == SUCC.vault.policy_id
+    assert co.verify_log().count == len(co.audit_entries())

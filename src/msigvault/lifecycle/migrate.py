@@ -382,9 +382,11 @@ def start_migration(co: "Coordinator", plan: LoadedPlan, old: VaultFile, success
     rows = []
     for b, psbt in zip(batches, plan.psbts):
         sid = f"{mid}-{b['batch']:03d}"
-        s = co.new_session(old.vault.policy_id, psbt, session_id=sid, proposed_by=proposed_by,
-                           memo=f"migration {mid} batch {b['batch']} of {len(batches)}: every coin to successor vault "
-                                f"{successor.name} (policy id {successor.vault.policy_id})")
+        s = _existing_session(co, sid, psbt)  # a start interrupted after this batch's session: reused
+        if s is None:
+            s = co.new_session(old.vault.policy_id, psbt, session_id=sid, proposed_by=proposed_by,
+                               memo=f"migration {mid} batch {b['batch']} of {len(batches)}: every coin to successor "
+                                    f"vault {successor.name} (policy id {successor.vault.policy_id})")
         rows.append({"migration_id": mid, "batch": b["batch"], "session_id": s.id, "txid": s.txid,
                      "amount_out": b["amount_out"], "status": "open"})
 
@@ -404,6 +406,19 @@ def start_migration(co: "Coordinator", plan: LoadedPlan, old: VaultFile, success
                      "amount_out": b["amount_out"], "fee": b["fee"], "successor_index": b["successor_index"],
                      "address": b["address"]} for b, r in zip(batches, rows)]}, write=write)
     return migration_status(co, mid)
+
+
+def _existing_session(co: "Coordinator", sid: str, psbt: "Psbt") -> Any:
+    """The session ``sid`` if it exists for exactly ``psbt``; MigrationError if it is another's."""
+    from ..coordinator.errors import SessionNotFound
+
+    try:
+        s = co.get(sid)
+    except SessionNotFound:
+        return None
+    if s.id != sid or s.psbt_sha256 != _sha(psbt.serialize()):
+        raise MigrationError(f"session {sid} exists already for another PSBT: give another --id")
+    return s
 
 
 def migration_status(co: "Coordinator", migration_id: str, *,
