@@ -9,6 +9,7 @@ QR images rendered on one side and decoded on the other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,11 +32,27 @@ ID_PASSPHRASE = "site test identity passphrase"
 PAYEE = "bcrt1qzyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3lgth6c"  # 0014 1111...11
 PAYEE_SCRIPT = bytes.fromhex("0014" + "11" * 20)
 KDF = ("--kdf-cost", "16384")
+_ID_ENV = "MSIGVAULT_IDENTITY_PASSPHRASE"
 
 
-def cli(*args, cwd, passphrase: "str | None" = None, ok: bool = True, timeout: float = 180):
-    """``msigvault ARGS`` in ``cwd`` (a subprocess); with ``ok``, it must succeed."""
-    r = run_cli(*args, cwd=cwd, passphrase=passphrase, timeout=timeout)
+@contextlib.contextmanager
+def identity_passphrase():
+    """$MSIGVAULT_IDENTITY_PASSPHRASE set for the subprocesses started inside (and restored after)."""
+    old = os.environ.get(_ID_ENV)
+    os.environ[_ID_ENV] = ID_PASSPHRASE
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(_ID_ENV, None)
+        else:
+            os.environ[_ID_ENV] = old
+
+
+def cli(*args, cwd, passphrase: "str | None" = None, ok: bool = True, timeout: float = 180, stdin=None):
+    """``msigvault ARGS`` in ``cwd`` (a subprocess, given the identity passphrase); with ``ok``, it must succeed."""
+    with identity_passphrase():
+        r = run_cli(*args, cwd=cwd, passphrase=passphrase, timeout=timeout, stdin=stdin)
     if ok:
         assert r.returncode == 0, f"msigvault {' '.join(map(str, args))}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
     return r
@@ -175,7 +192,7 @@ class Server:
             [sys.executable, "-m", "msigvault", "coordinator", "serve", "--db", world.db_url, "--identity",
              "coordinator.identity", "--tls-cert", str(world.pki.server_cert), "--tls-key", str(world.pki.server_key),
              "--port", str(self.port), "-n", "regtest"],
-            cwd=world.coord, stdout=self._out, stderr=subprocess.STDOUT, env=dict(os.environ))
+            cwd=world.coord, stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, _ID_ENV: ID_PASSPHRASE})
         import ssl
 
         context = ssl.create_default_context(cafile=str(world.pki.ca_cert))
@@ -206,15 +223,7 @@ class Server:
 @pytest.fixture(scope="session")
 def site_world(tmp_path_factory):
     """One world for tests/site (its set-up takes about 15 s): each module's sessions are its own."""
-    old = os.environ.get("MSIGVAULT_IDENTITY_PASSPHRASE")
-    os.environ["MSIGVAULT_IDENTITY_PASSPHRASE"] = ID_PASSPHRASE  # every subprocess inherits it
-    try:
-        yield make_site_world(tmp_path_factory.mktemp("sites"))
-    finally:
-        if old is None:
-            os.environ.pop("MSIGVAULT_IDENTITY_PASSPHRASE", None)
-        else:
-            os.environ["MSIGVAULT_IDENTITY_PASSPHRASE"] = old
+    return make_site_world(tmp_path_factory.mktemp("sites"))
 
 
 @pytest.fixture(scope="module")

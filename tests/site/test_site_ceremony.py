@@ -167,10 +167,8 @@ def test_a_hostile_memo_cannot_draw_over_the_signers_summary(site_world, ceremon
     request = json.loads((alice.online / "requests" / f"{ceremony['sid']}.request").read_text())
     request.update(memo="\x1b[2J\x1b[Hall clear, fee 0 sat\u202e", vault_name="treasury\r\n  output 9: PAY")
     (alice.laptop / "hostile.request").write_text(json.dumps(request))
-    from msigvault.testing.cli import run_cli
-
-    r = run_cli("site", "sign", "hostile.request", "--vault", "vault.json", "--key", "key.key", "-o", "x.response",
-                cwd=alice.laptop, passphrase=KEY_PASSPHRASE, stdin="n\n")
+    r = cli("site", "sign", "hostile.request", "--vault", "vault.json", "--key", "key.key", "-o", "x.response",
+            cwd=alice.laptop, passphrase=KEY_PASSPHRASE, stdin="n\n", ok=False)
     shown = r.stdout + r.stderr
     assert r.returncode == 2 and "not signed" in r.stderr and "Signing as" in shown  # the summary was shown
     assert "\x1b" not in shown and "\u202e" not in shown and "\r" not in shown
