@@ -237,3 +237,13 @@ def test_vault_file_carries_recovery_paths_and_registrations(tmp_path, script):
     # an old file (no recovery field, plain vault) still loads
     old = VaultFile(plain, "old").save(tmp_path / "old.json")
     assert "recovery" not in json.loads(old.read_text()) and load_vault_file(old).vault == plain
+
+
+def test_other_wallets_formats_refuse_recovery_vaults():
+    from msigvault.formats import FormatError, export_vault
+
+    v = year_vault()
+    assert export_vault(v, "descriptor").startswith("wsh(or_d(")
+    for fmt in ("coldcard", "caravan", "bip388", "specter", "electrum", "bsms"):
+        with pytest.raises(FormatError, match="recovery paths"):
+            export_vault(v, fmt)

@@ -81,6 +81,9 @@ def export_vault(vault: Vault, fmt: str, *, name: str = "msigvault", **options) 
     if not isinstance(vault, Vault):
         raise FormatError("export_vault needs a Vault")
     module = _MODULES[_check_fmt(fmt)]
+    if vault.recovery and fmt != "descriptor":  # docs/recovery.md: only a descriptor holds recovery paths
+        raise FormatError(f"{fmt}: this vault has timelocked recovery paths, which a {fmt} file cannot express "
+                          "(it would describe a plain multisig of other keys): export it as a descriptor")
     try:
         inspect.signature(module.export).bind(vault, name=name, **options)
     except TypeError:

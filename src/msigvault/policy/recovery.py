@@ -121,8 +121,8 @@ class Timelock:
         if self.is_relative:
             units = self.value & SEQUENCE_MASK
             if self.is_time:
-                return f"{units * 512:,} seconds after the coin confirmed (about {units * 512 / 86400:.0f} days)"
-            return f"{units:,} blocks after the coin confirmed (about {units / BLOCKS_PER_DAY:.0f} days)"
+                return f"{units * 512:,} seconds after the coin confirmed ({_about(units * 512 / 86400)})"
+            return f"{units:,} blocks after the coin confirmed ({_about(units / BLOCKS_PER_DAY)})"
         if self.is_time:
             return f"from unix time {self.value:,}"
         return f"from block height {self.value:,}"
@@ -135,6 +135,10 @@ class Timelock:
 
     def to_dict(self) -> "dict[str, Any]":
         return {"kind": self.kind.value, "value": self.value, "text": self.describe()}
+
+
+def _about(days: float) -> str:
+    return f"about {days:.0f} days" if days >= 2 else f"about {days * 24:.0f} hours"
 
 
 @dataclass(frozen=True)

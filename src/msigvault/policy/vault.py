@@ -24,6 +24,7 @@ from ..keys.paths import HARDENED, coin_type_problem, separation_problem
 from ..network import Network
 from ..scripttypes import ScriptType, ScriptTypeLike
 from ..script import (
+    compact_size,
     multi_a_script,
     multisig_script,
     p2sh_script_pubkey,
@@ -112,10 +113,39 @@ class DerivedScript:
         return self.merkle_root if self.leaves else self.leaf_hash
 
     def leaf_hashes_of(self, pos: int) -> "tuple[bytes, ...]":
-        """Leaf hashes of the leaves holding ``pubkeys[pos]`` (tr)."""
+        """Leaf hashes of the leaves holding ``pubkeys[pos]`` (tr), in tree order."""
         if not self.leaves:
             return (self.leaf_hash,) if self.leaf_hash is not None else ()
         return tuple(leaf.leaf_hash for leaf in self.leaves if pos in leaf.keys)
+
+    def tap_leaf_hashes(self, xonly: bytes) -> "tuple[bytes, ...]":
+        """Leaf hashes of the leaves holding x-only key ``xonly`` (tr; () for another key)."""
+        table: "dict[bytes, tuple[bytes, ...]] | None" = self.__dict__.get("_tap_leaf_hashes")
+        if table is None:  # built once per derived script (the vault keeps those)
+            table = {pk[1:]: self.leaf_hashes_of(pos) for pos, pk in enumerate(self.pubkeys)}
+            self.__dict__["_tap_leaf_hashes"] = table
+        return table.get(bytes(xonly), ())
+
+    @property
+    def tap_leaf_entries(self) -> "frozenset[tuple[bytes, bytes]]":
+        """(control block, leaf script + leaf version) of every leaf: PSBT_IN_TAP_LEAF_SCRIPT's records."""
+        if not self.leaves:
+            if self.leaf_script is None or self.control_block is None:
+                return frozenset()
+            return frozenset({(self.control_block, self.leaf_script + b"\xc0")})
+        return frozenset((leaf.control_block, leaf.script + b"\xc0") for leaf in self.leaves)
+
+    @property
+    def tap_tree(self) -> Optional[bytes]:
+        """BIP371 PSBT_OUT_TAP_TREE: (depth, leaf version, script) per leaf, in tree order."""
+        if self.leaf_script is None:
+            return None
+        if not self.leaves:
+            depths = [(0, self.leaf_script)]
+        else:
+            last = len(self.leaves) - 1
+            depths = [(min(i + 1, last), leaf.script) for i, leaf in enumerate(self.leaves)]
+        return b"".join(bytes([depth, 0xC0]) + compact_size(len(script)) + script for depth, script in depths)
 
     @property
     def address(self) -> str:

@@ -19,7 +19,7 @@ from .common import (classify_output, has_vault_template, have, resolve_input, s
 from .psbt import Psbt
 from .satisfaction import has_final, resolve_vault_input, verify_final
 from .sighash import SighashCache, TxOut
-from .weight import input_weight, tx_weight, vsize
+from .weight import tx_weight, vsize
 
 
 class _Problem(MsigvaultError):
@@ -90,6 +90,10 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
             problems.append(f"input {i}: invalid signature(s) from {', '.join(invalid)}")
         missing = [c.fingerprint.hex() for c in vault.cosigners if c.fingerprint.hex() not in signed]
         needed = 0 if final else max(0, vault.m - len(signed))
+        if vault.recovery and (spent_all is not None or vault.script != "tr"):  # per path (docs/recovery.md)
+            from .paths import analyze_input
+
+            needed, entry["paths"] = analyze_input(vault, d, m, i, cache, spent.amount, tx)
         signer_sets.append(set(signed))
         entry.update(amount=spent.amount, vault_index=[d.branch, d.index], signed_by=signed,
                      missing=missing, signatures_needed=needed)
@@ -100,7 +104,10 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
         if problem:
             problems.append(problem)
         outputs.append({**asdict(line), "suspicious": bool(problem)})
-    size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * psbt.input_count,
+    from .paths import input_weight as path_input_weight, open_paths
+
+    opened = open_paths(vault, tx) if vault.recovery else ()
+    size = vsize(tx_weight([path_input_weight(vault, opened[-1] if opened else None)] * psbt.input_count,
                            [len(o.script_pubkey) for o in tx.outputs]))
     fee = None
     if spent_all is not None:
@@ -133,4 +140,5 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
                                  if c.fingerprint.hex() not in complete_signers),
         "next_role": next_role,
         "problems": problems,
+        **({"open_paths": [p.to_dict() for p in opened]} if vault.recovery else {}),
     }

@@ -281,8 +281,8 @@ def rebuilds(vault: Vault, derived: DerivedScript, derivations: "Sequence[Deriva
             return f"it lists key {d.pubkey.hex()[:16]}... which is not a vault key at that index"
         if want[d.pubkey] != (d.fingerprint, tuple(d.path)):
             return f"key {d.pubkey.hex()[:16]}... is listed with a derivation path that is not the vault's"
-        if is_tr and d.leaf_hashes != (derived.leaf_hash,):
-            return f"key {d.pubkey.hex()[:16]}... is listed with leaf hashes that are not the vault's one leaf"
+        if is_tr and d.leaf_hashes != derived.tap_leaf_hashes(d.pubkey):  # the leaves holding it (recovery paths)
+            return f"key {d.pubkey.hex()[:16]}... is listed with leaf hashes that are not the vault's leaves of that key"
         seen.add(d.pubkey)
     if seen and len(seen) != len(want):
         return f"it lists {len(seen)} of the vault's {len(want)} keys"
@@ -290,8 +290,7 @@ def rebuilds(vault: Vault, derived: DerivedScript, derivations: "Sequence[Deriva
 
 
 def _tap_tree_of(d: DerivedScript) -> bytes:
-    leaf = have(d.leaf_script)
-    return bytes([0, 0xC0]) + compact_size(len(leaf)) + leaf
+    return have(d.tap_tree)  # one leaf at depth 0, or the primary and recovery leaves
 
 
 def metadata_problem(m: PsbtMap, d: DerivedScript, *, is_input: bool) -> Optional[str]:
@@ -304,7 +303,7 @@ def metadata_problem(m: PsbtMap, d: DerivedScript, *, is_input: bool) -> Optiona
     if is_input:
         fields = {F.PSBT_IN_REDEEM_SCRIPT: d.redeem_script, F.PSBT_IN_WITNESS_SCRIPT: d.witness_script,
                   F.PSBT_IN_TAP_INTERNAL_KEY: NUMS_H if d.leaf_script else None,
-                  F.PSBT_IN_TAP_MERKLE_ROOT: d.leaf_hash}
+                  F.PSBT_IN_TAP_MERKLE_ROOT: d.tap_merkle_root}
     else:
         fields = {F.PSBT_OUT_REDEEM_SCRIPT: d.redeem_script, F.PSBT_OUT_WITNESS_SCRIPT: d.witness_script,
                   F.PSBT_OUT_TAP_INTERNAL_KEY: NUMS_H if d.leaf_script else None,
@@ -316,7 +315,7 @@ def metadata_problem(m: PsbtMap, d: DerivedScript, *, is_input: bool) -> Optiona
             return f"its {names.get(t, hex(t))} is not the vault's script data there"
     if is_input:
         for control, value in m.items_of_type(F.PSBT_IN_TAP_LEAF_SCRIPT):
-            if d.leaf_script is None or bytes(control) != d.control_block or bytes(value) != d.leaf_script + b"\xc0":
+            if (bytes(control), bytes(value)) not in d.tap_leaf_entries:
                 return "its taproot leaf script is not the vault's"
     return None
 
@@ -537,6 +536,10 @@ def signature_state(m: PsbtMap, d: DerivedScript, pk: bytes, i: int, cache: "Sig
     """
     from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT
 
+    if d.leaves:  # tr with recovery leaves: the key's record for every leaf it is on
+        from .paths import leaf_signature_state
+
+        return leaf_signature_state(m, d, pk, i, cache)
     if d.script_type == "tr":
         value = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + have(d.leaf_hash))
         if value is None:
@@ -566,12 +569,11 @@ def signature_state(m: PsbtMap, d: DerivedScript, pk: bytes, i: int, cache: "Sig
 def foreign_signature_keys(m: PsbtMap, d: DerivedScript) -> "list[bytes]":
     """Keys of signatures in input map ``m`` that are not vault keys (for taproot: or not the vault leaf)."""
     vault_keys = set(d.pubkeys)
-    vault_xonly = {pk[1:] for pk in d.pubkeys}
     bad = []
     for keydata, _ in m.items_of_type(F.PSBT_IN_PARTIAL_SIG):
         if bytes(keydata) not in vault_keys or d.script_type == "tr":
             bad.append(bytes(keydata))
     for keydata, _ in m.items_of_type(F.PSBT_IN_TAP_SCRIPT_SIG):
-        if d.script_type != "tr" or bytes(keydata[:32]) not in vault_xonly or bytes(keydata[32:]) != d.leaf_hash:
+        if d.script_type != "tr" or bytes(keydata[32:]) not in d.tap_leaf_hashes(bytes(keydata[:32])):
             bad.append(bytes(keydata))
     return bad

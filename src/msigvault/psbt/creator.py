@@ -21,7 +21,8 @@ from .coinselect import fee_for, select_coins
 from .psbt import Psbt
 from .signer import SignerPolicy, fee_problem
 from .updater import add_global_xpubs, update_input, update_output
-from .weight import input_weight, output_weight, tx_weight, vsize
+from .paths import SpendPath, input_weight as path_input_weight, select_path, spend_fields
+from .weight import output_weight, tx_weight, vsize
 
 SEQUENCE_RBF = 0xFFFFFFFD
 LOCKTIME_THRESHOLD = 500_000_000  # nLockTime below this is a block height, above it a time
@@ -34,21 +35,25 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
                 fee_rate: float, change_index: int, rbf: bool = True, locktime: "int | None" = None,
                 current_height: "int | None" = None, version: int = 0,
                 max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT,
-                fee_limits: "SignerPolicy | None" = SignerPolicy()) -> Psbt:
+                fee_limits: "SignerPolicy | None" = SignerPolicy(), path: "str | int | None" = None) -> Psbt:
     """A new PSBT paying ``outputs`` ([(address or scriptPubKey, sats)]) from ``utxos``.
 
     ``locktime`` defaults to ``current_height`` when given (anti-fee-sniping, as Bitcoin Core
     does), else 0. The final transaction's weight may not exceed ``max_weight`` (the standard
     400,000 WU; ``None`` lifts it). The fee must pass ``fee_limits``, by default the signer's own
     default limits (so no keyholder is asked to sign what their signer would refuse); ``None``
-    lifts them. To spend everything, use :func:`create_sweep`.
+    lifts them. To spend everything, use :func:`create_sweep`. ``path``: for a vault with
+    recovery paths, ``"recovery"`` (or ``"recovery N"``) spends by that path once its lock has
+    passed: every input's nSequence (``older``) or the nLockTime (``after``) is set to meet it,
+    and fees are estimated for its witness; the default, the primary path, sets neither.
     """
     _check_args(vault, fee_rate=fee_rate, rbf=rbf, locktime=locktime, current_height=current_height,
                 version=version, max_weight=max_weight, fee_limits=fee_limits)
     _check_index(change_index, "change_index")
+    spend = select_path(vault, path)
     payments = _payments(vault, outputs)
     _check_utxos(vault, utxos)
-    in_nonwit, in_wit = input_weight(vault.script, vault.m, vault.n)
+    in_nonwit, in_wit = path_input_weight(vault, spend)
     change_script = vault.derive_branch(CHANGE, change_index).script_pubkey
     per_input = 4 * in_nonwit + in_wit
     # everything but the inputs, with the input-count prefix sized for all candidates (an upper bound)
@@ -74,29 +79,31 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
     if total_in - sum(a for _, a in out_list) < fee_for(weight, fee_rate):
         raise CoinSelectionError("internal: the selected coins do not cover the fee")  # pragma: no cover
     _check_weight(weight, max_weight, len(chosen))
-    _check_fee(vault, chosen, out_list, change_pos, fee_limits)
-    return _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version)
+    _check_fee(vault, chosen, out_list, change_pos, fee_limits, spend)
+    return _build(vault, chosen, out_list, change_pos, change_index, rbf, locktime, current_height, version, spend)
 
 
 def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, *, fee_rate: float,
                  rbf: bool = True, locktime: "int | None" = None, current_height: "int | None" = None,
                  version: int = 0, max_weight: "int | None" = MAX_STANDARD_TX_WEIGHT,
-                 fee_limits: "SignerPolicy | None" = SignerPolicy()) -> Psbt:
-    """Spend every UTXO to one destination, everything but the fee (within ``fee_limits``)."""
+                 fee_limits: "SignerPolicy | None" = SignerPolicy(), path: "str | int | None" = None) -> Psbt:
+    """Spend every UTXO to one destination, everything but the fee (within ``fee_limits``);
+    ``path`` as in :func:`create_psbt`."""
     _check_args(vault, fee_rate=fee_rate, rbf=rbf, locktime=locktime, current_height=current_height,
                 version=version, max_weight=max_weight, fee_limits=fee_limits)
     if not utxos:
         raise CoinSelectionError("there is nothing to sweep: no UTXOs given")
+    spend = select_path(vault, path)
     _check_utxos(vault, utxos)
     script = _destination_script(vault, destination)
-    weight = tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(utxos), [len(script)])
+    weight = tx_weight([path_input_weight(vault, spend)] * len(utxos), [len(script)])
     _check_weight(weight, max_weight, len(utxos))
     amount = sum(u.amount for u in utxos) - fee_for(weight, fee_rate)
     if amount <= 0 or is_dust(amount, script):
         raise CoinSelectionError(f"after a fee of {fee_for(weight, fee_rate)} sats nothing worth sending is left")
     chosen = sorted(utxos, key=lambda u: (u.txid, u.vout))
-    _check_fee(vault, chosen, [(script, amount)], None, fee_limits)
-    return _build(vault, chosen, [(script, amount)], None, None, rbf, locktime, current_height, version)
+    _check_fee(vault, chosen, [(script, amount)], None, fee_limits, spend)
+    return _build(vault, chosen, [(script, amount)], None, None, rbf, locktime, current_height, version, spend)
 
 
 def _check_args(vault: Vault, *, fee_rate: float, rbf: bool, locktime: "int | None",
@@ -135,13 +142,13 @@ def _check_index(index: object, argument: str) -> None:
 
 
 def _check_fee(vault: Vault, chosen: "Sequence[Utxo]", out_list: "list[tuple[bytes, int]]", change_pos: "int | None",
-               limits: "SignerPolicy | None") -> None:
+               limits: "SignerPolicy | None", spend: "SpendPath | None" = None) -> None:
     """The signer's fee rule, applied by the coordinator before anyone is asked to sign."""
     if limits is None:
         return
     total_in = sum(u.amount for u in chosen)
     fee = total_in - sum(a for _, a in out_list)
-    size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(chosen),
+    size = vsize(tx_weight([path_input_weight(vault, spend)] * len(chosen),
                            [len(s) for s, _ in out_list]))
     sent = sum(a for o, (_, a) in enumerate(out_list) if o != change_pos)
     problem = fee_problem(limits, fee=fee, rate=fee / size, sent=sent, input_total=total_in,
@@ -153,10 +160,12 @@ def _check_fee(vault: Vault, chosen: "Sequence[Utxo]", out_list: "list[tuple[byt
 
 def _build(vault: Vault, chosen: "Sequence[Utxo]", out_list: "list[tuple[bytes, int]]", change_pos: "int | None",
            change_index: "int | None", rbf: bool, locktime: "int | None", current_height: "int | None",
-           version: int) -> Psbt:
+           version: int, spend: "SpendPath | None" = None) -> Psbt:
     if locktime is None:
         locktime = current_height if current_height is not None else 0
     sequence = SEQUENCE_RBF if rbf else SEQUENCE_LOCKTIME_NO_RBF
+    if spend is not None:  # a recovery path's lock (the primary path leaves both as they are)
+        sequence, locktime = spend_fields(vault, spend, sequence=sequence, locktime=locktime)
     vin = [(bytes.fromhex(u.txid)[::-1], u.vout, sequence) for u in chosen]
     vout = [(amount, script) for script, amount in out_list]
     psbt = Psbt.from_unsigned_tx(F.serialize_tx(2, vin, vout, locktime))

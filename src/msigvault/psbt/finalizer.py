@@ -33,6 +33,10 @@ _KEEP = {
 @scoped
 def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     """A copy of ``psbt`` with every input finalized; FinalizeError if any lacks signatures."""
+    if vault.recovery:  # miniscript satisfaction of the vault's paths (docs/recovery.md)
+        from .paths import finalize as finalize_paths
+
+        return finalize_paths(psbt, vault)
     out = psbt.copy()
     tx = unsigned_tx(out)
     resolved = [resolve_vault_input(out, i, vault, FinalizeError) for i in range(out.input_count)]

@@ -115,6 +115,10 @@ def verify_final(m: PsbtMap, d: DerivedScript, vault: Vault, i: int, cache: Sigh
                  error: "type[MsigvaultError]", where: str) -> Final:
     """The canonical final fields of input map ``m``, verified as exactly ``vault.m`` valid
     signatures of the vault script ``d``; else ``error`` with a message starting ``where``."""
+    if vault.recovery:  # exactly one of the vault's paths, as its Finalizer builds it (docs/recovery.md)
+        from .paths import verify_final as verify_paths_final
+
+        return verify_paths_final(m, d, vault, i, cache, amount, error, where)
     script_sig = _field(m, F.PSBT_IN_FINAL_SCRIPTSIG)
     witness = _field(m, F.PSBT_IN_FINAL_SCRIPTWITNESS)
     try:

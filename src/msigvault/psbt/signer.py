@@ -41,7 +41,8 @@ from .common import (
 from .psbt import Psbt
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut
 from .successor import SuccessorOutput, check_successor_roots, successor_outputs, usable_successors
-from .weight import input_weight, tx_weight, vsize
+from .paths import SpendPath, input_weight as path_input_weight, signer_paths
+from .weight import tx_weight, vsize
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class SigningSummary:
     proof: "ProofOfControl | None" = None  # set when the PSBT is exactly a BIP322 proof (no coins move)
     #: payments recognised as going to a successor vault registered on this laptop (docs/rotation.md)
     successors: "tuple[SuccessorOutput, ...]" = field(default=())
+    #: a vault with recovery paths: the paths this transaction's locks open, primary first (docs/recovery.md)
+    spend_paths: "tuple[SpendPath, ...]" = field(default=())
 
     @property
     def payments(self) -> "list[OutputLine]":
@@ -140,6 +143,9 @@ class SigningSummary:
                 where = f" ({'change' if o.kind == 'change' else 'receive'} index {o.vault_index})"
             lines.append(f"  output {o.index}: {label:<22} {format_amount(o.amount):>36}  {o.address}{where}")
         lines.append(f"  fee: {format_amount(self.fee)} = {self.fee_rate:.2f} sat/vB for about {self.vsize} vB")
+        for p in self.spend_paths:
+            mine = " (your key)" if self.fingerprint in p.fingerprints else ""
+            lines.append(f"  path open to this transaction: {p.describe()}{mine}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -233,7 +239,8 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     fee = input_total - output_total
     if fee < 0:
         raise SignerRefusal(f"the outputs ({output_total} sats) exceed the inputs ({input_total} sats)")
-    size = vsize(tx_weight([input_weight(vault.script, vault.m, vault.n)] * len(inputs),
+    opened = signer_paths(vault, unsigned_tx(psbt), fingerprint) if vault.recovery else ()  # docs/recovery.md
+    size = vsize(tx_weight([path_input_weight(vault, opened[-1] if opened else None)] * len(inputs),
                            [len(psbt.script(o)) for o in range(psbt.output_count)]))
     rate = fee / size
     returned = sum(o.amount for o in outputs if o.is_vault)
@@ -260,7 +267,8 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
                              notes=tuple(notes), policy_id=vault.policy_id,
                              vault_name=registered.name if registered is not None else None, proof=proof,
-                             successors=successor_outputs(psbt, outputs, usable) if proof is None else ())
+                             successors=successor_outputs(psbt, outputs, usable) if proof is None else (),
+                             spend_paths=opened)
     return summary, inputs
 
 
@@ -395,7 +403,7 @@ class SigningRequest:
         for i, x in enumerate(self.inputs):  # no record of this key on some input: not signed, nothing to verify
             d = x.derived
             pk = d.pubkeys[d.signers.index(pos)]
-            t, keydata = (F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + have(d.leaf_hash)) if plain.script == "tr" \
+            t, keydata = (F.PSBT_IN_TAP_SCRIPT_SIG, pk[1:] + d.tap_leaf_hashes(pk[1:])[0]) if plain.script == "tr" \
                 else (F.PSBT_IN_PARTIAL_SIG, pk)
             if self.psbt.inputs[i].get(t, keydata) is None:
                 return False
@@ -437,14 +445,14 @@ class SigningRequest:
             secret = branches[d.branch].secret(d.index)
             pub = d.pubkeys[d.signers.index(me_pos)]
             if is_tr:
-                msg = cache.taproot(i, x.sighash, leaf_hash=have(d.leaf_hash))
-                key = pub[1:] + have(d.leaf_hash)
-                existing = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, key)
-                if existing is not None and schnorr_verify(pub[1:], existing[:64], msg):
-                    signed += 1
-                    continue
-                sig = schnorr_sign(secret, msg)
-                m.set(F.PSBT_IN_TAP_SCRIPT_SIG, key, sig if x.sighash == SIGHASH_DEFAULT else sig + bytes([x.sighash]))
+                for leaf_hash in d.tap_leaf_hashes(pub[1:]):  # one leaf, or each leaf of this key (recovery paths)
+                    msg = cache.taproot(i, x.sighash, leaf_hash=leaf_hash)
+                    key = pub[1:] + leaf_hash
+                    existing = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, key)
+                    if existing is not None and schnorr_verify(pub[1:], existing[:64], msg):
+                        continue
+                    sig = schnorr_sign(secret, msg)
+                    m.set(F.PSBT_IN_TAP_SCRIPT_SIG, key, sig if x.sighash == SIGHASH_DEFAULT else sig + bytes([x.sighash]))
             else:
                 if d.script_type == "sh":
                     msg = cache.legacy(i, have(d.redeem_script), x.sighash)

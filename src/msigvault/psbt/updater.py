@@ -97,6 +97,9 @@ def _add_script_data(m: PsbtMap, vault: Vault, d: DerivedScript, *, is_input: bo
 
 
 def _add_taproot_data(m: PsbtMap, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+    if d.leaves:
+        _add_taproot_leaves(m, vault, d, is_input=is_input)
+        return
     leaf_hash, leaf_script = have(d.leaf_hash), have(d.leaf_script)
     origins = {}
     for pk, c in _derivations(vault, d):
@@ -112,3 +115,23 @@ def _add_taproot_data(m: PsbtMap, vault: Vault, d: DerivedScript, *, is_input: b
         m.set(F.PSBT_OUT_TAP_TREE, b"", bytes([0, 0xC0]) + compact_size(len(leaf_script)) + leaf_script)
         for xonly in sorted(origins):
             m.set(F.PSBT_OUT_TAP_BIP32_DERIVATION, xonly, origins[xonly])
+
+
+def _add_taproot_leaves(m: PsbtMap, vault: Vault, d: DerivedScript, *, is_input: bool) -> None:
+    """A tr vault with recovery paths: every leaf, and each key with the leaves it is on."""
+    origins = {}
+    for pos, c in _derivations(vault, d):
+        hashes = d.tap_leaf_hashes(pos[1:])
+        origins[pos[1:]] = (compact_size(len(hashes)) + b"".join(hashes)
+                            + encode_origin(c.fingerprint, c.path + (d.branch, d.index)))
+    internal, tree, bip32 = ((F.PSBT_IN_TAP_INTERNAL_KEY, None, F.PSBT_IN_TAP_BIP32_DERIVATION) if is_input
+                             else (F.PSBT_OUT_TAP_INTERNAL_KEY, F.PSBT_OUT_TAP_TREE, F.PSBT_OUT_TAP_BIP32_DERIVATION))
+    if is_input:
+        for control, script in sorted(d.tap_leaf_entries):
+            m.set(F.PSBT_IN_TAP_LEAF_SCRIPT, control, script)
+        m.set(F.PSBT_IN_TAP_MERKLE_ROOT, b"", have(d.merkle_root))
+    elif tree is not None:
+        m.set(tree, b"", have(d.tap_tree))
+    for xonly in sorted(origins):
+        m.set(bip32, xonly, origins[xonly])
+    m.set(internal, b"", NUMS_H)
