@@ -410,4 +410,5 @@ def site_folder_sync(db_url, identity_path, folder, chain_dir, passphrase_fd, as
              for r in report.received]
     lines += [f"{r['site']}: request for session {r['session']} written" for r in report.requests]
     lines += [f"{r['site']}: session {r['session']} no longer pending: request removed" for r in report.removed]
+    lines += [f"{r['site']}: skipped ({r['code']}: {r['message']})" for r in report.skipped]
     emit(as_json, report.to_dict(), "\n".join(lines) or "nothing to do")

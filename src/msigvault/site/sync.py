@@ -3,7 +3,9 @@
 One sync, for every enrolled keyholder site: each envelope in its outbox goes through the service's own
 checks (:func:`msigvault.coordinator.envelopes.submit_envelope` with that site's record as the only
 allowed sender and the database replay guard) and is filed away with its result; then the site's
-pending requests are sealed to it afresh, and requests no longer pending are removed.
+pending requests are sealed to it afresh, and requests no longer pending are removed. A site whose
+directories are not plain directories (a link planted in the shared folder) is skipped, reported and
+audited as ``service.folder-refused``; the other sites are still served.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..identity.envelope import MAX_ENVELOPE, ContentType, seal
 from ..identity.errors import IdentityRecordError
 from ..identity.identity import IdentityKey, IdentityRecord
 from .errors import FolderError
-from .folder import SiteFolder, read_limited
+from .folder import SiteFolder
 
 if TYPE_CHECKING:
     from ..coordinator.sessions import Coordinator, Session
@@ -46,14 +48,17 @@ def _next_sequence() -> int:
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What one sync did: envelopes taken in (with outcomes), requests written, requests removed."""
+    """What one sync did: envelopes taken in (with outcomes), requests written, requests removed, and sites
+    skipped because their directories are not safe to use (site, code, message)."""
 
     received: "tuple[dict[str, Any], ...]" = field(default=())
     requests: "tuple[dict[str, str], ...]" = field(default=())
     removed: "tuple[dict[str, str], ...]" = field(default=())
+    skipped: "tuple[dict[str, str], ...]" = field(default=())
 
     def to_dict(self) -> "dict[str, Any]":
-        return {"received": list(self.received), "requests": list(self.requests), "removed": list(self.removed)}
+        return {"received": list(self.received), "requests": list(self.requests), "removed": list(self.removed),
+                "skipped": list(self.skipped)}
 
 
 def enrolled_sites(coordinator: "Coordinator") -> "list[IdentityRecord]":
@@ -83,22 +88,36 @@ def sync_folder(coordinator: "Coordinator", identity: IdentityKey, root: "str | 
     received: "list[dict[str, Any]]" = []
     written: "list[dict[str, str]]" = []
     removed: "list[dict[str, str]]" = []
+    skipped: "list[dict[str, str]]" = []
+    SiteFolder.at(root, "0" * 32)  # the folder itself exists (else FolderError for the whole sync)
     for record in enrolled_sites(coordinator):
-        folder = SiteFolder.at(root, record.id.hex(), create=True)
-        for path, session, sequence in folder.outgoing():
-            received.append(_take_in(coordinator, identity, record, guard, folder, path, session, sequence))
-        pending = store.pending(record)
-        for sid, fp in pending:
-            s = coordinator.get(sid)
-            envelope = seal(s.psbt, sender=identity, recipient=record, session_id=sid, sequence=_next_sequence(),
-                            content_type=ContentType.PSBT, expires=_expiry(s))
-            folder.write_request(sid, envelope, {
-                "session": sid, "vault": s.vault_id, "vault_name": s.vault_name, "fingerprint": fp, "memo": s.memo,
-                "expires_at": s.expires_at, "psbt_sha256": s.psbt_sha256})
-            written.append({"site": record.name, "session": sid})
-        for sid in folder.remove_requests_except({sid for sid, _ in pending}):
-            removed.append({"site": record.name, "session": sid})
-    return SyncReport(tuple(received), tuple(written), tuple(removed))
+        try:
+            _sync_site(coordinator, identity, record, store, guard, SiteFolder.at(root, record.id.hex(), create=True),
+                       received, written, removed)
+        except FolderError as e:  # a link or a file where a site's directory should be: that site only
+            skipped.append({"site": record.name, "code": e.code, "message": str(e)[:1000]})
+            coordinator.record_event("service.folder-refused", {
+                "site": record.id.hex(), "name": record.name[:200], "code": e.code, "reason": str(e)[:1000]})
+    return SyncReport(tuple(received), tuple(written), tuple(removed), tuple(skipped))
+
+
+def _sync_site(coordinator: "Coordinator", identity: IdentityKey, record: IdentityRecord, store: Any, guard: Any,
+               folder: SiteFolder, received: "list[dict[str, Any]]", written: "list[dict[str, str]]",
+               removed: "list[dict[str, str]]") -> None:
+    """One site: its outbox taken in, its pending requests written, finished ones removed."""
+    for path, session, sequence in folder.outgoing():
+        received.append(_take_in(coordinator, identity, record, guard, folder, path, session, sequence))
+    pending = store.pending(record)
+    for sid, fp in pending:
+        s = coordinator.get(sid)
+        envelope = seal(s.psbt, sender=identity, recipient=record, session_id=sid, sequence=_next_sequence(),
+                        content_type=ContentType.PSBT, expires=_expiry(s))
+        folder.write_request(sid, envelope, {
+            "session": sid, "vault": s.vault_id, "vault_name": s.vault_name, "fingerprint": fp, "memo": s.memo,
+            "expires_at": s.expires_at, "psbt_sha256": s.psbt_sha256})
+        written.append({"site": record.name, "session": sid})
+    for sid in folder.remove_requests_except({sid for sid, _ in pending}):
+        removed.append({"site": record.name, "session": sid})
 
 
 def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: IdentityRecord, guard: Any,
@@ -112,7 +131,7 @@ def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: Identity
         return {**result, "outcome": "taken", "code": None, "message": "taken in by another folder-sync"}
     result["processed"] = claimed.name
     try:
-        data = read_limited(claimed, MAX_ENVELOPE)
+        data = folder.read_claimed(claimed, MAX_ENVELOPE)
         outcome = submit_envelope(coordinator, data, identity=identity, senders=[record], guard=guard)
     except MsigvaultError as e:
         result.update({"outcome": "refused", "code": type(e).code, "message": str(e)[:1000]})
