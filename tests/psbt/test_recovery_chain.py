@@ -12,7 +12,7 @@ from msigvault.network import Network
 from msigvault.policy.recovery import Recovery, Timelock
 from msigvault.psbt import fields as F
 from msigvault.psbt.extractor import extract
-from msigvault.psbt.paths import choose_witness, input_weight, select_path, spend_paths
+from msigvault.psbt.paths import choose_witness, input_weight, opens_at_height, select_path, spend_paths
 from msigvault.psbt.signer import SignerPolicy, prepare
 from msigvault.regtest import BlockRejected, RegtestChain
 from msigvault.testing.keyholders import TestKeyholder
@@ -100,7 +100,10 @@ def test_normal_spend_then_relative_recovery_spend(chain, script):
         # bottom first: the recovery multi's dummy and two signatures, then the primary multi dissatisfied
         assert witness[-1] == d.witness_script and witness[-4:-1] == [b"", b"", b""] and len(witness) == 7
     # the chain refuses it until LOCK blocks after the coin confirmed (BIP68), then mines it
+    [(path, first)] = opens_at_height(v, chain.height)  # the funding block is the tip
+    assert path.name == "recovery 1" and first == chain.height + LOCK
     refused_then_mined(chain, tx.raw, LOCK - 1)
+    assert chain.height == first
     assert chain.get_tx(tx.txid) is not None
 
 
@@ -114,6 +117,7 @@ def test_absolute_recovery_lock(chain, script):
     assert psbt.locktime == height and psbt.sequence(0) == 0xFFFFFFFD
     tx = v.extract(v.finalize(signed(v, psbt, R)))
     assert tx.verified_by_kernel
+    assert [h for _, h in opens_at_height(v, 1)] == [height + 1]
     # IsFinalTx: nLockTime must be below the block's height
     chain.mine_until(height - 2)
     refused_then_mined(chain, tx.raw, 2)

@@ -92,6 +92,9 @@ def load_utxos(path):
 @click.option("--change-index", type=int, default=None, help="Default: the vault file's next change index.")
 @click.option("--psbt-version", type=click.Choice(["0", "2"]), default="0", show_default=True)
 @click.option("--no-rbf", is_flag=True, help="Do not signal replace-by-fee.")
+@click.option("--path", "spend_path", default=None, metavar="PATH",
+              help="A vault with recovery paths: spend by 'recovery' (or 'recovery N') once its lock has passed; "
+                   "sets nSequence/nLockTime for it (default: the primary path, which sets neither).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 @click.option("--max-fee-sats", type=int, default=None,
               help="Refuse to create a PSBT whose fee is above this (default: the signer's 2,500,000).")
@@ -103,7 +106,7 @@ def load_utxos(path):
 @force_option
 @json_option
 def psbt_create(vaultfile, utxo_file, chain_dir, backend_url, destinations, fee_rate, change_index, psbt_version, no_rbf,
-                output, max_fee_sats, max_fee_rate, max_fee_fraction, fmt, qr_dir, force, as_json):
+                spend_path, output, max_fee_sats, max_fee_rate, max_fee_fraction, fmt, qr_dir, force, as_json):
     """Create an unsigned PSBT paying --to destinations from the vault's UTXOs (coordinator).
 
     \b
@@ -140,10 +143,11 @@ def psbt_create(vaultfile, utxo_file, chain_dir, backend_url, destinations, fee_
         from ..psbt.creator import create_sweep
 
         p = create_sweep(vf.vault, utxos, outputs[0][0], fee_rate=fee_rate, rbf=not no_rbf,
-                         current_height=height, version=int(psbt_version), fee_limits=limits)
+                         current_height=height, version=int(psbt_version), fee_limits=limits, path=spend_path)
     else:
         p = vf.vault.create_psbt(utxos, outputs, fee_rate=fee_rate, change_index=index, rbf=not no_rbf,
-                                 current_height=height, version=int(psbt_version), fee_limits=limits)
+                                 current_height=height, version=int(psbt_version), fee_limits=limits,
+                                 path=spend_path)
     write_psbt(p, output, fmt, force=force, qr_dir=qr_dir)
     if change_index is None or change_index >= vf.next_change_index:
         vf.with_next_change_index(index + 1).save(vaultfile, overwrite=True)

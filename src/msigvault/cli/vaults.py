@@ -36,6 +36,7 @@ def vault_summary(vf) -> dict:
         "accepted_deviations": list(v.deviations),
         "registered_by": [{"fingerprint": r.fingerprint.hex(), "index_limit": r.index_limit}
                           for r in vf.registrations],
+        **({"recovery": [p.describe(v) for p in v.recovery]} if v.recovery else {}),
     }
 
 
@@ -45,6 +46,7 @@ def _summary_text(d: dict) -> str:
     lines += [f"  {i + 1}. {c}" for i, c in enumerate(d["cosigners"])]
     lines += [f"descriptor: {d['descriptor']}", f"first receive address: {d['first_receive_address']}",
               f"first change address:  {d['first_change_address']}"]
+    lines += [f"recovery path {i}: {p}" for i, p in enumerate(d.get("recovery", []), 1)]
     lines += [f"accepted deviation: {x}" for x in d["accepted_deviations"]]
     lines += [f"registered by {r['fingerprint']} (indexes below {r['index_limit']}; signature valid)"
               for r in d["registered_by"]]
@@ -67,10 +69,14 @@ accept_option = click.option(
 @click.option("--unsorted", is_flag=True, help="Use multi() in the given key order instead of sortedmulti().")
 @click.option("--name", default="vault", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Vault file to write.")
+@click.option("--recovery", "recovery", multiple=True, metavar="K:LOCK:COSIGNER,...",
+              help="A timelocked recovery path (wsh, tr; repeatable; docs/recovery.md): K signatures of the "
+                   "cosigners listed once LOCK has passed; LOCK is older=BLOCKS, older-seconds=SECONDS (a multiple "
+                   "of 512) or after=HEIGHT_OR_UNIX_TIME, e.g. 1:older=52560:dave.cosigner,erin.cosigner.")
 @accept_option
 @force_option
 @json_option
-def vault_create(threshold, cosigners, script, network, unsorted, name, output, accept, force, as_json):
+def vault_create(threshold, cosigners, script, network, unsorted, name, output, recovery, accept, force, as_json):
     """Create a vault file from COSIGNERS (records [fp/path]xpub, or files holding one).
 
     \b
@@ -80,12 +86,28 @@ def vault_create(threshold, cosigners, script, network, unsorted, name, output, 
     from ..policy.vault import Vault
     from ..vaultfile import VaultFile
 
+    paths = [_recovery_spec(s) for s in recovery]
     v = Vault.multisig(threshold, [_cosigner_text(c) for c in cosigners], script=script,
-                       sorted=not unsorted, network=network, accept=accept)
+                       sorted=False if unsorted else (None if paths else True), network=network, accept=accept,
+                       recovery=paths)
     vf = VaultFile(v, name)
     vf.save(output, overwrite=force)
     d = vault_summary(vf)
     emit(as_json, {**d, "output": output}, _summary_text(d) + f"\nwrote {output}")
+
+
+def _recovery_spec(spec: str):
+    """``K:LOCK:COSIGNER,...`` as a Recovery (CliError saying what is wrong)."""
+    from ..policy.recovery import Recovery, Timelock
+
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or "=" not in parts[1] or not parts[2]:
+        raise CliError(f"--recovery {spec!r}: write K:LOCK:COSIGNER,... (e.g. 1:older=52560:dave.cosigner,erin.cosigner)")
+    kind, _, value = parts[1].partition("=")
+    makers = {"older": Timelock.older, "older-seconds": Timelock.older_seconds, "after": Timelock.after}
+    if kind not in makers or not value.isdigit():
+        raise CliError(f"--recovery {spec!r}: the lock is older=BLOCKS, older-seconds=SECONDS or after=HEIGHT_OR_TIME")
+    return Recovery(int(parts[0]), [_cosigner_text(c) for c in parts[2].split(",")], makers[kind](int(value)))
 
 
 @vault.command("show")

@@ -138,7 +138,10 @@ class Timelock:
 
 
 def _about(days: float) -> str:
-    return f"about {days:.0f} days" if days >= 2 else f"about {days * 24:.0f} hours"
+    if days >= 2:
+        return f"about {days:.0f} days"
+    hours = max(1, round(days * 24))
+    return f"about {hours} hour{'s' if hours != 1 else ''}"
 
 
 @dataclass(frozen=True)

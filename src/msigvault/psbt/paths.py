@@ -119,6 +119,23 @@ def open_paths(vault: Vault, tx: UnsignedTx) -> "tuple[SpendPath, ...]":
                  if all(lock_open(p.lock, tx.version, tx.locktime, i.sequence) for i in tx.inputs))
 
 
+def opens_at_height(vault: Vault, confirmed_height: int) -> "tuple[tuple[SpendPath, Optional[int]], ...]":
+    """For a coin confirmed at ``confirmed_height``: each recovery path with the first block
+    height that can include its recovery spend (None for a time lock: see the lock itself).
+    Refresh the coin (a primary-path spend back to the vault) before the earliest one."""
+    out: "list[tuple[SpendPath, Optional[int]]]" = []
+    for p in spend_paths(vault)[1:]:
+        lock = p.lock
+        assert lock is not None
+        if lock.is_time:
+            out.append((p, None))
+        elif lock.is_relative:
+            out.append((p, confirmed_height + lock.value))
+        else:
+            out.append((p, lock.value + 1))  # nLockTime must be below the block's height
+    return tuple(out)
+
+
 def spend_fields(vault: Vault, path: SpendPath, *, sequence: int, locktime: int) -> "tuple[int, int]":
     """(nSequence, nLockTime) for a spend by ``path``: the primary keeps the caller's; a relative
     lock sets nSequence to its value, an absolute one raises nLockTime to it (same kind)."""
