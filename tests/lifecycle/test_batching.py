@@ -24,7 +24,7 @@ def test_many_coins_are_split_under_the_weight_limit():
         assert sum(len(t.inputs) for t in plan.transactions) == 36
         assert [t.outputs[0][0] for t in plan.transactions] == list(range(5, 5 + len(plan.transactions)))
         with b.source() as src:
-            signed = sign_plan(plan, src, b.vault_file, signed_at="t")
+            signed = sign_plan(plan, src, b.vault_file, signed_at="t", policy_id=b.vault_file.vault.policy_id)
         backend = RegtestBackend(chain)
         for t in signed.transactions:
             assert t.vsize * 4 <= 4000
@@ -56,7 +56,7 @@ def test_taproot_key_path_signatures_for_keys_of_both_parities_are_valid():
         chain.mine(110)
         b = build_plan(chain, "".join(wif(k) + "\n" for k in keys), {f"wif{i}/p2tr": [10_000] for i in range(8)})
         with b.source() as src:
-            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t")
+            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t", policy_id=b.vault_file.vault.policy_id)
         assert signed.verified_by_kernel
         chain.submit([t.raw for t in signed.transactions])
         assert chain.balance(b.vault_file.vault.address(0)) == 80_000 - sum(t.fee for t in signed.transactions)
@@ -72,7 +72,7 @@ def test_a_second_broadcast_is_a_no_op_and_a_coin_twice_is_refused():
         chain.mine(110)
         b = build_plan(chain, f"{wif(secret_key('twice'))}\n", {"wif0/p2wpkh": [50_000]})
         with b.source() as src:
-            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t")
+            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t", policy_id=b.vault_file.vault.policy_id)
         backend = RegtestBackend(chain)
         height = chain.height
         assert broadcast(signed, backend) == broadcast(signed, backend) == [signed.transactions[0].txid]
@@ -80,7 +80,8 @@ def test_a_second_broadcast_is_a_no_op_and_a_coin_twice_is_refused():
         obj = json.loads(b.plan.to_bytes())
         obj["transactions"].append(obj["transactions"][0])
         with b.source() as src, pytest.raises(SweepRefused, match="twice"):
-            sign_plan(parse_plan(json.dumps(obj).encode()), src, b.vault_file, signed_at="t")
+            sign_plan(parse_plan(json.dumps(obj).encode()), src, b.vault_file, signed_at="t",
+                      policy_id=b.vault_file.vault.policy_id)
 
 
 
@@ -109,7 +110,8 @@ def test_property_any_coins_sweep_at_no_less_than_the_fee_rate(coins, fee_rate, 
         except PlanError:
             return  # only dust at this rate: refusing is the documented outcome
         with b.source() as src:
-            signed = sign_plan(plan, src, b.vault_file, signed_at="t", limits=FeeLimits(max_fee_fraction=1.0))
+            signed = sign_plan(plan, src, b.vault_file, signed_at="t", policy_id=b.vault_file.vault.policy_id,
+                               limits=FeeLimits(max_fee_fraction=1.0))
         assert signed.verified_by_kernel
         chain.submit([t.raw for t in signed.transactions])
         assert sum(len(t.inputs) for t in plan.transactions) + len(plan.left_out) == len(coins)

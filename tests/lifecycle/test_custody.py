@@ -29,7 +29,7 @@ def record():
                        {"wif0/p2wpkh": [100_000, 20_000], "wif1/p2sh-p2wpkh": [60_000], "wif1/p2pkh": [500]},
                        fee_rate=3)
         with b.source() as src:
-            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t3")
+            signed = sign_plan(b.plan, src, b.vault_file, signed_at="t3", policy_id=b.vault_file.vault.policy_id)
         backend = RegtestBackend(chain)
         for t in signed.transactions:
             backend.broadcast(t.raw)

@@ -35,5 +35,6 @@ def test_prepare_and_sign_import_nothing_online(tmp_path):
     b.vault_file.save(tmp_path / "vault.json")
     (tmp_path / "plan.json").write_bytes(b.plan.to_bytes())
     _run_offline(["intake", "sign", str(tmp_path / "plan.json"), str(source), "--vault", str(tmp_path / "vault.json"),
-                  "-o", str(tmp_path / "signed.json"), "--yes", "--wipe-source"], tmp_path)
+                  "--policy-id", b.vault_file.vault.policy_id, "-o", str(tmp_path / "signed.json"), "--yes",
+                  "--wipe-source"], tmp_path)
     assert (tmp_path / "signed.json").exists() and not source.exists()

@@ -48,8 +48,10 @@ def _outputs(t, outputs):
 
 
 def _sign(b, plan, **kw):
+    vault_file = kw.pop("vault_file", b.vault_file)
+    kw.setdefault("policy_id", vault_file.vault.policy_id)
     with b.source() as src:
-        return sign_plan(plan, src, kw.pop("vault_file", b.vault_file), signed_at="t3", **kw)
+        return sign_plan(plan, src, vault_file, signed_at="t3", **kw)
 
 
 def test_a_fair_plan_signs_and_the_kernel_accepts_it(built):
@@ -171,7 +173,8 @@ def test_the_network_must_agree(built):
 
     with parse_source(Secret(SOURCE.encode()), "testnet") as src:
         with pytest.raises(SweepRefused, match="regtest"):
-            sign_plan(built.plan, src, built.vault_file, signed_at="t")
+            sign_plan(built.plan, src, built.vault_file, signed_at="t",
+                      policy_id=built.vault_file.vault.policy_id)
     assert NET.name == "regtest"
 
 
@@ -211,3 +214,77 @@ def test_fuzz_a_mutated_plan_is_refused_with_an_msigvault_error_or_signs_the_sam
     fair = _sign(built, built.plan)
     assert [t.outputs for t in signed.transactions] == [t.outputs for t in fair.transactions]
     assert [t.fee for t in signed.transactions] == [t.fee for t in fair.transactions]
+
+
+# -- review: a hostile online machine or USB stick (docs/intake.md, step 4) ------------------------
+
+
+def _rebuild(t, *, version=None, locktime=None, sequence=None):
+    raw = F.parse_tx(bytes.fromhex(t["unsigned_tx"]), "tx", allow_witness=False)
+    vin = [(bytes(txid), n, seq if sequence is None else sequence) for txid, n, _, seq in raw.vin]
+    t["unsigned_tx"] = F.serialize_tx(raw.version if version is None else version, vin,
+                                      [(a, bytes(s)) for a, s in raw.vout],
+                                      raw.locktime if locktime is None else locktime).hex()
+
+
+@pytest.mark.parametrize("change,field", [
+    (dict(locktime=1_900_000_000), "locktime"),  # not minable before 2030
+    (dict(locktime=5_000_000), "locktime"),  # not before block 5,000,000
+    (dict(sequence=0x0000FFFF), "sequence"),  # BIP68: 65,535 blocks after each coin confirmed
+    (dict(sequence=0x00400000 | 0xFFFF), "sequence"),  # BIP68 in time: about a year
+    (dict(version=3), "version"),  # TRUC relay rules: a heavy sweep would never relay
+])
+def test_a_sweep_that_cannot_be_mined_at_once_is_refused(built, change, field):
+    with pytest.raises(SweepRefused) as e:
+        _sign(built, _tamper(built.plan, lambda obj, t: _rebuild(t, **change)))
+    assert e.value.field == field
+
+
+def test_the_registered_index_limit_is_exclusive(built):
+    """Registrations accept indexes *below* the limit (as the vault signer does): a sweep to the
+    index equal to it would put the coins where no keyholder's signer will spend them."""
+    vault = built.vault_file.vault
+    limit = min(r.index_limit for r in built.vault_file.registrations)
+
+    def edit(obj, t):
+        _outputs(t, [(limit, vault.script_pubkey(limit), t["outputs"][0]["amount"])])
+    with pytest.raises(SweepRefused) as e:
+        _sign(built, _tamper(built.plan, edit))
+    assert e.value.output_index == 0 and f"below the index limit {limit}" in str(e.value)
+
+    def edit_below(obj, t):
+        _outputs(t, [(limit - 1, vault.script_pubkey(limit - 1), t["outputs"][0]["amount"])])
+    (tx,) = _sign(built, _tamper(built.plan, edit_below)).transactions
+    assert tx.outputs[0][0] == limit - 1
+
+
+def test_a_substituted_vault_file_with_its_own_registrations_needs_the_policy_id(built):
+    """Whoever writes the USB stick makes a vault of their own keys, registers it with those keys
+    and plans the sweep into it: the file "carries registrations" that verify. Only the policy id
+    the operator was given out of band tells it apart, so it is required."""
+    attacker = registered_vault("attacker")
+
+    def edit(obj, t):
+        obj["vault"]["policy_id"] = attacker.vault.policy_id
+        _outputs(t, [(0, attacker.vault.script_pubkey(0), t["outputs"][0]["amount"])])
+    forged = _tamper(built.plan, edit)
+    with pytest.raises(SweepRefused, match="policy id"):
+        _sign(built, forged, vault_file=attacker, policy_id=built.vault_file.vault.policy_id)
+    with built.source() as src:
+        with pytest.raises(TypeError):
+            sign_plan(forged, src, attacker, signed_at="t")  # type: ignore[call-arg]
+        for missing in ("", "  "):
+            with pytest.raises(SweepRefused, match="out of band") as e:
+                sign_plan(forged, src, attacker, signed_at="t", policy_id=missing)
+            assert e.value.field == "policy_id"
+
+
+def test_the_planner_refuses_indexes_the_signer_would_refuse(built):
+    from msigvault.lifecycle.errors import PlanError
+    from msigvault.lifecycle.sweep import make_plan
+
+    limit = min(r.index_limit for r in built.vault_file.registrations)
+    with pytest.raises(PlanError, match=f"below {limit}"):
+        make_plan(built.watch, built.found, built.vault_file, fee_rate=2, created="t", start_index=limit)
+    plan = make_plan(built.watch, built.found, built.vault_file, fee_rate=2, created="t", start_index=limit - 1)
+    assert plan.transactions[0].outputs[0][0] == limit - 1

@@ -36,7 +36,8 @@ def intake():
     offline:  msigvault intake prepare seized.txt -n regtest -o case.watch
     online:   msigvault intake scan case.watch --backend URL -o case.found
     online:   msigvault intake plan case.watch case.found --vault vault.json --fee-rate 2 -o case.plan
-    offline:  msigvault intake sign case.plan seized.txt --vault vault.json -o case.signed --wipe-source
+    offline:  msigvault intake sign case.plan seized.txt --vault vault.json --policy-id ID -o case.signed
+              --wipe-source
     online:   msigvault intake broadcast case.signed --backend URL
     online:   msigvault intake record --case REF --handler NAME ... -o case.record --html case.html
     anywhere: msigvault intake verify case.record
@@ -214,7 +215,9 @@ def intake_plan(watch, found, vaultfile, fee_rate, start_index, min_conf, includ
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("--vault", "vaultfile", type=click.Path(dir_okay=False), required=True,
               help="The target vault file, registered by its keyholders.")
-@click.option("--policy-id", default=None, help="The vault's policy id as given to you out of band (checked).")
+@click.option("--policy-id", required=True,
+              help="The receiving vault's policy id as given to you out of band, on paper (checked: the vault "
+                   "file alone cannot prove it is not a substitute).")
 @_source_options
 @click.option("--max-fee-rate", type=click.FloatRange(1, 10_000), default=500, show_default=True, help="sat/vB.")
 @click.option("--max-fee", "max_fee_sats", type=click.IntRange(0), default=2_500_000, show_default=True,

@@ -161,8 +161,14 @@ def make_plan(watch: Watch, found: Found, vault_file: "VaultFile", *, fee_rate: 
                         f"({len(left)} left out; see the found file)")
     index = vault_file.next_receive_index if start_index is None else start_index
     vault_spk_len = len(vault.script_pubkey(0))
+    batches = _batches(chosen, redeem, vault_spk_len, max_weight)
+    limits = [r.index_limit for r in vault_file.registrations]
+    if limits and index + len(batches) > min(limits):
+        raise PlanError(f"the sweeps would pay vault receive indexes {index} to {index + len(batches) - 1}, but a "
+                        f"keyholder registered the vault for indexes below {min(limits)}: the offline signer "
+                        "refuses that; give a lower --start-index")
     txs = []
-    for batch in _batches(chosen, redeem, vault_spk_len, max_weight):
+    for batch in batches:
         spk = vault.script_pubkey(index)
         weight = tx_weight([(c.kind, redeem.get(c.group)) for c in batch], [spk])
         total = sum(c.amount for c in batch)
@@ -275,17 +281,25 @@ class Signed:
         return json.dumps(doc, indent=2).encode() + b"\n"
 
 
-def sign_plan(plan: Plan, source: Source, vault_file: "VaultFile", *, signed_at: str,
-              limits: FeeLimits = FeeLimits(), policy_id: Optional[str] = None) -> Signed:
-    """Check ``plan`` against ``source`` and the registered vault, then sign every transaction."""
+def sign_plan(plan: Plan, source: Source, vault_file: "VaultFile", *, signed_at: str, policy_id: str,
+              limits: FeeLimits = FeeLimits()) -> Signed:
+    """Check ``plan`` against ``source`` and the registered vault, then sign every transaction.
+
+    ``policy_id`` is the receiving vault's policy id as given to the operator out of band: it is
+    the only anchor here (a vault file's registrations are checked against the keys in that same
+    file, so whoever writes the file can make a vault of their own keys that "carries
+    registrations"; the seized keys have no registration of their own)."""
     vault = vault_file.vault
+    if not isinstance(policy_id, str) or not policy_id.strip():
+        raise SweepRefused("give the receiving vault's policy id as it was given to you out of band (on paper): "
+                           "it is what tells your vault file from a substituted one", field="policy_id")
     if not vault_file.registrations:
         raise SweepRefused("the vault file carries no keyholder's registration: sweep only into a vault its "
                            "keyholders verified and registered (msigvault vault verify)")
     if plan.policy_id != vault.policy_id:
         raise SweepRefused(f"the plan sweeps into policy id {plan.policy_id[:16]}..., not this vault's "
                            f"({vault.policy_id[:16]}...)")
-    if policy_id is not None and policy_id.strip().lower() != vault.policy_id:
+    if policy_id.strip().lower() != vault.policy_id:
         raise SweepRefused("the vault file's policy id is not the one you were given out of band: stop")
     if plan.network != source.network.name or vault.network.name != source.network.name:
         raise SweepRefused(f"the plan is for {plan.network}, the source for {source.network.name}, the vault for "
@@ -314,6 +328,7 @@ def _sign_tx(n: int, t: PlannedTx, plan: Plan, source: Source, vault_file: "Vaul
     raw = F.parse_tx(t.unsigned_tx, "unsigned sweep transaction", allow_witness=False)
     if any(ss for _, _, ss, _ in raw.vin):
         raise SweepRefused(f"{where} already carries scriptSigs: sign only an unsigned plan")
+    _check_final(where, raw)
     if len(raw.vin) != len(t.inputs) or len(raw.vin) == 0:
         raise SweepRefused(f"{where}: the plan's input list does not match the transaction")
     spent, spends = [], []
@@ -351,6 +366,27 @@ def _sign_tx(n: int, t: PlannedTx, plan: Plan, source: Source, vault_file: "Vaul
     return SignedTx(final_txid, final, fee, vsize, amount_in, tuple(outputs)), kernel
 
 
+#: sequences a sweep input may carry: no relative timelock (BIP68), replaceable or final
+_SEQUENCES = (SEQUENCE, 0xFFFFFFFE, 0xFFFFFFFF)
+
+
+def _check_final(where: str, raw: "Any") -> None:
+    """A sweep is minable at once: version 2, locktime 0, no relative timelock. A plan with a far
+    nLockTime or nSequence lock would sign a sweep nobody can mine for years while whoever still
+    holds copies of the seized keys moves the coins."""
+    if raw.version != TX_VERSION:
+        raise SweepRefused(f"{where} is a version {raw.version} transaction, not version {TX_VERSION} as "
+                           "'msigvault intake plan' makes: plan again", field="version")
+    if raw.locktime != 0:
+        raise SweepRefused(f"{where} has nLockTime {raw.locktime}: it could not be mined until then; a sweep "
+                           "has locktime 0 (a tampered plan?): plan again", field="locktime")
+    for i, (_, _, _, seq) in enumerate(raw.vin):
+        if seq not in _SEQUENCES:
+            raise SweepRefused(f"{where} input {i} has nSequence {seq:#010x}, a relative timelock or an unusual "
+                               f"value; a sweep uses {SEQUENCE:#010x} (a tampered plan?): plan again",
+                               input_index=i, field="sequence")
+
+
 def _check_input(where: str, i: int, txid: bytes, vout: int, coin: FoundCoin) -> "Any":
     from ..psbt import fields as F
     from ..psbt.sighash import TxOut
@@ -374,14 +410,14 @@ def _check_outputs(where: str, vout: "Sequence[tuple[int, bytes]]", claimed: "Se
     out = []
     for o, ((amount, spk), (index, _, _)) in enumerate(zip(vout, claimed)):
         spk = bytes(spk)
-        if not 0 <= index <= index_limit or vault.script_pubkey(index) != spk:
+        if not 0 <= index < index_limit or vault.script_pubkey(index) != spk:
             try:
                 shown = address_from_script(spk, vault.network)
             except Exception:
                 shown = spk.hex()[:40]
             raise SweepRefused(f"{where} output {o} pays {shown}, which is not the registered vault "
-                               f"{vault_file.name!r}'s receive address {index} (index limit {index_limit}): "
-                               "nothing was signed", output_index=o)
+                               f"{vault_file.name!r}'s receive address {index} (below the index limit "
+                               f"{index_limit} its keyholders registered): nothing was signed", output_index=o)
         out.append((index, address_from_script(spk, vault.network), amount))
     if not out:
         raise SweepRefused(f"{where} has no output: everything would go to fees")
