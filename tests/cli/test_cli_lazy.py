@@ -62,3 +62,16 @@ def test_a_command_loads_only_its_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "LOADED ['msigvault.cli.common', 'msigvault.cli.psbts']" in out  # psbts imports common
     assert "sign" in out and "combine" in out
+
+
+def test_a_group_another_module_extends_loads_only_those_modules():
+    code = ("import sys; from msigvault.cli import main\n"
+            "try:\n    main(['vault', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.startswith('msigvault.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = out.split("LOADED ")[1]
+    for name in ("vaults", "chain", "backends"):  # vault, the group backends extends, and what it needs
+        assert f"msigvault.cli.{name}'" in loaded
+    for name in ("psbts", "sessions", "identity", "reserves", "qr", "demo"):
+        assert f"msigvault.cli.{name}'" not in loaded
+    assert "  scan " in out  # a subcommand backends adds to vault

@@ -111,21 +111,24 @@ def _load(modules: "tuple[str, ...]") -> None:
 
 
 class _Commands(dict):
-    """``cli.commands``: every module is loaded the first time anything reads the whole table."""
+    """``cli.commands``: a name not loaded yet, or reading the whole table, loads every module."""
 
     def _all(self) -> None:
         _load(_MODULES)
 
     def __getitem__(self, key):
-        self._all()
+        if not super().__contains__(key):  # (backends looks up vault and regtest once they are loaded)
+            self._all()
         return super().__getitem__(key)
 
     def get(self, key, default=None):
-        self._all()
+        if not super().__contains__(key):
+            self._all()
         return super().get(key, default)
 
     def __contains__(self, key):
-        self._all()
+        if not super().__contains__(key):
+            self._all()
         return super().__contains__(key)
 
     def __iter__(self):
