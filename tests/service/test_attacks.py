@@ -140,7 +140,9 @@ def test_another_vaults_site_sees_and_submits_nothing_here(world, server, sessio
     with world.client(m_key, server.url) as mallory:
         assert mallory.pending() == []
         r = mallory.request("GET", f"/v1/sessions/{session['id']}")
-        _refused(r, 403, "service.forbidden", m_key.id.hex(), f"/v1/sessions/{session['id']}")
+        # another vault's session answers as one that does not exist (no id, no existence leaked)
+        _refused(r, 404, "coordinator.session-not-found", m_key.id.hex(), f"/v1/sessions/{session['id']}")
+        assert session["id"] not in r.text
         raw = Psbt.parse(world.psbt(60_000)).serialize()  # whatever mallory claims to have signed
         envelope = seal_submission(m_key, mallory.coordinator, session["id"], m_holder.fingerprint.hex(), raw,
                                    sequence=1)

@@ -101,6 +101,9 @@ def submit_envelope(coordinator: "Coordinator", data: bytes, *, identity: Identi
     try:
         opened = open_envelope(data, recipient=identity, senders=senders, guard=guard, now=now)
         session = coordinator.get(opened.session_id)
+        if session.id != opened.session_id:  # a prefix resolved to some session: an envelope names its own
+            raise SessionNotFound(f"the envelope names session {opened.session_id}, which is not a session id of "
+                                  "this coordinator (an envelope names its session by its full id)")
         fp = _registered_sender(coordinator, session, opened)
         body = _payload(opened, fp)
     except (EnvelopeError, SessionNotFound) as e:

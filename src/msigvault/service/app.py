@@ -20,6 +20,7 @@ import logging
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
@@ -56,6 +57,8 @@ REQUEST_LIFETIME = _dt.timedelta(days=1)  # a request envelope's expiry when its
 RATE_AUDIT_INTERVAL = 10.0  # seconds: one rate-limit refusal per identity per interval is audited
 UNAUTHENTICATED_AUDIT_RATE = 2.0  # unauthenticated refusals audited per remote host: a second, on average,
 UNAUTHENTICATED_AUDIT_BURST = 200  # and at once (the rest are counted in the next entry's "suppressed")
+UNAUTHENTICATED_AUDIT_TOTAL_RATE = 20.0  # and from all hosts together (an attacker may have many addresses)
+UNAUTHENTICATED_AUDIT_TOTAL_BURST = 1000
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Service:
         self._pruned = 0.0
         self._rate_audited: "dict[str, tuple[float, int]]" = {}
         self._audit_limiter = RateLimiter(UNAUTHENTICATED_AUDIT_RATE, UNAUTHENTICATED_AUDIT_BURST)
+        self._audit_total = RateLimiter(UNAUTHENTICATED_AUDIT_TOTAL_RATE, UNAUTHENTICATED_AUDIT_TOTAL_BURST)
         self._suppressed = 0  # unauthenticated refusals not audited since the last audited refusal
         coordinator.recover()  # steps a killed process left undone (finalize, broadcast): idempotent
 
@@ -170,7 +174,7 @@ class Service:
         except MsigvaultError as e:
             return self.refuse(call, e, caller)
         except Exception:  # a bug: logged with its traceback (never the body), answered as JSON
-            log.exception("internal error on %s %s", call.method, call.path[:200])
+            log.exception("internal error on %s %s", call.method, shown_path(call.path))
             return 500, error_body(ServiceError("the coordinator service failed on this request (an internal "
                                                 "error, logged for its operator): try again later"))
 
@@ -197,14 +201,14 @@ class Service:
         """Log and audit a refusal (who, what, why; never the body); the response."""
         status = http_status(error)
         claimed = caller.id if caller is not None else _claimed(call.headers)
-        log.warning("refused %s %s from %s (identity %s): %s %s", call.method, call.path[:200], call.remote,
+        log.warning("refused %s %s from %s (identity %s): %s %s", call.method, shown_path(call.path), call.remote,
                     claimed or "-", status, type(error).code)
         suppressed = self._audit_wanted(error, caller, claimed, call.remote)
         if suppressed is not None:
             data = {"identity": claimed, "authenticated": caller is not None, "suppressed": suppressed,
                     "name": caller.name if caller is not None else None,
                     "role": caller.role if caller is not None else None, "method": call.method,
-                    "path": call.path[:200], "remote": call.remote[:100], "status": status,
+                    "path": shown_path(call.path), "remote": call.remote[:100], "status": status,
                     "code": type(error).code, "reason": str(error)[:1000]}
             try:
                 self.co.record_event("service.refused", data, actor=f"identity:{claimed or 'unknown'}")
@@ -217,11 +221,11 @@ class Service:
         """Whether to audit this refusal: None, or how many like it were not audited since the last one.
 
         Every refusal is audited, but a flood writes a bounded number of entries: unauthenticated
-        refusals per remote host pass a token bucket, and one rate-limit refusal per identity per
-        :data:`RATE_AUDIT_INTERVAL` is written."""
+        refusals pass a token bucket per remote host and one for all hosts together, and one rate-limit
+        refusal per identity per :data:`RATE_AUDIT_INTERVAL` is written."""
         with self._lock:
             if caller is None:
-                if not self._audit_limiter.allow(remote.rsplit(":", 1)[0]):
+                if not (self._audit_limiter.allow(remote.rsplit(":", 1)[0]) and self._audit_total.allow("*")):
                     self._suppressed += 1
                     return None
                 suppressed, self._suppressed = self._suppressed, 0
@@ -291,11 +295,15 @@ class Service:
     def status(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
         who = _need(caller)
         _no_body(call)
-        session = self.co.get(call.params["session_id"])
-        if who.role == "keyholder-site" and session.vault_id not in self.store.site_vaults(who.record):
-            raise Forbidden(f"{who.name!r} speaks for no cosigner of session {session.id}'s vault: a site sees "
-                            "only its own vaults' sessions")
-        return 200, {"session": _session(session)}
+        if who.role != "keyholder-site":
+            return 200, {"session": _session(self.co.get(call.params["session_id"]))}
+        # a site resolves ids (and prefixes) among its own vaults' sessions only: another vault's session
+        # answers exactly as one that does not exist, and no id is echoed
+        sid = self.store.resolve_session(call.params["session_id"], self.store.site_vaults(who.record))
+        if sid is None:
+            raise SessionNotFound("no session with this id among your vaults' sessions: check the id "
+                                  "(GET /v1/requests lists the sessions waiting for you)")
+        return 200, {"session": _session(self.co.get(sid))}
 
     def propose(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
         who = _need(caller)
@@ -356,7 +364,7 @@ def _json(call: Call, required: "Mapping[str, type]", optional: "Mapping[str, ty
     """The body as a JSON object with exactly these fields (optional ones may be absent or null)."""
     try:
         obj = json.loads(call.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested arrays
         raise BadRequest(f"the body of {call.method} {call.path} is not JSON") from None
     if not isinstance(obj, dict):
         raise BadRequest("the body is a JSON object")
@@ -375,6 +383,12 @@ def _json(call: Call, required: "Mapping[str, type]", optional: "Mapping[str, ty
         if name in obj and (not isinstance(value, kind) or isinstance(value, bool)):
             raise BadRequest(f"{name} is a {'string' if kind is str else 'whole number'}", field=name)
     return obj
+
+
+def shown_path(path: str) -> str:
+    """A request path safe for a log line or a message: at most 200 characters, every character that is
+    not printable ASCII percent-encoded (a decoded %0a or an escape sequence could forge log lines)."""
+    return "".join(c if " " < c < "\x7f" else urllib.parse.quote(c, safe="") for c in str(path)[:200])
 
 
 def _session(session: "Session") -> "dict[str, Any]":
@@ -434,9 +448,9 @@ def _endpoint(service: Service, spec: RouteSpec) -> Callable[[Request], Any]:
 async def _http_error(request: Request, exc: Exception) -> Response:
     code = exc.status_code if isinstance(exc, HTTPException) else 500
     if code == 404:
-        error: MsigvaultError = NotFound(f"no route {request.url.path[:200]}: see docs/service.md for the API")
+        error: MsigvaultError = NotFound(f"no route {shown_path(request.url.path)}: see docs/service.md for the API")
     elif code == 405:
-        error = BadRequest(f"{request.method} is not allowed on {request.url.path[:200]}")
+        error = BadRequest(f"{shown_path(request.method)[:16]} is not allowed on {shown_path(request.url.path)}")
     else:
         error = ServiceError("the request failed")
     return JSONResponse(error_body(error), status_code=code)

@@ -110,8 +110,14 @@ def verify_request(signed: SignedHeaders, signing_key: bytes, *, coordinator_id:
 
 
 class RateLimiter:
-    """A token bucket per identity: ``rate`` requests a second on average, ``burst`` at once. Thread-safe;
-    per process (with N workers an identity may get N times the rate)."""
+    """A token bucket per key: ``rate`` requests a second on average, ``burst`` at once. Thread-safe; per
+    process (with N workers an identity may get N times the rate).
+
+    At most :attr:`max_keys` buckets are kept, whatever the keys (an attacker may spoof many): past that,
+    buckets that have refilled are forgotten (they equal a new one), then the least recently used, down
+    to half the cap, so the table stays bounded and each call costs O(1) amortized."""
+
+    max_keys = 100_000
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = float(rate)
@@ -126,10 +132,16 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._buckets[key] = (tokens, now)
-                return False
-            self._buckets[key] = (tokens - 1.0, now)
-            if len(self._buckets) > 100_000:  # bounded memory: forget full buckets
-                self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst - 1}
-            return True
+            allowed = tokens >= 1.0
+            self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+            if len(self._buckets) > self.max_keys:
+                self._forget(now)
+            return allowed
+
+    def _forget(self, now: float) -> None:
+        """Drop refilled buckets, then the least recently used, to at most half of :attr:`max_keys`."""
+        keep = {k: v for k, v in self._buckets.items() if v[0] + (now - v[1]) * self.rate < self.burst}
+        limit = max(1, self.max_keys // 2)
+        if len(keep) > limit:
+            keep = dict(sorted(keep.items(), key=lambda item: item[1][1])[-limit:])
+        self._buckets = keep

@@ -121,6 +121,21 @@ class ServiceStore:
                 D.identities.c.public_key == record.signing_key.hex())).all()
         return {r.policy_id: r.fingerprint for r in rows if r.fingerprint == fp}
 
+    def resolve_session(self, text: str, vaults: Iterable[str]) -> Optional[str]:
+        """The id of the session ``text`` names (its id, or a unique prefix of at least 4 hex digits) among the
+        sessions of ``vaults`` only; None otherwise (another vault's sessions are never looked at)."""
+        wanted, pids = str(text).strip().lower(), list(vaults)
+        if not pids or not 4 <= len(wanted) <= 64 or any(c not in "0123456789abcdef" for c in wanted):
+            return None
+        s = D.sessions
+        q = (sa.select(s.c.id).where(s.c.policy_id.in_(pids), s.c.id.startswith(wanted, autoescape=True))
+             .order_by(s.c.id).limit(2))
+        with self.db.read() as conn:
+            found = [r.id for r in conn.execute(q)]
+        if wanted in found:
+            return wanted
+        return found[0] if len(found) == 1 else None
+
     def pending(self, record: IdentityRecord) -> "list[tuple[str, str]]":
         """(session id, fingerprint) of every open session that still asks this site's cosigner to sign."""
         vaults = self.site_vaults(record)
