@@ -125,3 +125,26 @@ def test_an_envelope_must_name_its_session_exactly(setup):
     status, answer = service.handle(_spec("POST", "/v1/envelopes"), _call(service, key, "POST", "/v1/envelopes", body))
     assert status == 404 and answer["error"]["code"] == "coordinator.session-not-found"
     assert co.get(session.id).signed == []
+
+
+def test_the_same_bytes_again_answer_accepted_and_another_copy_of_known_signatures_is_a_duplicate(setup):
+    """docs/service.md, POST /v1/envelopes: the outcome is decided once per PSBT hash; a lost answer's retry
+    learns `accepted`; a different copy carrying only signatures already recorded is `duplicate`."""
+    world, co, service = setup
+    session = co.new_session(world.vf.vault.policy_id, world.psbt(73_000))
+    holder = world.holders[1]
+    key, _ = world.sites[holder.label]
+    signed = world.vf.vault.sign(Psbt.parse(session.psbt), holder.root)[0]
+    other = Psbt.parse(signed.serialize())
+    other.globals.set(0xFC, b"\x04test\x00", b"another copy")  # a proprietary record: other bytes, same signature
+    answers = []
+    for seq, raw in enumerate((signed.serialize(), signed.serialize(), other.serialize()), start=1):
+        envelope = seal_submission(key, service.record, session.id, holder.fingerprint.hex(), raw, sequence=seq)
+        body = json.dumps({"envelope": base64.b64encode(envelope).decode()}).encode()
+        status, answer = service.handle(_spec("POST", "/v1/envelopes"),
+                                        _call(service, key, "POST", "/v1/envelopes", body))
+        assert status == 200, answer
+        answers.append(answer["outcome"])
+    assert answers == ["accepted", "accepted", "duplicate"]
+    assert [s["outcome"] for s in co.submissions(session.id)] == ["accepted", "duplicate"]
+    assert co.get(session.id).signed == [holder.fingerprint.hex()]
