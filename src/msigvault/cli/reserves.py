@@ -185,6 +185,7 @@ def proof_verify(message, message_file, address, signature, proof_file, vaultfil
       msigvault proof verify -n mainnet --address bc1q... --message "Hello World" --signature AkcwRAIg...
     """
     from ..network import Network
+    from ..psbt.display import escaped
     from ..reserves import bip322
 
     signatures = []
@@ -209,7 +210,7 @@ def proof_verify(message, message_file, address, signature, proof_file, vaultfil
                 raise CliError("give the address's network with -n/--network (or --vault)")
             results.append(bip322.verify(text, address, sig, Network.from_name(network)))
     emit(as_json, {"valid": True, "results": [r.to_dict() for r in results]},
-         "\n".join(f"VALID {r.format} BIP322 signature: {address} signed {json.dumps(text, ensure_ascii=False)}"
+         "\n".join(f"VALID {r.format} BIP322 signature: {escaped(address)} signed \"{escaped(text)}\""
                    + (f" (vault index {r.vault_index})" if r.vault_index is not None else "") for r in results))
 
 
@@ -312,9 +313,12 @@ def health_respond(vaultfile, challengefile, keyfile, output, qr_out, yes, passp
     if len(mine) != 1:
         raise CliError(f"{challengefile} holds {len(mine)} challenges for {ks.fingerprint}: expected exactly one")
     c = mine[0]
+    from ..psbt.display import escaped_lines
+    from ..reserves.health import check_challenge
+
+    check_challenge(c, registered.vault, bytes.fromhex(ks.fingerprint))  # nothing unchecked is shown
     click.echo(f"Key-health check: sign this message with your vault key ({c.address}); no coins move:\n"
-               + "\n".join(f"  {json.dumps(line, ensure_ascii=False)[1:-1]}" for line in c.message.split("\n")),
-               err=as_json)
+               + "\n".join(f"  {line}" for line in escaped_lines(c.message)), err=as_json)
     if not yes and not approve("Sign this challenge?"):
         raise NotApproved("not signed: nothing was written")
     root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)

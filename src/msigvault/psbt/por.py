@@ -18,7 +18,6 @@ Pure and offline: ``msigvault.reserves.por`` builds, encodes and verifies proofs
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Optional
 
@@ -30,6 +29,7 @@ from ..script import compact_size
 from . import fields as F
 from .common import (ecdsa_sign, ecdsa_verify, foreign_signature_keys, have, pubkey_of, schnorr_sign, schnorr_verify,
                      signature_state, unsigned_tx)
+from .display import escaped, escaped_lines
 from .psbt import Psbt, PsbtMap
 from .satisfaction import expected_final, has_final, resolve_vault_input, verify_final
 from . import signer as S
@@ -112,7 +112,7 @@ def check_shape(psbt: Psbt, message: Optional[str] = None) -> str:
                                   field="PSBT_IN_POR_COMMITMENT") from None
     if message is not None and check_message(message) != text:
         raise ReserveProofRefused(
-            f"the PSBT commits to the message {json.dumps(text, ensure_ascii=False)[:200]}, not to the one you "
+            f"the PSBT commits to the message \"{escaped(text)[:200]}\", not to the one you "
             "were given: do not sign", input_index=0, field="PSBT_IN_POR_COMMITMENT")
     txid, vout = psbt.prevout(0)
     if (bytes(txid), vout) != (commitment_txid(text), 0):
@@ -173,8 +173,8 @@ class ReservesShown:
 
     def lines(self, fingerprint: str) -> "list[str]":
         return [f"Signing as {fingerprint}: PROOF OF RESERVES: no coins move",
-                "  message (each line escaped as JSON):",
-                *(f"    {json.dumps(line, ensure_ascii=False)[1:-1]}" for line in self.message.split("\n")),
+                "  message (each line escaped: JSON escapes, and every character that does not print as itself):",
+                *(f"    {line}" for line in escaped_lines(self.message)),
                 f"  total: {format_amount(self.total)} in {self.coins} coin(s) of the vault",
                 f"  (input 0 is the commitment {self.commitment}, SHA-256 of the message: it does not exist, so "
                 "this transaction can never be valid; one OP_RETURN output of the total, no fee)"]

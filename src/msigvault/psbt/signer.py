@@ -9,7 +9,6 @@ input. See docs/psbt.md for each refusal and the attack it stops.
 from __future__ import annotations
 
 import hmac
-import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
@@ -23,6 +22,7 @@ from ..policy.registration import DEFAULT_INDEX_LIMIT, RegisteredVault, own_cosi
 from ..policy.vault import DerivedScript, Vault
 from . import fields as F
 from .bip322 import ProofShape, recognise
+from .display import escaped
 from .common import (
     OutputLine,
     check_output,
@@ -164,7 +164,7 @@ class ProofOfControl:
         where = "change" if self.branch == 1 else "receive"
         return [f"Signing as {fingerprint}: BIP322 PROOF OF CONTROL: no coins move",
                 f"  address: {self.address} (vault {where} index {self.index})",
-                f"  message: {json.dumps(self.message, ensure_ascii=False)}",
+                f"  message: \"{escaped(self.message)}\"",
                 f"  (to_sign spends only the virtual to_spend {self.to_spend_txid} of this message and address; "
                 "its one output is OP_RETURN of 0 sats)"]
 

@@ -22,6 +22,7 @@ from ..keys.bip32 import ExtendedKey
 from ..policy.registration import RegisteredVault
 from ..policy.vault import CHANGE, Vault
 from .common import OutputLine, has_vault_template
+from .display import escaped
 from .psbt import Psbt
 
 #: at most this many successor vaults may be given to one signature (each costs a script search)
@@ -39,7 +40,7 @@ class SuccessorOutput:
     vault_index: int
 
     def label(self) -> str:
-        return f"TO SUCCESSOR VAULT {self.vault_name} (policy id {self.policy_id})"
+        return f"TO SUCCESSOR VAULT {escaped(self.vault_name)} (policy id {self.policy_id})"
 
 
 def usable_successors(successors: "Sequence[RegisteredVault]", *, vault: Vault,

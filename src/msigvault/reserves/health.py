@@ -143,18 +143,25 @@ class Response:
             raise HealthCheckError(f"a key-health response lacks {e}") from None
 
 
-def respond(challenge: Challenge, vault: Vault, root: ExtendedKey) -> Response:
-    """The keyholder's answer (offline): the challenge is checked against their vault first."""
-    cosigner, account = own_cosigner(vault, root)
-    if challenge.fingerprint != cosigner.fingerprint.hex():
+def check_challenge(challenge: Challenge, vault: Vault, fingerprint: bytes) -> bytes:
+    """Before anything of ``challenge`` is shown: it is for this keyholder, this vault and their
+    vault key at its path (its address rebuilt from the vault). The public key; HealthCheckError."""
+    if challenge.fingerprint != fingerprint.hex():
         raise HealthCheckError(f"this challenge is for {challenge.fingerprint}, not for this key "
-                               f"({cosigner.fingerprint.hex()})", fingerprint=cosigner.fingerprint)
+                               f"({fingerprint.hex()})", fingerprint=fingerprint)
     if challenge.policy_id != vault.policy_id:
         raise HealthCheckError("this challenge is for another vault (policy id differs): check the vault file")
-    pub, address = key_address(vault, cosigner.fingerprint, challenge.branch, challenge.index)
+    pub, address = key_address(vault, fingerprint, challenge.branch, challenge.index)
     if address != challenge.address:
         raise HealthCheckError("the challenge's address is not your vault key at its path: the challenge was "
                                "altered; ask the coordinator for a new one")
+    return pub
+
+
+def respond(challenge: Challenge, vault: Vault, root: ExtendedKey) -> Response:
+    """The keyholder's answer (offline): the challenge is checked against their vault first."""
+    cosigner, account = own_cosigner(vault, root)
+    pub = check_challenge(challenge, vault, cosigner.fingerprint)
     secret = account.child(challenge.branch).child(challenge.index).key[1:]
     if pubkey_of(secret) != pub:  # pragma: no cover - a corrupt vault record
         raise HealthCheckError("this key does not derive the vault key at the challenge's path")

@@ -24,6 +24,7 @@ from ..errors import ExtractError, InvalidPSBT, MsigvaultError
 from ..policy.vault import Vault
 from ..psbt import fields as F
 from ..psbt import por as P
+from ..psbt.display import escaped_lines
 from ..psbt.extractor import verify_scripts
 from ..psbt.psbt import Psbt
 from ..psbt.satisfaction import witness_bytes
@@ -426,8 +427,8 @@ class ReservesReport:
         lines = [f"{head} proof of reserves: {format_amount(self.proven_amount)} in "
                  f"{sum(c.ok for c in self.coins)} of {len(self.coins)} coin(s), unspent at height {self.height}"
                  f" ({self.where})" + (", scripts verified by libbitcoinkernel" if self.verified_by_kernel else ""),
-                 "  message (each line escaped as JSON):"]
-        lines += [f"    {json.dumps(line, ensure_ascii=False)[1:-1]}" for line in self.message.split("\n")]
+                 "  message (each line escaped: JSON escapes, and every character that does not print as itself):"]
+        lines += [f"    {line}" for line in escaped_lines(self.message)]
         if self.stated_block is not None and self.stated_block[0] != self.height:
             lines.append(f"  note: the message names block {self.stated_block[0]}; checked at {self.height}")
         lines += [f"  FAILS {c.outpoint}: {c.note}" for c in self.failing]
