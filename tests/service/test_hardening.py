@@ -148,3 +148,17 @@ def test_the_same_bytes_again_answer_accepted_and_another_copy_of_known_signatur
     assert answers == ["accepted", "accepted", "duplicate"]
     assert [s["outcome"] for s in co.submissions(session.id)] == ["accepted", "duplicate"]
     assert co.get(session.id).signed == [holder.fingerprint.hex()]
+
+
+def test_a_forged_request_never_makes_the_claimed_identity_an_audit_actor(setup):
+    """Before: a request with a bad signature was audited with actor identity:<the id it claimed>."""
+    world, co, service = setup
+    alice = world.sites[world.holders[0].label][0]
+    call = _call(service, alice, "GET", "/v1/identity")
+    forged = dict(call.headers, **{"msigvault-signature": "00" * 64})
+    status, _ = service.handle(_spec("GET", "/v1/identity"),
+                               Call("GET", b"/v1/identity", "/v1/identity", forged, b"", "127.0.0.1:3", {}))
+    assert status == 401
+    entry = co.audit_entries()[-1]
+    assert entry["event"] == "service.refused" and entry["data"]["identity"] == alice.id.hex()
+    assert entry["data"]["authenticated"] is False and entry["actor"] == "unauthenticated"

@@ -211,7 +211,9 @@ class Service:
                     "path": shown_path(call.path), "remote": call.remote[:100], "status": status,
                     "code": type(error).code, "reason": str(error)[:1000]}
             try:
-                self.co.record_event("service.refused", data, actor=f"identity:{claimed or 'unknown'}")
+                # the actor is an identity only when its signature verified: anyone can claim an id
+                actor = f"identity:{caller.id}" if caller is not None else "unauthenticated"
+                self.co.record_event("service.refused", data, actor=actor)
             except MsigvaultError as e:  # the database is down: still answer the refusal
                 log.error("could not audit a refusal: %s", type(e).code)
         return status, error_body(error)
