@@ -104,10 +104,10 @@ def analyze(psbt: Psbt, vault: Vault, *, index_limit: int = DEFAULT_INDEX_LIMIT)
         if problem:
             problems.append(problem)
         outputs.append({**asdict(line), "suspicious": bool(problem)})
-    from .paths import input_weight as path_input_weight, open_paths
+    from .paths import open_paths, spend_weight
 
     opened = open_paths(vault, tx) if vault.recovery else ()
-    size = vsize(tx_weight([path_input_weight(vault, opened[-1] if opened else None)] * psbt.input_count,
+    size = vsize(tx_weight([spend_weight(vault, opened)] * psbt.input_count,
                            [len(o.script_pubkey) for o in tx.outputs]))
     fee = None
     if spent_all is not None:

@@ -21,7 +21,7 @@ from .coinselect import fee_for, select_coins
 from .psbt import Psbt
 from .signer import SignerPolicy, fee_problem
 from .updater import add_global_xpubs, update_input, update_output
-from .paths import SpendPath, input_weight as path_input_weight, select_path, spend_fields
+from .paths import SpendPath, opened_by, select_path, spend_fields, spend_weight
 from .weight import output_weight, tx_weight, vsize
 
 SEQUENCE_RBF = 0xFFFFFFFD
@@ -53,7 +53,7 @@ def create_psbt(vault: Vault, utxos: Sequence[Utxo], outputs: "Sequence[tuple[De
     spend = select_path(vault, path)
     payments = _payments(vault, outputs)
     _check_utxos(vault, utxos)
-    in_nonwit, in_wit = path_input_weight(vault, spend)
+    in_nonwit, in_wit = spend_weight(vault, opened_by(vault, spend))
     change_script = vault.derive_branch(CHANGE, change_index).script_pubkey
     per_input = 4 * in_nonwit + in_wit
     # everything but the inputs, with the input-count prefix sized for all candidates (an upper bound)
@@ -96,7 +96,7 @@ def create_sweep(vault: Vault, utxos: Sequence[Utxo], destination: Destination, 
     spend = select_path(vault, path)
     _check_utxos(vault, utxos)
     script = _destination_script(vault, destination)
-    weight = tx_weight([path_input_weight(vault, spend)] * len(utxos), [len(script)])
+    weight = tx_weight([spend_weight(vault, opened_by(vault, spend))] * len(utxos), [len(script)])
     _check_weight(weight, max_weight, len(utxos))
     amount = sum(u.amount for u in utxos) - fee_for(weight, fee_rate)
     if amount <= 0 or is_dust(amount, script):
@@ -148,7 +148,7 @@ def _check_fee(vault: Vault, chosen: "Sequence[Utxo]", out_list: "list[tuple[byt
         return
     total_in = sum(u.amount for u in chosen)
     fee = total_in - sum(a for _, a in out_list)
-    size = vsize(tx_weight([path_input_weight(vault, spend)] * len(chosen),
+    size = vsize(tx_weight([spend_weight(vault, opened_by(vault, spend) if spend else None)] * len(chosen),
                            [len(s) for s, _ in out_list]))
     sent = sum(a for o, (_, a) in enumerate(out_list) if o != change_pos)
     problem = fee_problem(limits, fee=fee, rate=fee / size, sent=sent, input_total=total_in,

@@ -177,6 +177,26 @@ def input_weight(vault: Vault, path: "SpendPath | None" = None) -> "tuple[int, i
     return cache[chosen.index]
 
 
+def spend_weight(vault: Vault, paths: "tuple[SpendPath, ...] | None" = None) -> "tuple[int, int]":
+    """:func:`input_weight` of the largest of ``paths`` (default: the primary): the Finalizer
+    uses whichever of the paths a transaction opens has its signatures, so fees are estimated
+    for the largest."""
+    if not vault.recovery or not paths:
+        return input_weight(vault)
+    return max((input_weight(vault, p) for p in paths), key=lambda w: 4 * w[0] + w[1])
+
+
+def opened_by(vault: Vault, path: SpendPath) -> "tuple[SpendPath, ...]":
+    """The paths a transaction made for ``path`` opens (the primary, ``path``, and any other
+    recovery path whose lock the same nSequence/nLockTime meets)."""
+    lock = path.lock
+    if lock is None:
+        return (path,)
+    locktime = lock.value if not lock.is_relative else 0
+    sequence = lock.value if lock.is_relative else SEQUENCE_RBF
+    return tuple(p for p in spend_paths(vault) if lock_open(p.lock, 2, locktime, sequence))
+
+
 def _witness_len(items: "list[bytes]") -> int:
     return len(compact_size(len(items))) + sum(len(compact_size(len(x))) + len(x) for x in items)
 

@@ -41,7 +41,7 @@ from .common import (
 from .psbt import Psbt
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut
 from .successor import SuccessorOutput, check_successor_roots, successor_outputs, usable_successors
-from .paths import SpendPath, input_weight as path_input_weight, signer_paths
+from .paths import SpendPath, signer_paths, spend_weight
 from .weight import tx_weight, vsize
 
 
@@ -240,7 +240,7 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     if fee < 0:
         raise SignerRefusal(f"the outputs ({output_total} sats) exceed the inputs ({input_total} sats)")
     opened = signer_paths(vault, unsigned_tx(psbt), fingerprint) if vault.recovery else ()  # docs/recovery.md
-    size = vsize(tx_weight([path_input_weight(vault, opened[-1] if opened else None)] * len(inputs),
+    size = vsize(tx_weight([spend_weight(vault, opened)] * len(inputs),
                            [len(psbt.script(o)) for o in range(psbt.output_count)]))
     rate = fee / size
     returned = sum(o.amount for o in outputs if o.is_vault)
