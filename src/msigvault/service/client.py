@@ -20,6 +20,7 @@ import binascii
 import datetime as _dt
 import json
 import ssl
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -112,7 +113,7 @@ class ServiceClient:
 
     def status(self, session_id: str) -> "dict[str, Any]":
         """A session's status (no PSBT): cosigner states, signatures needed, final txid."""
-        return dict(self._send("GET", f"/v1/sessions/{session_id}")["session"])
+        return dict(self._send("GET", f"/v1/sessions/{_segment(session_id)}")["session"])
 
     def propose(self, vault: str, psbt: bytes, *, memo: str = "", expires_in: Optional[int] = None) -> "dict[str, Any]":
         """Open a session for an unsigned PSBT of a registered vault (operator identities)."""
@@ -123,7 +124,7 @@ class ServiceClient:
 
     def cancel(self, session_id: str, reason: str = "") -> "dict[str, Any]":
         """Cancel an open or finalized session (operator identities)."""
-        return dict(self._send("POST", f"/v1/sessions/{session_id}/cancel", {"reason": reason})["session"])
+        return dict(self._send("POST", f"/v1/sessions/{_segment(session_id)}/cancel", {"reason": reason})["session"])
 
     def audit_export(self) -> bytes:
         """The audit log as a signed export bundle (auditor identities); check it with verify_export_bytes."""
@@ -133,14 +134,20 @@ class ServiceClient:
 
     def request(self, method: str, path: str, body: bytes = b"", *, headers: "Optional[dict[str, str]]" = None,
                 signed: bool = True) -> httpx.Response:
-        """One raw request (signed unless ``signed`` is false); the response as it came. For tests and tools."""
+        """One raw request (signed unless ``signed`` is false); the response as it came, its body read whole
+        (ServiceRefused as soon as it passes :data:`MAX_RESPONSE` bytes: a hostile server cannot make the
+        client hold an endless answer). For tests and tools."""
         request = self._http.build_request(method, path, content=body,
                                            headers={"content-type": "application/json", **(headers or {})})
         if signed:
             request.headers.update(sign_request(self.identity, coordinator_id=self.coordinator.id.hex(),
                                                 method=method, target=request.url.raw_path, body=body))
         try:
-            return self._http.send(request)
+            response = self._http.send(request, stream=True)
+            try:
+                body = _read_bounded(response, method, path)
+            finally:
+                response.close()
         except httpx.ConnectError as e:
             reason = str(e)
             if "CERTIFICATE_VERIFY_FAILED" in reason or "certificate" in reason.lower():
@@ -151,12 +158,13 @@ class ServiceClient:
                                      "service runs") from None
         except httpx.HTTPError as e:
             raise ServiceUnreachable(f"the request to {self.url} failed: {type(e).__name__}: {e}") from None
+        kept = [(k, v) for k, v in response.headers.multi_items()
+                   if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=kept, content=body, request=request)
 
     def _send(self, method: str, path: str, obj: "Optional[dict[str, Any]]" = None, *, signed: bool = True) -> "dict[str, Any]":
         body = b"" if obj is None else json.dumps(obj, separators=(",", ":")).encode()
         response = self.request(method, path, body, signed=signed)
-        if len(response.content) > MAX_RESPONSE:
-            raise ServiceRefused(f"the service's answer is larger than {MAX_RESPONSE:,} bytes: refused")
         try:
             answer = response.json()
         except ValueError:
@@ -171,6 +179,29 @@ class ServiceClient:
                                  f"{error.get('code', '?')}): {error.get('message', '')}",
                                  remote_code=str(error.get("code", "")), http_status=response.status_code)
         return answer
+
+
+def _read_bounded(response: httpx.Response, method: str, path: str) -> bytes:
+    """The (decoded) body, refused before it is read further once it passes MAX_RESPONSE bytes, or at once
+    when its declared length does."""
+    limit = MAX_RESPONSE
+    declared = response.headers.get("content-length", "")
+    too_large = ServiceRefused(f"the service's answer to {method} {path[:100]} is larger than {limit:,} bytes: "
+                               "refused unread (is it a msigvault coordinator?)", http_status=response.status_code)
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _segment(session_id: str) -> str:
+    """A session id as one path segment (percent-encoded: it cannot reach another route or add a query)."""
+    return urllib.parse.quote(str(session_id), safe="")
 
 
 def _unb64(text: object) -> bytes:

@@ -1,0 +1,66 @@
+"""The site's client against a hostile coordinator server: an endless answer is refused once it passes the
+client's limit, without reading (or holding) the rest. A real TLS server on 127.0.0.1, in a thread."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+
+import pytest
+
+from msigvault.identity import IdentityKey
+from msigvault.service import client as client_module
+from msigvault.service.client import ServiceClient
+from msigvault.service.errors import ServiceRefused
+from msigvault.testing.tls import make_test_pki
+
+LIMIT = 256 * 1024
+OFFERED = 48 * 1024 * 1024  # what the hostile server is willing to send
+
+
+class EndlessServer:
+    """Answers one request with a JSON object that never ends (no Content-Length), counting what it sent."""
+
+    def __init__(self, pki, *, declared: "int | None" = None) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(pki.server_cert, pki.server_key)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.declared = declared
+        self.sent = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(65536)
+                length = f"Content-Length: {self.declared}\r\n" if self.declared is not None else ""
+                tls.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n"
+                            .encode() + b'{"requests": [')
+                chunk = b'"' + b"A" * 65534 + b'",'
+                while self.sent < OFFERED:
+                    tls.sendall(chunk)
+                    self.sent += len(chunk)
+        except OSError:
+            pass  # the client hung up: what we want
+        finally:
+            self.listener.close()
+
+
+@pytest.mark.parametrize("declared", [None, 10 ** 12])
+def test_an_endless_answer_is_refused_at_the_limit(tmp_path, monkeypatch, declared):
+    """Before: the client read the whole answer into memory, then compared its size with the limit."""
+    monkeypatch.setattr(client_module, "MAX_RESPONSE", LIMIT)
+    pki = make_test_pki(tmp_path / "pki")
+    server = EndlessServer(pki, declared=declared)
+    site = IdentityKey.generate("alice-site", "keyholder-site")
+    coordinator = IdentityKey.generate("coordinator", "coordinator").record("regtest")
+    with ServiceClient(f"https://127.0.0.1:{server.port}", site, ca=pki.ca_cert, coordinator=coordinator) as c:
+        with pytest.raises(ServiceRefused, match="larger than"):
+            c.pending()
+    server.thread.join(timeout=30)
+    assert not server.thread.is_alive()
+    assert server.sent < 16 * LIMIT + 8 * 1024 * 1024  # the socket buffers, not the whole answer
