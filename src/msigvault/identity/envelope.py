@@ -263,7 +263,7 @@ def open_envelope(data: bytes, *, recipient: IdentityKey, senders: Senders, guar
     if moment >= expires:
         raise EnvelopeExpired(f"the envelope from {sender.name!r} for session {session} expired at "
                               f"{_time(expires).isoformat()}: ask for a fresh one")
-    guard.accept(sender.id, session, sequence)
+    guard.accept(sender.id, session, sequence, expires=expires, now=moment)
     return OpenedEnvelope(sender, header.recipient_id, session, sequence, kind, _time(created), _time(expires),
                           payload)
 
@@ -313,13 +313,18 @@ def _find_sender(sender_id: bytes, senders: Senders) -> IdentityRecord:
 
 @dataclass
 class ReplayGuard:
-    """The sequence numbers accepted per (sender id, session id); optionally kept in a JSON file.
+    """The last sequence number accepted per (sender id, session id); optionally kept in a JSON file.
 
-    A sequence accepted before is a replay; one not above the last accepted is out of order.
+    The last sequence again is a replay; one below it is out of order (so only the last needs keeping:
+    sequences only grow). With each one the latest expiry of the envelopes accepted for that pair is
+    kept, and a pair is forgotten once that has passed (any envelope it could refuse is expired and
+    refused for that), so the state stays as small as the sessions still live, however often a site
+    pulls the same requests.
     """
 
     accepted: "dict[tuple[bytes, str], list[int]]" = field(default_factory=dict)
     path: Optional[Path] = None
+    expires: "dict[tuple[bytes, str], int]" = field(default_factory=dict)
 
     def check(self, sender_id: bytes, session_id: str, sequence: int) -> None:
         seen = self.accepted.get((sender_id, session_id), [])
@@ -330,15 +335,29 @@ class ReplayGuard:
             raise EnvelopeOutOfOrder(f"envelope {sequence} of session {session_id} from {sender_id.hex()} is not "
                                      f"above the last accepted ({seen[-1]}): it is stale or reordered; refused")
 
-    def accept(self, sender_id: bytes, session_id: str, sequence: int) -> None:
-        """Check, then record (and save, with a path) one accepted envelope."""
+    def accept(self, sender_id: bytes, session_id: str, sequence: int, *, expires: Optional[int] = None,
+               now: Optional[int] = None) -> None:
+        """Check, then record (and save, with a path) one accepted envelope; ``expires`` (Unix seconds) is its
+        expiry, ``now`` the time it was opened at (pairs whose envelopes have all expired by then are dropped)."""
         self.check(sender_id, session_id, sequence)
-        self.accepted.setdefault((sender_id, session_id), []).append(sequence)
+        key = (sender_id, session_id)
+        self.accepted[key] = [sequence]
+        if expires is not None:
+            self.expires[key] = max(self.expires.get(key, expires), expires)
+        if now is not None:
+            for gone in [k for k, until in self.expires.items() if until <= now and k != key]:
+                self.accepted.pop(gone, None)
+                self.expires.pop(gone, None)
         if self.path is not None:
             self.save(self.path)
 
     def to_bytes(self) -> bytes:
-        rows = [{"sender": s.hex(), "session": sid, "accepted": seqs} for (s, sid), seqs in sorted(self.accepted.items())]
+        rows = []
+        for (s, sid), seqs in sorted(self.accepted.items()):
+            row: "dict[str, Any]" = {"sender": s.hex(), "session": sid, "accepted": seqs[-1:]}
+            if (s, sid) in self.expires:
+                row["expires"] = self.expires[(s, sid)]
+            rows.append(row)
         return json.dumps({"format": "msigvault-replay-guard", "version": 1, "entries": rows},
                           separators=(",", ":")).encode() + b"\n"
 
@@ -361,13 +380,17 @@ class ReplayGuard:
         try:
             obj = json.loads(data)
             assert obj["format"] == "msigvault-replay-guard" and obj["version"] == 1
-            accepted = {}
+            accepted, expires = {}, {}
             for row in obj["entries"]:
                 seqs = row["accepted"]
                 assert isinstance(seqs, list) and all(type(s) is int and 0 <= s < 2 ** 64 for s in seqs)
                 assert seqs == sorted(set(seqs)) and isinstance(row["session"], str)
-                accepted[(bytes.fromhex(row["sender"]), row["session"])] = list(seqs)
+                key = (bytes.fromhex(row["sender"]), row["session"])
+                accepted[key] = list(seqs[-1:])  # older files kept every sequence: the last is what counts
+                if "expires" in row:
+                    assert type(row["expires"]) is int
+                    expires[key] = row["expires"]
         except (ValueError, KeyError, TypeError, AssertionError):
             raise EnvelopeError(f"replay state {p} is damaged: restore it from a backup (a lost state lets old "
                                 "envelopes be replayed)", path=p) from None
-        return cls(accepted, p)
+        return cls(accepted, p, expires)

@@ -182,7 +182,8 @@ class DatabaseReplayGuard(ReplayGuard):
                 t.c.sender_id == sender_id.hex(), t.c.session_id == session_id)).scalar()
         self._refuse(sender_id, session_id, sequence, None if last is None else int(last))
 
-    def accept(self, sender_id: bytes, session_id: str, sequence: int) -> None:
+    def accept(self, sender_id: bytes, session_id: str, sequence: int, *, expires: Optional[int] = None,
+               now: Optional[int] = None) -> None:
         self.check(sender_id, session_id, sequence)
         try:
             with self.db.write() as conn:
