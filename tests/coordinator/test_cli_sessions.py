@@ -217,3 +217,24 @@ def test_a_second_coordinator_key_is_authorised_through_the_cli(kit, tmp_path):
     assert sorted(verified["coordinator_keys"]) == sorted([first, second["coordinator_key"]])
     bad = run("session", "authorize-key", "abcd", "--vault", vault, ok=False)
     assert bad.exit_code == 2 and "64 lowercase hex" in bad.output
+
+
+def test_a_hostile_reason_or_memo_cannot_draw_over_the_operators_screen(kit, tmp_path):
+    """A refusal reason comes from a keyholder site over the network and a memo from an operator: before, both
+    reached the operator's terminal raw (an escape sequence could erase or rewrite the session's state)."""
+    from msigvault.testing.utxos import synthetic_utxo
+
+    vf = kit.make_vault_file("wsh")
+    vault = tmp_path / "vault.json"
+    vf.save(vault)
+    utxos = [synthetic_utxo(vf.vault, 100_000, index=0, seed="cli-hostile")]
+    (tmp_path / "p.psbt").write_bytes(vf.vault.create_psbt(utxos, [(kit.PAYEE, 50_000)], fee_rate=2.0,
+                                                           change_index=0).serialize())
+    alice = kit.HOLDERS[0].fingerprint.hex()
+    sid = json.loads(run("session", "new", vault, tmp_path / "p.psbt", "--memo", "rent\x1b[2J", "--json").output)["id"]
+    run("session", "refuse", sid, alice, "--reason", "no\r\x1b[1A    deadbeef  signed\u202e", "--vault", vault)
+    for shown in (run("session", "show", sid, "--vault", vault).output,
+                  run("session", "list", "--vault", vault).output):
+        assert "\x1b" not in shown and "\r" not in shown and "\u202e" not in shown
+    shown = run("session", "show", sid, "--vault", vault).output
+    assert "refused: no\\r\\x1b[1A" in shown and "memo: rent\\x1b[2J" in shown

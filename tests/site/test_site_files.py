@@ -58,6 +58,10 @@ def test_a_request_file_round_trips_and_shows_no_psbt_in_its_repr(parts):
     ({"fingerprint": "ABCDEF01"}, "fingerprint"),
     ({"coordinator_id": "zz" * 16}, "coordinator_id"),
     ({"vault": "00"}, "policy id"),
+    # the expiry is shown beside the signer's summary: no escape sequence may ride in it (it was not checked)
+    ({"expires": "2026-12-02T10:00:00Z\x1b[8m"}, "expires"),
+    ({"expires": "tomorrow"}, "expires"),
+    ({"expires": "\u0662026-12-02T10:00:00Z"}, "expires"),
 ])
 def test_an_edited_request_file_is_refused(parts, changes, what):
     with pytest.raises(SiteRequestError, match=what):

@@ -130,7 +130,16 @@ def _session_text(s, submissions=None) -> str:
         lines.append(f"  submission {sub['psbt_sha256'][:16]}... {sub['outcome']}"
                      + (f" ({', '.join(sub['signers'])})" if sub["signers"] else "")
                      + (f": {sub['reason']}" if sub["reason"] else ""))
-    return "\n".join(lines)
+    return _shown(lines)
+
+
+def _shown(lines) -> str:
+    """Lines for the operator's terminal: reasons, memos and names come from keyholder sites and operators
+    over the network, so every non-printable character (escape sequences, CR/LF, bidi overrides) is shown
+    escaped and cannot draw over the session's state."""
+    from ..site.request import printable
+
+    return "\n".join(printable(line) for line in lines)
 
 
 @click.group()
@@ -179,8 +188,8 @@ def session_list(status, vaultfile, db_url, key_path, as_json):
     co = _open(vaultfile, db_url, key_path, write=False)
     sessions = co.list(status=status)
     emit(as_json, [s.to_dict() for s in sessions],
-         "\n".join(f"{s.id}  {s.status.value:<9}  {len(s.signed)}/{s.threshold} signed  {s.vault_name}  "
-                   f"{s.memo}" for s in sessions) or "no sessions")
+         _shown(f"{s.id}  {s.status.value:<9}  {len(s.signed)}/{s.threshold} signed  {s.vault_name}  "
+                f"{s.memo}" for s in sessions) or "no sessions")
 
 
 @session.command("show")

@@ -253,7 +253,7 @@ def site_sign(request_file, vaultfile, keyfile, output, yes, max_fee_sats, max_f
     click.echo(f"session {request.session} from coordinator '{printable(request.coordinator_name)}' "
                f"({request.coordinator_id}), vault '{printable(request.vault_name)}'"
                + (f"\n  the coordinator's memo (not checked): {printable(request.memo)}" if request.memo else "")
-               + f"\n  request expires {request.expires}", err=as_json)
+               + f"\n  request expires {printable(request.expires)}", err=as_json)
     click.echo(prepared.summary.text(), err=as_json)
     if not yes and not approve("Sign this transaction?"):
         raise NotApproved("not signed: nothing was written")

@@ -35,6 +35,7 @@ MAX_TEXT = 1000  # memo, vault name, coordinator name (characters)
 MAX_REASON_BYTES = 2_000  # as coordinator.envelopes.MAX_REASON_BYTES
 SESSION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _HEX = re.compile(r"^[0-9a-f]*$")
+_EXPIRES = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
 
 
 def _canonical(obj: "dict[str, Any]") -> bytes:
@@ -150,6 +151,9 @@ class SiteRequest:
                                    "the request again", field="psbt_sha256")
         if len(obj["coordinator_id"]) != 32 or not _HEX.match(obj["coordinator_id"]):
             raise SiteRequestError("the request's coordinator_id is not 32 hex digits", field="coordinator_id")
+        if not _EXPIRES.match(obj["expires"]):  # shown beside the signer's summary: exactly a UTC time
+            raise SiteRequestError("the request's expires is not a UTC time (YYYY-MM-DDTHH:MM:SSZ): the file was "
+                                   "changed; pull the request again", field="expires")
         if (len(obj["vault"]) != 64 or not _HEX.match(obj["vault"])) or not 0 <= obj["sequence"] < 2 ** 64:
             raise SiteRequestError("the request's vault is not a policy id (64 hex) or its sequence is out of range")
         return cls(obj["session"], obj["vault"], obj["vault_name"][:MAX_TEXT], _fingerprint(obj["fingerprint"],
