@@ -62,7 +62,7 @@ def _read_json(path) -> object:
         raise CliError(f"{path} is {len(data)} bytes, above the limit of {MAX_JSON_BYTES}")
     try:
         return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # also a huge integer, absurdly deep nesting
         raise CliError(f"{path} is not JSON ({e})") from None
 
 

@@ -5,6 +5,8 @@ Everything heavy (backends, SQLAlchemy, matplotlib) is imported inside the comma
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from .common import CliError, check_writable, check_writable_dir, emit, json_option
@@ -242,6 +244,11 @@ def report_reserves(db_url, series_path, config_path, health_files, proof_files,
     from ..reserves.report import build, read_document, write_all
     from ..reserves.valuation import analyse
 
+    from ..reserves.report import ReportInputError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", stem) or ".." in stem:
+        raise ReportInputError(f"--stem {stem[:40]!r} must be a plain file name (letters, digits, . _ -): the "
+                               "files go into the output directory, nowhere else", field="stem")
     store = _series(db_url, series_path)
     check_writable_dir(output_dir)
     for ext in ("json", "csv", "html"):

@@ -232,7 +232,7 @@ def load_plan(path: "str | os.PathLike[str]", old: VaultFile, successor: VaultFi
     raw = _read(p, MAX_PLAN_BYTES)
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: not UTF-8, not JSON, an integer of > 4,300 digits
         raise MigrationFileError(f"{p} is not a migration plan (not JSON)") from None
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT or data.get("version") != PLAN_VERSION:
         raise MigrationFileError(f"{p} is not a msigvault migration plan (version {PLAN_VERSION})")

@@ -223,7 +223,7 @@ def read_json(path: "str | Path", what: str) -> object:
         raise ReservesError(f"the {what} {p} is above the limit of {MAX_FILE_BYTES} bytes", limit=MAX_FILE_BYTES)
     try:
         return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # also a huge integer, absurdly deep nesting
         raise ReservesError(f"the {what} {p} is not JSON ({e})") from None
 
 

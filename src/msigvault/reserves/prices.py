@@ -15,6 +15,8 @@ import datetime as _dt
 import io
 import json
 import re
+import time
+import zlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -36,6 +38,14 @@ class ValuationError(MsigvaultError):
     """The reserve's valuation cannot be computed as asked (base class of the valuation errors)."""
 
     code = "valuation.error"
+
+
+def read_limited(path: "str | Path", limit: int) -> "bytes | None":
+    """At most ``limit`` + 1 bytes of ``path`` (None when it holds more): a file that grows, a
+    FIFO or a device is never read whole. OSError as ``open`` raises it."""
+    with Path(path).open("rb") as f:
+        data = f.read(limit + 1)
+    return None if len(data) > limit else data
 
 
 class PriceFileError(ValuationError):
@@ -171,15 +181,16 @@ class FilePriceSource:
         """Read a ``.csv`` or ``.json`` price file (by its content: JSON starts with ``[`` or ``{``)."""
         p = Path(path)
         try:
-            size = p.stat().st_size
-            if size > MAX_PRICE_FILE_BYTES:
-                raise PriceFileError(f"{p} is {size} bytes: price files are limited to {MAX_PRICE_FILE_BYTES}",
-                                     path=p, limit=MAX_PRICE_FILE_BYTES)
-            raw = p.read_bytes()[:MAX_PRICE_FILE_BYTES + 1]
+            raw = read_limited(p, MAX_PRICE_FILE_BYTES)
+            if raw is None:
+                raise PriceFileError(f"{p} is larger than {MAX_PRICE_FILE_BYTES} bytes: price files are limited to "
+                                     "that", path=p, limit=MAX_PRICE_FILE_BYTES)
         except FileNotFoundError:
             raise PriceFileError(f"{p}: no such price file", path=p) from None
         except IsADirectoryError:
             raise PriceFileError(f"{p} is a directory, not a price file", path=p) from None
+        except OSError as e:
+            raise PriceFileError(f"cannot read the price file {p}: {e.strerror or type(e).__name__}", path=p) from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -224,7 +235,7 @@ def parse_json(text: str) -> "list[Price]":
     """Prices from JSON text: a list of records or ``{"prices": [...]}``."""
     try:
         data = json.loads(text, parse_float=Decimal)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer of more than 4,300 digits
         raise PriceFileError("the price file is not valid JSON") from None
     records = data.get("prices") if isinstance(data, dict) else data
     if not isinstance(records, list):
@@ -296,16 +307,25 @@ class HttpPriceSource:
     (``{base}``, ``{quote}``, ``{quote_lower}``, ``{pair}`` = ``BTC-USD``, ``{date}`` =
     YYYY-MM-DD, ``{dmy}`` = DD-MM-YYYY, ``{year}``, ``{month}``, ``{day}``, ``{unix}`` = the
     day's start), the JSON answer is followed along ``field_path`` (same fields; ``a.b.0.c``) to
-    the close. HTTP 404 means "no close that day" (None). Needs the online extra (httpx)."""
+    the close. HTTP 404 means "no close that day" (None). Needs the online extra (httpx).
+
+    A hostile or broken API cannot hold the valuation or the machine: redirects are not followed,
+    ``timeout`` bounds each network wait and ``deadline`` the whole answer (a server dripping one
+    byte at a time), the body is read up to :data:`MAX_HTTP_BYTES` *after* decompression (gzip or
+    deflate, decoded here in bounded steps: a compression bomb stops at the limit)."""
 
     def __init__(self, url_template: str, field_path: str, *, name: str = "price API", timeout: float = 10.0,
-                 headers: Optional[Mapping[str, str]] = None, transport: Any = None):
+                 deadline: float = 30.0, headers: Optional[Mapping[str, str]] = None, transport: Any = None):
         if not re.match(r"https?://", url_template):
             raise PriceSourceError("the price URL must start with http:// or https://")
+        for what, value in (("timeout", timeout), ("deadline", deadline)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600:
+                raise PriceSourceError(f"the price API {what} is 0 to 600 seconds, not {value!r}", field=what)
         self.url_template = url_template
         self.field_path = field_path
         self.name = name
         self.timeout = timeout
+        self.deadline = deadline
         self.headers = dict(headers or {})
         self._transport = transport
 
@@ -323,7 +343,7 @@ class HttpPriceSource:
             raise PriceSourceError(f"{where} answered HTTP {status}: check the URL template and the API's terms")
         try:
             data = json.loads(body, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # ValueError: not UTF-8, not JSON, an integer of > 4,300 digits
             raise PriceSourceError(f"{where} did not answer with JSON") from None
         value = _walk(data, _fill(self.field_path, _template_fields(pair, day), "price field path"))
         if value is None:
@@ -342,23 +362,45 @@ class HttpPriceSource:
             raise PriceSourceError("the HTTP price source needs the online extra: pip install 'msigvault[online]'") \
                 from None
         where = _redact(url)
+        started = time.monotonic()
         try:
             with httpx.Client(timeout=self.timeout, transport=self._transport, follow_redirects=False,
-                              headers={"User-Agent": "msigvault", **self.headers}) as client:
+                              headers={"User-Agent": "msigvault", "Accept-Encoding": "gzip, deflate",
+                                       **self.headers}) as client:
                 with client.stream("GET", url) as resp:
+                    decoder = _decoder(resp.headers.get("content-encoding", ""), where)
                     chunks, size = [], 0
-                    for chunk in resp.iter_bytes():
+                    for raw in resp.iter_raw():
+                        chunk = decoder.decompress(raw, MAX_HTTP_BYTES + 1 - size) if decoder else raw
                         size += len(chunk)
-                        if size > MAX_HTTP_BYTES:
+                        if size > MAX_HTTP_BYTES or (decoder is not None and decoder.unconsumed_tail):
                             raise PriceSourceError(f"{where} answered with more than {MAX_HTTP_BYTES} bytes: "
                                                    "that is not one price", limit=MAX_HTTP_BYTES)
+                        if time.monotonic() - started > self.deadline:
+                            raise PriceSourceError(f"{where} took more than {self.deadline:g} s to answer: "
+                                                   "that is not a price API in working order", limit=self.deadline)
                         chunks.append(chunk)
                     return resp.status_code, b"".join(chunks)
+        except zlib.error:
+            raise PriceSourceError(f"{where} answered with a damaged compressed body") from None
         except httpx.TimeoutException:
             raise PriceSourceError(f"{where} did not answer within {self.timeout:g} s") from None
         except httpx.HTTPError as e:
             raise PriceSourceError(f"cannot reach {where} ({type(e).__name__}): is the price API reachable "
                                    "from here?") from None
+        except httpx.InvalidURL:
+            raise PriceSourceError(f"the price URL {where} is not a valid URL: check --price-url") from None
+
+
+def _decoder(encoding: str, where: str) -> "Any":
+    """A bounded decoder for the answer's Content-Encoding (None: identity)."""
+    enc = encoding.strip().lower()
+    if enc in ("", "identity"):
+        return None
+    if enc in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+    raise PriceSourceError(f"{where} answered with Content-Encoding {encoding[:40]!r}, which is not read here: "
+                           "ask the API for plain or gzip JSON")
 
 
 def _redact(url: str) -> str:
@@ -367,7 +409,11 @@ def _redact(url: str) -> str:
 
     parts = urlsplit(url)
     host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    try:
+        port = parts.port
+    except ValueError:  # a port out of range: shown as missing, the request then fails as an invalid URL
+        port = None
+    netloc = host + (f":{port}" if port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 

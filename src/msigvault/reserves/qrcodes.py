@@ -81,5 +81,5 @@ def read_qr(images: "Iterable[str | Path]", what: str) -> Any:
             raise HealthCheckError(f"the QR code of the {what} holds more than {MAX_DOCUMENT_BYTES} bytes")
     try:
         return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: not UTF-8, not JSON, an integer of > 4,300 digits
         raise HealthCheckError(f"the QR code does not hold the JSON of a {what}") from None

@@ -17,10 +17,11 @@ import datetime as _dt
 import html
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .prices import ValuationError
+from .prices import ValuationError, read_limited
 from .valuation import Analysis, money, pct
 
 KIND = "msigvault-reserve-report"
@@ -49,12 +50,15 @@ def read_document(path: "str | Path") -> Any:
     """A JSON document of at most 4 MB (a health report or a proof-of-reserves result)."""
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_INPUT_BYTES:
+        raw = read_limited(p, MAX_INPUT_BYTES)
+        if raw is None:
             raise ReportInputError(f"{p} is larger than {MAX_INPUT_BYTES} bytes", path=p, limit=MAX_INPUT_BYTES)
-        return json.loads(p.read_bytes())
+        return json.loads(raw)
     except FileNotFoundError:
         raise ReportInputError(f"{p}: no such file", path=p) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except OSError as e:
+        raise ReportInputError(f"cannot read {p}: {e.strerror or type(e).__name__}", path=p) from None
+    except (ValueError, RecursionError):
         raise ReportInputError(f"{p} is not JSON", path=p) from None
 
 
@@ -202,14 +206,16 @@ def to_csv(report: Mapping[str, Any]) -> str:
     for day in report["days"]:
         for pair in report["pairs"]:
             p = day["pairs"][pair]
-            common = [pair, p["close"], None if p["source"] is None else _text_cell(p["source"]), p["timestamp"]]
+            t = _text_cell
+            common = [pair, p["close"], t(p["source"]), t(p["timestamp"])]
             for v in day["vaults"]:
-                w.writerow(_blank([day["date"], _text_cell(v["name"]), v["policy_id"], day["height"], day["block_hash"], v["sats"],
-                                   *common, v["values"][pair], v["share_pct"]] + [None] * 8))
-            w.writerow(_blank([day["date"], TOTAL, "", day["height"], day["block_hash"], day["total_sats"], *common,
-                               p["value"], "100.0000" if day["total_sats"] else None, p["since"], p["change"],
-                               p["pnl"], p["flows"], p["cumulative_pnl"], p["return_pct"], p["drawdown_pct"],
-                               p["share_of_total_reserves_pct"], ";".join(p["flags"])]))
+                w.writerow(_blank([t(day["date"]), t(v["name"]), t(v["policy_id"]), day["height"],
+                                   t(day["block_hash"]), v["sats"], *common, v["values"][pair], v["share_pct"]]
+                                  + [None] * 8))
+            w.writerow(_blank([t(day["date"]), TOTAL, "", day["height"], t(day["block_hash"]), day["total_sats"],
+                               *common, p["value"], "100.0000" if day["total_sats"] else None, t(p["since"]),
+                               p["change"], p["pnl"], p["flows"], p["cumulative_pnl"], p["return_pct"],
+                               p["drawdown_pct"], p["share_of_total_reserves_pct"], t(";".join(p["flags"]))]))
     return buf.getvalue()
 
 
@@ -217,10 +223,19 @@ def _blank(row: "list[Any]") -> "list[str]":
     return ["" if x is None else str(x) for x in row]
 
 
-def _text_cell(text: str) -> str:
-    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) gets a
-    leading apostrophe: a vault name or a price source cannot become a formula on a finance laptop."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _text_cell(text: "str | None") -> "str | None":
+    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, their full-width forms,
+    tab, CR, LF first, also after leading spaces) gets a leading apostrophe. Every text column goes
+    through here (names, policy ids, block hashes, sources, timestamps, dates, flags: whoever can
+    write the series file or the database writes them), so none becomes a formula on a finance
+    laptop; the number columns are the report's own decimals."""
+    if text is None:
+        return None
+    text = str(text)
+    return "'" + text if text.lstrip(" ")[:1] in _FORMULA_START else text
 
 
 # -- HTML ---------------------------------------------------------------------------------------
@@ -245,6 +260,12 @@ def _dates(report: Mapping[str, Any]) -> "list[_dt.date]":
     return [_dt.date.fromisoformat(d["date"]) for d in report["days"]]
 
 
+def _plain(label: object) -> str:
+    """A vault name as matplotlib draws it literally: ``$`` would start mathtext (a name like
+    ``$\\frac{a}{$`` made the whole report fail, a deeply nested one costly to lay out)."""
+    return str(label).replace("$", "\\$")[:200]
+
+
 def charts(report: Mapping[str, Any]) -> "list[tuple[str, str]]":
     """(title, PNG data URI) of each chart: holdings, value per pair, drawdown, per-vault split."""
     days, dates = report["days"], _dates(report)
@@ -252,9 +273,10 @@ def charts(report: Mapping[str, Any]) -> "list[tuple[str, str]]":
     fig = _figure()
     ax = fig.add_subplot()
     names = list(dict.fromkeys(v["name"] for d in days for v in d["vaults"]))
+    labels = [_plain(n) for n in names]
     stacks = [[next((v["sats"] / 1e8 for v in d["vaults"] if v["name"] == n), 0.0) for d in days] for n in names]
     if days:
-        ax.stackplot(dates, *stacks, labels=names, step="post" if len(days) == 1 else None)
+        ax.stackplot(dates, *stacks, labels=labels, step="post" if len(days) == 1 else None)
         ax.legend(loc="upper left", fontsize="small")
     ax.set_ylabel("BTC")
     ax.set_title("Holdings per vault (BTC)")
@@ -292,7 +314,7 @@ def charts(report: Mapping[str, Any]) -> "list[tuple[str, str]]":
     ax = fig.add_subplot()
     last = days[-1] if days else None
     if last is not None and last["total_sats"]:
-        ax.barh([v["name"] for v in last["vaults"]], [v["sats"] / 1e8 for v in last["vaults"]])
+        ax.barh([_plain(v["name"]) for v in last["vaults"]], [v["sats"] / 1e8 for v in last["vaults"]])
     ax.set_xlabel("BTC")
     ax.set_title(f"Per-vault split on {last['date'] if last else '-'}")
     out.append(("Per-vault split", _png(fig)))
@@ -447,6 +469,9 @@ def write_all(report: Mapping[str, Any], directory: "str | Path", *, stem: str =
     """Write ``STEM.json``, ``STEM.csv`` and ``STEM.html`` into ``directory`` (each atomically)."""
     from ..fileio import write_atomic
 
+    if not isinstance(stem, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", stem) or ".." in stem:
+        raise ReportInputError(f"the report's file name stem {str(stem)[:40]!r} must be a plain name (letters, "
+                               "digits, . _ -): the files go into the output directory, nowhere else", field="stem")
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     renders = {"json": lambda: json.dumps(report, indent=2) + "\n", "csv": lambda: to_csv(report),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from pathlib import Path
@@ -29,6 +30,7 @@ from .prices import (
     check_pair,
     parse_close,
     parse_day,
+    read_limited,
 )
 
 SATS_PER_BTC = Decimal(100_000_000)
@@ -41,6 +43,7 @@ MAX_SNAPSHOT_UTXOS = 1_000_000
 MAX_SERIES_BYTES = 256 * 1024 * 1024
 MAX_CONFIG_BYTES = 1024 * 1024
 SERIES_KIND = "msigvault-valuation-series"
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 __all__ = ["ValuationError", "SnapshotError", "SeriesError", "ConfigError", "VaultHoldings", "Holdings",
            "DayValuation", "Thresholds", "ValuationConfig", "FileSeries", "DatabaseSeries", "Analysis",
@@ -135,19 +138,22 @@ def load_snapshot(path: "str | Path") -> "tuple[list[Utxo], Optional[int], Optio
     Returns (UTXOs, height, block hash, {outpoint: confirmation height} where records give one)."""
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_SNAPSHOT_BYTES:
+        raw = read_limited(p, MAX_SNAPSHOT_BYTES)
+        if raw is None:
             raise SnapshotError(f"{p} is larger than {MAX_SNAPSHOT_BYTES} bytes", path=p, limit=MAX_SNAPSHOT_BYTES)
-        data = json.loads(p.read_bytes())
+        data = json.loads(raw)
     except FileNotFoundError:
         raise SnapshotError(f"{p}: no such UTXO snapshot", path=p) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except OSError as e:
+        raise SnapshotError(f"cannot read the UTXO snapshot {p}: {e.strerror or type(e).__name__}", path=p) from None
+    except (ValueError, RecursionError):
         raise SnapshotError(f"{p} is not JSON: give the file 'msigvault vault utxos -o' writes", path=p) from None
     height = block_hash = None
     if isinstance(data, dict):
         height, block_hash, data = data.get("height"), data.get("block_hash"), data.get("utxos")
         if isinstance(height, bool) or not isinstance(height, int) or height < 0:
             raise SnapshotError(f"{p}: 'height' must be a block height", path=p, field="height")
-        if block_hash is not None and not (isinstance(block_hash, str) and len(block_hash) == 64):
+        if block_hash is not None and not (isinstance(block_hash, str) and _HEX64.fullmatch(block_hash)):
             raise SnapshotError(f"{p}: 'block_hash' must be 64 hex digits", path=p, field="block_hash")
     if not isinstance(data, list):
         raise SnapshotError(f"{p} must hold a list of UTXO records (or {{'height', 'utxos'}})", path=p)
@@ -323,11 +329,15 @@ class FileSeries:
     def days(self) -> "list[DayValuation]":
         if not self.path.exists():
             return []
-        if self.path.stat().st_size > MAX_SERIES_BYTES:
+        try:
+            raw = read_limited(self.path, MAX_SERIES_BYTES)
+        except OSError as e:
+            raise SeriesError(f"cannot read {self.path}: {e.strerror or type(e).__name__}", path=self.path) from None
+        if raw is None:
             raise SeriesError(f"{self.path} is larger than {MAX_SERIES_BYTES} bytes", path=self.path)
         try:
-            data = json.loads(self.path.read_bytes())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
             raise SeriesError(f"{self.path} is not a valuation series (not JSON): restore it from a backup",
                               path=self.path) from None
         if not isinstance(data, dict) or data.get("kind") != SERIES_KIND or data.get("version") != 1 \
@@ -515,12 +525,15 @@ def _config_pair(pair: object, pairs: Sequence[str], name: str) -> str:
 def load_config(path: "str | Path") -> ValuationConfig:
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_CONFIG_BYTES:
+        raw = read_limited(p, MAX_CONFIG_BYTES)
+        if raw is None:
             raise ConfigError(f"{p} is larger than {MAX_CONFIG_BYTES} bytes", path=p)
-        data = json.loads(p.read_bytes(), parse_float=Decimal)
+        data = json.loads(raw, parse_float=Decimal)
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such valuation config", path=p) from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except OSError as e:
+        raise ConfigError(f"cannot read the valuation config {p}: {e.strerror or type(e).__name__}", path=p) from None
+    except (ValueError, RecursionError):
         raise ConfigError(f"{p} is not JSON", path=p) from None
     try:
         return parse_config(data)
