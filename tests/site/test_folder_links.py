@@ -1,5 +1,6 @@
 """A shared folder an attacker can write into: links planted in it never lead the coordinator's folder-sync
-(or a site) to write, move or delete anything outside the folder (adversarial review of issue 16)."""
+(or a site) to write, move or delete anything outside the folder, and a flood of junk envelopes writes a
+bounded number of audit entries (adversarial review of issue 16)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,27 @@ def test_a_planted_link_or_fifo_is_never_read(tmp_path):
     assert secret.read_bytes() == b"MSVE coordinator secret"
     with pytest.raises(FolderError, match="identity id"):
         SiteFolder.at(tmp_path, "../../etc")
+
+
+def test_a_flood_of_junk_envelopes_writes_a_bounded_audit(world, tmp_path):
+    """Before: every junk file dropped in an outbox was one envelope.refused entry, 10,000 per site per sync."""
+    from msigvault.site.sync import MAX_AUDITED_REFUSALS
+
+    co = world.open_coordinator()
+    share = tmp_path / "share"
+    share.mkdir()
+    key, record = world.sites["svc-carol"]
+    folder = SiteFolder.at(share, record.id.hex(), create=True)
+    extra = 40
+    for i in range(MAX_AUDITED_REFUSALS + extra):
+        (folder.outbox / f"s{i}-1.msve").write_bytes(b"MSVE" + os.urandom(200))
+    before = len(co.audit_entries())
+    report = sync_folder(co, world.coordinator, share)
+    mine = [r for r in report.received if r["site"] == record.name]
+    assert len(mine) == MAX_AUDITED_REFUSALS + extra and {r["outcome"] for r in mine} == {"refused"}
+    assert len([r for r in folder.results()]) == MAX_AUDITED_REFUSALS + extra  # every file filed with its result
+    entries = co.audit_entries()[before:]
+    assert len([e for e in entries if e["event"] == "envelope.refused"]) == MAX_AUDITED_REFUSALS
+    flood = [e for e in entries if e["event"] == "service.folder-flood"]
+    assert len(flood) == 1 and flood[0]["data"]["suppressed"] == extra
+    assert flood[0]["data"]["site"] == record.id.hex() and sum(flood[0]["data"]["codes"].values()) == extra

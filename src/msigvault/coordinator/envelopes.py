@@ -87,7 +87,8 @@ def refusal_payload(site: IdentityKey, session_id: str, fingerprint: str, reason
 
 def submit_envelope(coordinator: "Coordinator", data: bytes, *, identity: IdentityKey,
                     senders: Union[IdentityRecord, Iterable[IdentityRecord]], guard: ReplayGuard,
-                    now: "_dt.datetime | None" = None) -> "Union[SubmissionResult, Session]":
+                    now: "_dt.datetime | None" = None,
+                    record_refusals: bool = True) -> "Union[SubmissionResult, Session]":
     """Open a site's envelope addressed to ``identity`` (the coordinator's) and submit what it carries.
 
     ``senders`` are the site records the coordinator knows; each is re-checked against the
@@ -95,7 +96,8 @@ def submit_envelope(coordinator: "Coordinator", data: bytes, *, identity: Identi
     :class:`Session` (refusal). A refused envelope (it does not open, is replayed, expired, from a
     sender who does not speak for a registered cosigner, for an unknown session) changes no session:
     it is recorded as an ``envelope.refused`` audit entry (:func:`refusal_record`), then the error
-    is raised. The PSBT then meets every check of :meth:`Coordinator.submit`.
+    is raised (unless ``record_refusals`` is false: a caller that bounds how many it audits, such as
+    folder-sync, counts the rest itself). The PSBT then meets every check of :meth:`Coordinator.submit`.
     """
     opened = None
     try:
@@ -107,8 +109,9 @@ def submit_envelope(coordinator: "Coordinator", data: bytes, *, identity: Identi
         fp = _registered_sender(coordinator, session, opened)
         body = _payload(opened, fp)
     except (EnvelopeError, SessionNotFound) as e:
-        coordinator.record_refused_envelope(refusal_record(data, e, opened),
-                                            session_id=opened.session_id if opened is not None else None)
+        if record_refusals:
+            coordinator.record_refused_envelope(refusal_record(data, e, opened),
+                                                session_id=opened.session_id if opened is not None else None)
         raise
     if opened.content_type is ContentType.PARTIAL_SIGNATURE:
         return coordinator.submit(session.id, body["psbt"], identity_signatures={fp: body["statement_signature"]})

@@ -21,9 +21,10 @@ import sqlalchemy as sa
 
 from ..coordinator import db as D
 from ..coordinator.envelopes import submit_envelope
+from ..coordinator.errors import SessionNotFound
 from ..errors import MsigvaultError
 from ..identity.envelope import MAX_ENVELOPE, ContentType, seal
-from ..identity.errors import IdentityRecordError
+from ..identity.errors import EnvelopeError, IdentityRecordError
 from ..identity.identity import IdentityKey, IdentityRecord
 from .errors import FolderError
 from .folder import SiteFolder
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["SyncReport", "sync_folder", "enrolled_sites"]
 
 REQUEST_LIFETIME = _dt.timedelta(days=1)
+#: refused envelopes audited one by one per site and sync; the rest are counted in one service.folder-flood entry
+MAX_AUDITED_REFUSALS = 100
 _lock = threading.Lock()
 _last_sequence = 0
 
@@ -105,8 +108,19 @@ def _sync_site(coordinator: "Coordinator", identity: IdentityKey, record: Identi
                folder: SiteFolder, received: "list[dict[str, Any]]", written: "list[dict[str, str]]",
                removed: "list[dict[str, str]]") -> None:
     """One site: its outbox taken in, its pending requests written, finished ones removed."""
-    for path, session, sequence in folder.outgoing():
-        received.append(_take_in(coordinator, identity, record, guard, folder, path, session, sequence))
+    budget = {"audit": MAX_AUDITED_REFUSALS, "suppressed": 0}
+    codes: "dict[str, int]" = {}
+    try:
+        for path, session, sequence in folder.outgoing():
+            result = _take_in(coordinator, identity, record, guard, folder, path, session, sequence, budget)
+            received.append(result)
+            if result.get("audited") is False:
+                codes[str(result["code"])] = codes.get(str(result["code"]), 0) + 1
+    finally:
+        if budget["suppressed"]:  # whoever can write the folder can drop thousands of files in it each sync
+            coordinator.record_event("service.folder-flood", {
+                "site": record.id.hex(), "name": record.name[:200], "suppressed": budget["suppressed"],
+                "codes": codes, "audited": MAX_AUDITED_REFUSALS})
     pending = store.pending(record)
     for sid, fp in pending:
         s = coordinator.get(sid)
@@ -121,8 +135,10 @@ def _sync_site(coordinator: "Coordinator", identity: IdentityKey, record: Identi
 
 
 def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: IdentityRecord, guard: Any,
-             folder: SiteFolder, path: Path, session: str, sequence: int) -> "dict[str, Any]":
-    """Submit one envelope from a site's outbox; file it away with its outcome (never raises a user error)."""
+             folder: SiteFolder, path: Path, session: str, sequence: int,
+             budget: "dict[str, int]") -> "dict[str, Any]":
+    """Submit one envelope from a site's outbox; file it away with its outcome (never raises a user error).
+    A refused envelope is audited while ``budget["audit"]`` lasts, then only counted."""
     from ..coordinator.sessions import SubmissionResult
 
     result: "dict[str, Any]" = {"site": record.name, "file": path.name, "session": session, "sequence": sequence}
@@ -130,9 +146,17 @@ def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: Identity
     if claimed is None:  # another folder-sync took it first
         return {**result, "outcome": "taken", "code": None, "message": "taken in by another folder-sync"}
     result["processed"] = claimed.name
+    audit = budget["audit"] > 0
     try:
         data = folder.read_claimed(claimed, MAX_ENVELOPE)
-        outcome = submit_envelope(coordinator, data, identity=identity, senders=[record], guard=guard)
+        outcome = submit_envelope(coordinator, data, identity=identity, senders=[record], guard=guard,
+                                  record_refusals=audit)
+    except (EnvelopeError, SessionNotFound) as e:
+        result.update({"outcome": "refused", "code": type(e).code, "message": str(e)[:1000], "audited": audit})
+        if audit:
+            budget["audit"] -= 1
+        else:
+            budget["suppressed"] += 1
     except MsigvaultError as e:
         result.update({"outcome": "refused", "code": type(e).code, "message": str(e)[:1000]})
     else:
