@@ -15,6 +15,7 @@ from msigvault.psbt.extractor import extract
 from msigvault.psbt.paths import choose_witness, input_weight, opens_at_height, select_path, spend_paths
 from msigvault.psbt.signer import SignerPolicy, prepare
 from msigvault.regtest import BlockRejected, RegtestChain
+from msigvault.regtest.nodestate import NodeState, Reject
 from msigvault.testing.keyholders import TestKeyholder
 
 NET = Network.REGTEST
@@ -46,15 +47,22 @@ def signed(vault, psbt, holders):
     return vault.combine([vault.sign(psbt, h.root)[0] for h in holders])
 
 
-def refused_then_mined(chain, raw, early):
-    """``raw`` cannot be in the next block, nor in the one after ``early - 1`` more blocks; it is
-    mined in the block after that."""
+def refused_then_mined(chain, raw, early, mempool_reason):
+    """``raw`` cannot be in the next block, nor in the one after ``early - 1`` more blocks (the
+    regtest node's mempool refuses it too, with Core's ``mempool_reason``); it is mined in the
+    block after that."""
+    node = NodeState(chain)
     for blocks in ((0, early - 1) if early > 1 else (0,)):
         chain.mine(blocks) if blocks else None
+        node.sync()
         with pytest.raises(BlockRejected) as e:
             chain.submit([raw])
         assert e.value.reason == "bad-txns-nonfinal"
+        with pytest.raises(Reject, match=mempool_reason):
+            node.accept(raw, test_only=True)
     chain.mine(1)
+    node.sync()
+    node.accept(raw, test_only=True)
     chain.submit([raw])
 
 
@@ -102,7 +110,7 @@ def test_normal_spend_then_relative_recovery_spend(chain, script):
     # the chain refuses it until LOCK blocks after the coin confirmed (BIP68), then mines it
     [(path, first)] = opens_at_height(v, chain.height)  # the funding block is the tip
     assert path.name == "recovery 1" and first == chain.height + LOCK
-    refused_then_mined(chain, tx.raw, LOCK - 1)
+    refused_then_mined(chain, tx.raw, LOCK - 1, "non-BIP68-final")
     assert chain.height == first
     assert chain.get_tx(tx.txid) is not None
 
@@ -120,7 +128,7 @@ def test_absolute_recovery_lock(chain, script):
     assert [h for _, h in opens_at_height(v, 1)] == [height + 1]
     # IsFinalTx: nLockTime must be below the block's height
     chain.mine_until(height - 2)
-    refused_then_mined(chain, tx.raw, 2)
+    refused_then_mined(chain, tx.raw, 2, "non-final")
     assert chain.height == height + 1
 
 
@@ -140,7 +148,7 @@ def test_finalizer_prefers_the_primary_path(chain, script):
     tx = v.extract(final)
     assert tx.verified_by_kernel
     # the PSBT was made for the recovery path: its nSequence holds the lock (BIP68) whichever path signs
-    refused_then_mined(chain, tx.raw, LOCK - 1)
+    refused_then_mined(chain, tx.raw, LOCK - 1, "non-BIP68-final")
     # without the primary signatures the recovery path is used
     only_recovery = v.finalize(signed(v, psbt, R))
     assert final_witness(only_recovery) != witness
