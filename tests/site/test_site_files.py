@@ -120,6 +120,30 @@ def test_an_answer_is_sealed_to_the_coordinator_that_asked(parts):
         seal_response(site, stranger, request, SiteResponse.refused(request, "not today"))
 
 
+def test_an_answer_left_in_a_folder_lives_as_long_as_its_request(parts):
+    """A folder may be a USB stick carried between cities: before, an answer expired an hour after sealing
+    whatever the transport, so one carried for a day was refused as expired at the folder-sync."""
+    import dataclasses
+
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    request = dataclasses.replace(parts["request"], expires=(now + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    site, coordinator = parts["site"], parts["coordinator"]
+    site_record = site.record("regtest", root=ALICE.root, cosigner=ALICE.cosigner("wsh"))
+    response = SiteResponse.refused(request, "not today")
+    carried = seal_response(site, parts["coordinator_record"], request, response, until_request_expires=True)
+    opened = open_envelope(carried.envelope, recipient=coordinator, senders=[site_record], guard=ReplayGuard(),
+                           now=now + dt.timedelta(days=1))  # a day on the road: still valid
+    assert opened.expires == now + dt.timedelta(days=2)
+    direct = seal_response(site, parts["coordinator_record"], request, response)  # over the service: one hour
+    opened = open_envelope(direct.envelope, recipient=coordinator, senders=[site_record], guard=ReplayGuard())
+    assert opened.expires - opened.created == dt.timedelta(hours=1)
+    far = dataclasses.replace(request, expires="2099-01-01T00:00:00Z")  # an edited request: at most 90 days
+    opened = open_envelope(seal_response(site, parts["coordinator_record"], far, SiteResponse.refused(far, "no"),
+                                         until_request_expires=True).envelope,
+                           recipient=coordinator, senders=[site_record], guard=ReplayGuard())
+    assert opened.expires - opened.created <= dt.timedelta(days=90, seconds=1)
+
+
 def test_sequences_only_grow():
     seen = [next_sequence() for _ in range(1000)]
     assert seen == sorted(set(seen))

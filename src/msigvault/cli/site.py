@@ -353,7 +353,7 @@ def site_push(request_file, identity_path, coordinator_file, url, ca, folder, re
     response.check_answers(request)
     key = _site_key(identity_path, passphrase_fd)
     if folder is not None:
-        sealed = seal_response(key, coordinator, request, response)
+        sealed = seal_response(key, coordinator, request, response, until_request_expires=True)
         path = push_to_folder(folder, key, sealed)
         emit(as_json, {"session": sealed.session, "sequence": sealed.sequence, "kind": sealed.kind,
                        "file": str(path)},

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 __all__ = ["Pulled", "Sealed", "pull_from_service", "pull_from_folder", "seal_response", "push_to_service",
            "push_to_folder", "next_sequence"]
 
-#: how long a sealed answer stays valid (the online machine sends it at once)
+#: how long a sealed answer stays valid over the service (the online machine sends it at once)
 ANSWER_LIFETIME = _dt.timedelta(hours=1)
+#: the longest an answer left in a shared folder stays valid (a session lasts at most 90 days)
+MAX_FOLDER_LIFETIME = _dt.timedelta(days=90)
 _FINGERPRINT = re.compile(r"^[0-9a-f]{8}$")
 _lock = threading.Lock()
 _last = 0
@@ -143,8 +145,12 @@ def pull_from_folder(root: "str | Path", key: IdentityKey, coordinator: Identity
 
 
 def seal_response(key: IdentityKey, coordinator: IdentityRecord, request: SiteRequest,
-                  response: SiteResponse) -> Sealed:
-    """The laptop's answer to ``request`` sealed by the site to the coordinator (checked to answer it)."""
+                  response: SiteResponse, *, until_request_expires: bool = False) -> Sealed:
+    """The laptop's answer to ``request`` sealed by the site to the coordinator (checked to answer it).
+
+    It expires :data:`ANSWER_LIFETIME` after sealing (the service takes it at once), or with
+    ``until_request_expires`` (an answer left in a shared folder, perhaps carried on a USB stick, waits
+    for the next folder-sync) when the request does, at least that hour and at most 90 days on."""
     from ..coordinator.envelopes import refusal_payload, submission_payload
     from ..identity.envelope import seal
 
@@ -159,8 +165,19 @@ def seal_response(key: IdentityKey, coordinator: IdentityRecord, request: SiteRe
     else:
         payload = refusal_payload(key, request.session, request.fingerprint, response.reason or "")
     envelope = seal(payload, sender=key, recipient=coordinator, session_id=request.session, sequence=sequence,
-                    content_type=response.kind, expires=ANSWER_LIFETIME)
+                    content_type=response.kind, expires=_answer_expiry(request) if until_request_expires
+                    else ANSWER_LIFETIME)
     return Sealed(request.session, sequence, response.kind, envelope)
+
+
+def _answer_expiry(request: SiteRequest) -> _dt.datetime:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    try:
+        until = _dt.datetime.strptime(request.expires, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc)
+    except ValueError:
+        raise SiteRequestError("the request's expires is not a UTC time (YYYY-MM-DDTHH:MM:SSZ): pull the request "
+                               "again", field="expires") from None
+    return min(max(until, now + ANSWER_LIFETIME), now + MAX_FOLDER_LIFETIME)
 
 
 def push_to_service(client: "ServiceClient", sealed: Sealed) -> "dict[str, Any]":
