@@ -243,8 +243,10 @@ def verify_scripts(raw_tx: bytes, spent: "list[TxOut]") -> bool:
         return False
     ktx = _kernel_tx(pbk, raw_tx)
     scripts: "dict[bytes, Any]" = {}  # one kernel object per distinct script
-    kscripts = [scripts.get(s.script_pubkey) or scripts.setdefault(s.script_pubkey, pbk.ScriptPubkey(s.script_pubkey))
-                for s in spent]
+    for s in spent:
+        if s.script_pubkey not in scripts:
+            scripts[s.script_pubkey] = pbk.ScriptPubkey(s.script_pubkey)
+    kscripts = [scripts[s.script_pubkey] for s in spent]
     kspent = [pbk.TransactionOutput(k, s.amount) for k, s in zip(kscripts, spent)]
     pre = PrecomputedTransactionData(ktx, kspent)
     flags = pbk.ScriptVerificationFlags.ALL
