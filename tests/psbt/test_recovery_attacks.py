@@ -92,3 +92,21 @@ def test_recovery_keyholder_is_not_asked_before_the_lock():
         v.sign(psbt, R[1].root, policy=POLICY)
     signed, summary = v.sign(fresh_psbt(v, path="recovery"), R[1].root, policy=POLICY)
     assert signed.locktime == 5_000 and [p.name for p in summary.spend_paths] == ["primary", "recovery 1"]
+
+
+def test_leaf_hashes_of_a_key_in_any_order_are_accepted():
+    """BIP371 does not order a key's leaf hashes (Core writes them sorted): both orders sign."""
+    v = Vault.multisig(2, [h.cosigner("tr") for h in P], script="tr", network=NET,
+                       recovery=[Recovery(1, [h.cosigner("tr") for h in P], Timelock.older(100))])
+    psbt = fresh_psbt(v)
+    d = v.derive(4)
+    m = psbt.inputs[0]
+    xonly = d.pubkeys[0][1:]
+    value = bytes(m.get(F.PSBT_IN_TAP_BIP32_DERIVATION, xonly))
+    assert value[0] == 2 and value[1:65] == d.leaves[0].leaf_hash + d.leaves[1].leaf_hash
+    m.set(F.PSBT_IN_TAP_BIP32_DERIVATION, xonly, value[:1] + value[33:65] + value[1:33] + value[65:])
+    signed, _ = v.sign(psbt, P[0].root, policy=POLICY)
+    assert len(signed.inputs[0].items_of_type(F.PSBT_IN_TAP_SCRIPT_SIG)) == 2  # one per leaf of the key
+    m.set(F.PSBT_IN_TAP_BIP32_DERIVATION, xonly, value[:1] + value[1:33] * 2 + value[65:])
+    with pytest.raises(ForeignInput, match="leaf hashes"):
+        v.sign(psbt, P[0].root, policy=POLICY)

@@ -281,7 +281,7 @@ def rebuilds(vault: Vault, derived: DerivedScript, derivations: "Sequence[Deriva
             return f"it lists key {d.pubkey.hex()[:16]}... which is not a vault key at that index"
         if want[d.pubkey] != (d.fingerprint, tuple(d.path)):
             return f"key {d.pubkey.hex()[:16]}... is listed with a derivation path that is not the vault's"
-        if is_tr and d.leaf_hashes != derived.tap_leaf_hashes(d.pubkey):  # the leaves holding it (recovery paths)
+        if is_tr and sorted(d.leaf_hashes or ()) != sorted(derived.tap_leaf_hashes(d.pubkey)):  # its leaves, any order
             return f"key {d.pubkey.hex()[:16]}... is listed with leaf hashes that are not the vault's leaves of that key"
         seen.add(d.pubkey)
     if seen and len(seen) != len(want):
