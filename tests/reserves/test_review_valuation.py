@@ -210,3 +210,14 @@ def test_the_report_stem_cannot_leave_the_output_directory(tmp_path, stem):
     with pytest.raises(R.ReportInputError):
         R.write_all(_doc(), out, stem=stem, formats=("json",))
     assert not (tmp_path / "outside.json").exists() and not list(tmp_path.rglob("*.json"))
+
+
+def test_a_csv_field_above_the_csv_modules_limit_is_a_price_file_error(tmp_path):
+    f = tmp_path / "prices.csv"
+    f.write_text("pair,date,close,source\nBTC/USD,2026-11-01,90000,index\nBTC/USD,2026-11-02,1," + "s" * 200_000 + "\n")
+    with pytest.raises(P.PriceFileError, match="not CSV near line 3") as e:
+        P.FilePriceSource.load(f)
+    assert e.value.line == 3
+    f.write_text("pair,date,close," + "h" * 200_000 + "\n")
+    with pytest.raises(P.PriceFileError, match="header is not CSV"):
+        P.FilePriceSource.load(f)

@@ -213,13 +213,16 @@ def parse_csv(text: str) -> "list[Price]":
     """Prices from CSV text (header ``pair,date,close,source[,timestamp]``; ``#`` lines are comments)."""
     lines = [ln for ln in text.splitlines() if not ln.lstrip().startswith("#")]
     reader = csv.DictReader(io.StringIO("\n".join(lines)))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as e:  # a field above the csv module's size limit, a stray quote...
+        raise PriceFileError(f"the price file's header is not CSV ({e})") from None
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise PriceFileError(f"the price file's header lacks {', '.join(missing)} "
                              f"(it needs {','.join(COLUMNS)}[,timestamp])")
     out = []
-    for n, row in enumerate(reader, start=2):
+    for n, row in enumerate(_rows(reader), start=2):
         if n > MAX_PRICE_ROWS + 1:
             raise PriceFileError(f"a price file holds at most {MAX_PRICE_ROWS} closes", limit=MAX_PRICE_ROWS)
         row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v for k, v in row.items()}
@@ -229,6 +232,19 @@ def parse_csv(text: str) -> "list[Price]":
         except PriceFileError as e:
             raise e.locate(line=n)
     return out
+
+
+def _rows(reader: "csv.DictReader[str]") -> "Iterable[dict[str, Any]]":
+    """The reader's rows; PriceFileError naming the line where the csv module gives up."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            line = reader.line_num + 1  # the line being read when the csv module gave up
+            raise PriceFileError(f"the price file is not CSV near line {line} ({e})", line=line) from None
+        yield row
 
 
 def parse_json(text: str) -> "list[Price]":
