@@ -41,7 +41,7 @@ from ..identity.envelope import ContentType, seal
 from ..identity.errors import (EnvelopeOutOfOrder, EnvelopeReplayed, EnvelopeTooLarge, WrongRecipient,
                                WrongSender)
 from ..identity.identity import IdentityKey
-from .auth import RateLimiter, SignedHeaders, parse_headers, verify_request
+from .auth import RateLimiter, SignedHeaders, check_window, parse_headers, verify_request
 from .errors import BadRequest, BodyTooLarge, Forbidden, NotFound, RateLimited, ServiceError, Unauthenticated
 from .store import DatabaseReplayGuard, Enrolled, ServiceStore
 
@@ -178,13 +178,27 @@ class Service:
             return 500, error_body(ServiceError("the coordinator service failed on this request (an internal "
                                                 "error, logged for its operator): try again later"))
 
-    def authenticate(self, call: Call) -> "tuple[Enrolled, SignedHeaders]":
-        """The enrolled caller whose signature verifies (Unauthenticated, StaleRequest otherwise)."""
+    def precheck(self, call: Call) -> "Optional[tuple[int, dict[str, Any]]]":
+        """Before the body is read: the headers are well formed, the identity enrolled, the timestamp in the
+        window; else the refusal (audited as any other). Nobody without an enrolled identity's id and a fresh
+        timestamp makes the server buffer a body."""
+        try:
+            check_window(self._enrolled(call)[1], now=time.time(), window=self.config.window)
+        except MsigvaultError as e:
+            return self.refuse(call, e, None)
+        return None
+
+    def _enrolled(self, call: Call) -> "tuple[Enrolled, SignedHeaders]":
         signed = parse_headers(call.headers)
         enrolled = self.store.lookup(signed.identity_id)
         if enrolled is None:
             raise Unauthenticated(f"identity {signed.identity_id} is not enrolled with this coordinator: ask its "
                                   "operator to enrol your identity record")
+        return enrolled, signed
+
+    def authenticate(self, call: Call) -> "tuple[Enrolled, SignedHeaders]":
+        """The enrolled caller whose signature verifies (Unauthenticated, StaleRequest otherwise)."""
+        enrolled, signed = self._enrolled(call)
         verify_request(signed, enrolled.record.signing_key, coordinator_id=self.id, method=call.method,
                        target=call.target, body=call.body, now=time.time(), window=self.config.window)
         return enrolled, signed
@@ -436,6 +450,10 @@ def _call(request: Request, body: bytes) -> Call:
 
 def _endpoint(service: Service, spec: RouteSpec) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response:
+        if spec.roles is not None:
+            early = await run_in_threadpool(service.precheck, _call(request, b""))
+            if early is not None:  # refused before the body is read: close, do not drain it
+                return JSONResponse(early[1], status_code=early[0], headers={"connection": "close"})
         try:
             body = await _read_body(request, service.config.max_body)
         except BodyTooLarge as e:

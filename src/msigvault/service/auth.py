@@ -29,7 +29,8 @@ from ..identity.identity import IdentityKey
 from .errors import StaleRequest, Unauthenticated
 
 __all__ = ["REQUEST_TAG", "IDENTITY_HEADER", "TIMESTAMP_HEADER", "NONCE_HEADER", "SIGNATURE_HEADER",
-           "SignedHeaders", "request_message", "sign_request", "parse_headers", "verify_request", "RateLimiter"]
+           "SignedHeaders", "request_message", "sign_request", "parse_headers", "check_window", "verify_request",
+           "RateLimiter"]
 
 REQUEST_TAG = b"msigvault/service-request/v1\0"
 IDENTITY_HEADER = "msigvault-identity"
@@ -94,12 +95,17 @@ def parse_headers(headers: Mapping[str, str]) -> SignedHeaders:
     return SignedHeaders(ident, int(ts), nonce, bytes.fromhex(sig))
 
 
-def verify_request(signed: SignedHeaders, signing_key: bytes, *, coordinator_id: str, method: str, target: bytes,
-                   body: bytes, now: float, window: int) -> None:
-    """Check the time window, then the signature; StaleRequest or Unauthenticated otherwise."""
+def check_window(signed: SignedHeaders, *, now: float, window: int) -> None:
+    """StaleRequest unless the request's timestamp is within ``window`` seconds of ``now``."""
     if abs(now - signed.timestamp) > window:
         raise StaleRequest(f"the request's timestamp is {int(now - signed.timestamp):+d} s from the server's clock, "
                            f"outside the {window} s window: set the clock right (NTP) and send a fresh request")
+
+
+def verify_request(signed: SignedHeaders, signing_key: bytes, *, coordinator_id: str, method: str, target: bytes,
+                   body: bytes, now: float, window: int) -> None:
+    """Check the time window, then the signature; StaleRequest or Unauthenticated otherwise."""
+    check_window(signed, now=now, window=window)
     message = request_message(coordinator_id=coordinator_id, method=method, target=target, body=body,
                               timestamp=signed.timestamp, nonce=signed.nonce, identity_id=signed.identity_id)
     try:
