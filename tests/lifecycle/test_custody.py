@@ -150,3 +150,27 @@ def test_case_information_is_bounded():
         CaseInfo("", "h", "d")
     with pytest.raises(CustodyError):
         CaseInfo("c", "h", "x" * 3000)
+
+
+def test_intake_verify_shows_a_forged_records_text_escaped(record, tmp_path):
+    """Anyone can sign a record with their own identity: its name, case and vault name are theirs
+    to choose. CR, bidi overrides or C1 controls there must not redraw the auditor's screen (hide
+    the signing key to compare, or show another)."""
+    from click.testing import CliRunner
+
+    from msigvault.cli import cli
+
+    data, _ = record
+    obj = json.loads(data)
+    obj["operator"] = {**obj["operator"], "name": "Trusted Op (key 00ff)\r\u202e\x9b2K"}
+    obj["case"] = "CASE-1\rCASE-2"
+    body = {k: v for k, v in obj.items() if k != "signature"}
+    obj["signature"] = OPERATOR.sign(RECORD_TAG + canonical(body)).hex()
+    forged = tmp_path / "forged.record"
+    forged.write_bytes(canonical(obj) + b"\n")
+    verify_record(forged.read_bytes())  # it verifies: the signature is the forger's own
+    result = CliRunner().invoke(cli, ["intake", "verify", str(forged)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert not [c for c in ("\r", "\u202e", "\x9b") if c in result.output], repr(result.output)
+    assert "Trusted Op (key 00ff)\\r\\u202e\\x9b2K" in result.output and "CASE-1\\rCASE-2" in result.output
+    assert OPERATOR.public.signing_key.hex() in result.output

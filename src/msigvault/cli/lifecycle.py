@@ -309,6 +309,7 @@ def intake_record(case_ref, handler, description, seized_at, watch, found, plan,
     from ..lifecycle.errors import CustodyError
     from ..lifecycle.scan import MAX_FOUND_BYTES, parse_found
     from ..lifecycle.sweep import MAX_PLAN_BYTES, confirmation_heights, parse_plan, parse_signed
+    from ..psbt.display import escaped
     from .identity import _load_identity
 
     check_writable(output, force=force)
@@ -341,7 +342,8 @@ def intake_record(case_ref, handler, description, seized_at, watch, found, plan,
         _write(html_out, to_html(data), force)
     emit(as_json, {**verified.to_dict(), "record": str(output), "html": html_out, "audit_seq": seq},
          f"wrote {output}" + (f" and {html_out}" if html_out else "")
-         + f": case {case_ref}, {verified.record['swept_total']} sats swept into {vf.name}; record SHA-256 "
+         + f": case {escaped(case_ref)}, {verified.record['swept_total']} sats swept into {escaped(vf.name)}; "
+         "record SHA-256 "
          f"{verified.sha256}" + (f"; audit log entry {seq}" if seq is not None else ""))
 
 
@@ -362,12 +364,15 @@ def intake_verify(record, trust_key, audit_export, as_json):
 
         verify_export(audit_export)
         seq = record_in_audit_lines(v, Path(audit_export).read_bytes().splitlines()[1:])
+    from ..psbt.display import escaped as e  # a record's text is its signer's to choose: shown escaped
+
     r = v.record
     emit(as_json, {**v.to_dict(), "audit_seq": seq},
-         f"custody record OK: case {r['case']}, signed by {r['operator']['name']} ({r['operator']['signing_key']})\n"
+         f"custody record OK: case {e(r['case'])}, signed by {e(r['operator']['name'])} "
+         f"({e(r['operator']['signing_key'])})\n"
          f"  found {r['found_total']} sats in {len(r['found'])} coin(s); swept {r['swept_total']} sats in "
          f"{len(r['sweeps'])} transaction(s), fees {r['fees_total']}\n"
-         f"  into vault {r['vault']['name']} policy id {r['vault']['policy_id']}"
+         f"  into vault {e(r['vault']['name'])} policy id {e(r['vault']['policy_id'])}"
          + (f"\n  unconfirmed: {', '.join(v.unconfirmed)}" if v.unconfirmed else "")
          + (f"\n  recorded in the audit export at entry {seq}" if seq is not None else "")
          + "\ncompare the operator key and the policy id with what you were given out of band")
