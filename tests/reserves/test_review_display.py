@@ -1,7 +1,8 @@
 """What a keyholder approves is shown so that it can be read only one way: a message, an address or
 a vault name from a hostile coordinator cannot redraw the screen (ESC/CSI, C1 controls, CR) or
 reorder what is read (bidi overrides), in the proof, proof-of-reserves, successor and key-health
-displays. Each test fails on a display that passes such characters through."""
+displays. Each test fails on a display that passes such characters through. Last, a proof PSBT
+with no inputs at all is refused by every proof role (it raised IndexError)."""
 
 import json
 
@@ -96,3 +97,26 @@ def test_health_respond_checks_the_challenge_before_showing_it(tmp_path):
     assert "Key-health check" in good.stdout + good.stderr
     answer = health.Response.from_dict(json.loads((tmp_path / "alice.json").read_text()))
     assert answer.fingerprint == fingerprint
+
+
+def test_a_proof_of_reserves_without_inputs_is_refused_by_every_role():
+    """A v2 PSBT may have no inputs at all: each proof role refuses it with its own error."""
+    from msigvault.errors import CombineError, FinalizeError
+    from msigvault.psbt import por as P
+    from msigvault.psbt.psbt import Psbt
+    from msigvault.script import compact_size
+
+    def kv(k, v):
+        return compact_size(len(k)) + k + compact_size(len(v)) + v
+    glob = kv(b"\xfb", (2).to_bytes(4, "little")) + kv(b"\x02", (2).to_bytes(4, "little")) + kv(b"\x04", b"\x00") \
+        + kv(b"\x05", b"\x01") + b"\x00"
+    empty = Psbt.parse(b"psbt\xff" + glob + kv(b"\x03", (0).to_bytes(8, "little")) + kv(b"\x04", b"\x6a") + b"\x00")
+    vault = Vault.multisig(2, [h.cosigner("wsh") for h in HOLDERS], script="wsh", network=NET)
+    with pytest.raises(P.ReserveProofRefused, match="no inputs"):
+        P.check_shape(empty)
+    with pytest.raises(CombineError):
+        R.combine([empty], vault)
+    with pytest.raises(FinalizeError):
+        R.finalize(empty, vault)
+    with pytest.raises(R.ReservesError):
+        R.encode(empty, vault)

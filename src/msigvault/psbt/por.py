@@ -100,8 +100,11 @@ def check_shape(psbt: Psbt, message: Optional[str] = None) -> str:
         if psbt.inputs[i].has_type(F.PSBT_IN_POR_COMMITMENT):
             raise ReserveProofRefused(f"input {i} carries a proof-of-reserves commitment: BIP127 puts it on the "
                                       "first input only; do not sign", input_index=i, field="PSBT_IN_POR_COMMITMENT")
+    if psbt.input_count == 0:
+        raise ReserveProofRefused("the PSBT has no inputs: a proof of reserves spends its commitment and at "
+                                  "least one vault coin")
     m = psbt.inputs[0]
-    raw = m.get(F.PSBT_IN_POR_COMMITMENT) if psbt.input_count else None
+    raw = m.get(F.PSBT_IN_POR_COMMITMENT)
     if raw is None:
         raise ReserveProofRefused("input 0 carries no proof-of-reserves commitment (PSBT_IN_POR_COMMITMENT): "
                                   "not a proof of reserves", input_index=0, field="PSBT_IN_POR_COMMITMENT")
