@@ -1,10 +1,12 @@
 """The site's client against a hostile coordinator server: an endless answer is refused once it passes the
-client's limit, without reading (or holding) the rest. A real TLS server on 127.0.0.1, in a thread."""
+client's limit, without reading (or holding) the rest; a malformed answer is a ServiceRefused, never a
+KeyError or TypeError. A real TLS server on 127.0.0.1, in a thread."""
 
 from __future__ import annotations
 
 import socket
 import ssl
+import json
 import threading
 
 import pytest
@@ -17,6 +19,26 @@ from msigvault.testing.tls import make_test_pki
 
 LIMIT = 256 * 1024
 OFFERED = 48 * 1024 * 1024  # what the hostile server is willing to send
+
+
+def _read_request(tls) -> None:
+    """The whole request (headers and the body they announce): closing with unread bytes would reset it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return
+        body += chunk
 
 
 class EndlessServer:
@@ -36,7 +58,7 @@ class EndlessServer:
         conn, _ = self.listener.accept()
         try:
             with self.context.wrap_socket(conn, server_side=True) as tls:
-                tls.recv(65536)
+                _read_request(tls)
                 length = f"Content-Length: {self.declared}\r\n" if self.declared is not None else ""
                 tls.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{length}Connection: close\r\n\r\n"
                             .encode() + b'{"requests": [')
@@ -64,3 +86,45 @@ def test_an_endless_answer_is_refused_at_the_limit(tmp_path, monkeypatch, declar
     server.thread.join(timeout=30)
     assert not server.thread.is_alive()
     assert server.sent < 16 * LIMIT + 8 * 1024 * 1024  # the socket buffers, not the whole answer
+
+
+class FixedServer(EndlessServer):
+    """Answers one request with ``body`` (a complete JSON answer)."""
+
+    def __init__(self, pki, body: bytes) -> None:
+        self.body = body
+        super().__init__(pki)
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                _read_request(tls)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                            + str(len(self.body)).encode() + b"\r\nConnection: close\r\n\r\n" + self.body)
+        except OSError:
+            pass
+        finally:
+            self.listener.close()
+
+
+@pytest.mark.parametrize("call, answer", [
+    ("pending", {"requests": [{"session": 1}]}),
+    ("pending", {"requests": "none"}),
+    ("pending", {}),
+    ("status", {"session": None}),
+    ("status", {}),
+    ("submit", {"kind": "partial-signature"}),
+    ("submit", {"kind": "refusal", "outcome": "recorded", "signers": [1], "session": {"status": "open",
+                                                                                     "signatures_needed": 1}}),
+])
+def test_a_malformed_answer_is_refused_not_a_crash(tmp_path, call, answer):
+    """Before: a hostile server's answer without the expected fields raised KeyError or TypeError (a traceback)."""
+    pki = make_test_pki(tmp_path / "pki")
+    server = FixedServer(pki, json.dumps(answer).encode())
+    site = IdentityKey.generate("alice-site", "keyholder-site")
+    coordinator = IdentityKey.generate("coordinator", "coordinator").record("regtest")
+    with ServiceClient(f"https://127.0.0.1:{server.port}", site, ca=pki.ca_cert, coordinator=coordinator) as c:
+        with pytest.raises(ServiceRefused, match="msigvault coordinator"):
+            {"pending": c.pending, "status": lambda: c.status("3fa1c0de"), "submit": lambda: c.submit(b"MSVE")}[call]()
+    server.thread.join(timeout=30)

@@ -102,29 +102,42 @@ class ServiceClient:
 
     def pending(self) -> "list[PendingRequest]":
         """The signing requests waiting for this site's cosigner (keyholder-site identities)."""
-        answer = self._send("GET", "/v1/requests")
+        items = self._send("GET", "/v1/requests").get("requests")
+        if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
+            raise ServiceRefused("the service's list of requests is not a list of objects: is it a msigvault "
+                                 "coordinator?")
+        text = ("session", "vault", "vault_name", "fingerprint", "memo", "psbt_sha256", "envelope")
+        for r in items:
+            if not all(isinstance(r.get(k), str) for k in text) or not isinstance(r.get("expires_at"), (str, type(None))):
+                raise ServiceRefused("a request in the service's list lacks a field or has one of the wrong type: is "
+                                     "it a msigvault coordinator?")
         return [PendingRequest(r["session"], r["vault"], r["vault_name"], r["fingerprint"], r["memo"],
-                               r["expires_at"], r["psbt_sha256"], _unb64(r["envelope"]))
-                for r in answer["requests"]]
+                               r["expires_at"], r["psbt_sha256"], _unb64(r["envelope"])) for r in items]
 
     def submit(self, envelope: bytes) -> "dict[str, Any]":
         """Submit a sealed partial-signature or refusal envelope (keyholder-site identities)."""
-        return self._send("POST", "/v1/envelopes", {"envelope": base64.b64encode(envelope).decode()})
+        answer = self._send("POST", "/v1/envelopes", {"envelope": base64.b64encode(envelope).decode()})
+        _session_of(answer)
+        if not isinstance(answer.get("kind"), str) or not isinstance(answer.get("outcome"), str) or not (
+                isinstance(answer.get("signers"), list) and all(isinstance(x, str) for x in answer["signers"])):
+            raise ServiceRefused("the service's answer to a submission lacks kind, outcome or signers: is it a "
+                                 "msigvault coordinator?")
+        return answer
 
     def status(self, session_id: str) -> "dict[str, Any]":
         """A session's status (no PSBT): cosigner states, signatures needed, final txid."""
-        return dict(self._send("GET", f"/v1/sessions/{_segment(session_id)}")["session"])
+        return _session_of(self._send("GET", f"/v1/sessions/{_segment(session_id)}"))
 
     def propose(self, vault: str, psbt: bytes, *, memo: str = "", expires_in: Optional[int] = None) -> "dict[str, Any]":
         """Open a session for an unsigned PSBT of a registered vault (operator identities)."""
         body: "dict[str, Any]" = {"vault": vault, "psbt": base64.b64encode(psbt).decode(), "memo": memo}
         if expires_in is not None:
             body["expires_in"] = expires_in
-        return dict(self._send("POST", "/v1/sessions", body)["session"])
+        return _session_of(self._send("POST", "/v1/sessions", body))
 
     def cancel(self, session_id: str, reason: str = "") -> "dict[str, Any]":
         """Cancel an open or finalized session (operator identities)."""
-        return dict(self._send("POST", f"/v1/sessions/{_segment(session_id)}/cancel", {"reason": reason})["session"])
+        return _session_of(self._send("POST", f"/v1/sessions/{_segment(session_id)}/cancel", {"reason": reason}))
 
     def audit_export(self) -> bytes:
         """The audit log as a signed export bundle (auditor identities); check it with verify_export_bytes."""
@@ -197,6 +210,15 @@ def _read_bounded(response: httpx.Response, method: str, path: str) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _session_of(answer: "dict[str, Any]") -> "dict[str, Any]":
+    """The answer's session object, with the fields a site shows; ServiceRefused if it has none."""
+    session = answer.get("session")
+    if not isinstance(session, dict) or not isinstance(session.get("status"), str) or not isinstance(
+            session.get("signatures_needed"), int):
+        raise ServiceRefused("the service's answer carries no session object: is it a msigvault coordinator?")
+    return dict(session)
 
 
 def _segment(session_id: str) -> str:
