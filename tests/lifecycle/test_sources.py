@@ -168,6 +168,22 @@ def test_wipe_file_overwrites_before_unlinking(tmp_path):
     assert witness.read_bytes() == b"\x00" * (len(wif(K1)) + 1)
 
 
+def test_wipe_file_refuses_a_link_and_a_fifo(tmp_path):
+    """A source given as a symlink (a USB stick can carry one) would zero the file it points to, and
+    keep the link; a FIFO would block. Both are refused and the target is left as it was."""
+    target = tmp_path / "other-case.txt"
+    target.write_text(wif(K1) + "\n")
+    link = tmp_path / "seized.txt"
+    link.symlink_to(target)
+    with pytest.raises(SourceError, match="a link"):
+        wipe_file(link)
+    assert target.read_text() == wif(K1) + "\n" and link.is_symlink()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SourceError, match="not a plain file"):
+        wipe_file(fifo)
+
+
 def test_a_watch_file_never_loads_with_a_private_key():
     with _parse(MNEMONIC) as s:
         doc = json.loads(watch_document(s, watch_groups(s), created="t"))

@@ -8,6 +8,7 @@ bindings) are immutable objects the interpreter frees without wiping.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from .errors import SourceError
@@ -91,8 +92,13 @@ def wipe_file(path: "str | os.PathLike[str]", *, passes: int = 1) -> None:
     """
     p = Path(path)
     try:
-        size = p.stat().st_size
-        fd = os.open(p, os.O_WRONLY)
+        st = p.lstat()
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"cannot wipe {p}: it is {'a link' if stat.S_ISLNK(st.st_mode) else 'not a plain file'}; "
+                              "wiping would zero what it points to (or block on a FIFO): remove it and wipe the "
+                              "source itself by hand", path=p)
+        size = st.st_size
+        fd = os.open(p, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
         try:
             for _ in range(max(1, passes)):
                 os.lseek(fd, 0, os.SEEK_SET)
