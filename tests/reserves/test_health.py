@@ -83,3 +83,16 @@ def test_malformed_inputs_are_refused():
     bad = health.issue(v, date="2026-12-01")[0].to_dict() | {"index": -1}
     with pytest.raises(HealthCheckError, match="malformed"):
         health.Challenge.from_dict(bad)
+
+
+def test_a_planted_bad_answer_does_not_make_a_keyholder_fail(vault):
+    """Whoever can drop a file among the responses cannot turn a keyholder's valid answer into a
+    failure by putting a bad one first (nor make anyone pass: see the tests above)."""
+    chs = health.issue(vault, date="2026-12-01")
+    good = health.respond(chs[0], vault, HOLDERS[0].root)
+    other = health.respond(chs[1], vault, HOLDERS[1].root)
+    planted = health.Response(good.fingerprint, good.nonce, other.signature)
+    rep = health.report(vault, chs, [planted, good], as_of="2026-12-01")
+    assert rep.rows[0].status == "passed"
+    alone = health.report(vault, chs, [planted], as_of="2026-12-01")
+    assert alone.rows[0].status == "failed" and "does not verify" in alone.rows[0].reason
