@@ -128,3 +128,29 @@ def test_a_malformed_answer_is_refused_not_a_crash(tmp_path, call, answer):
         with pytest.raises(ServiceRefused, match="msigvault coordinator"):
             {"pending": c.pending, "status": lambda: c.status("3fa1c0de"), "submit": lambda: c.submit(b"MSVE")}[call]()
     server.thread.join(timeout=30)
+
+
+def test_site_pull_shows_a_hostile_servers_session_ids_escaped(tmp_path):
+    """Before: the session id of a request the site refused was printed as the hostile server sent it, escape
+    sequences included, on the site operator's terminal."""
+    from click.testing import CliRunner
+
+    from msigvault.cli import cli
+
+    pki = make_test_pki(tmp_path / "pki")
+    item = {"session": "s1\x1b[2J\x1b[Hall pulled", "vault": "00" * 32, "vault_name": "treasury",
+            "fingerprint": "00000000", "memo": "", "expires_at": None, "psbt_sha256": "00" * 32,
+            "envelope": "TVNWRQ=="}
+    server = FixedServer(pki, json.dumps({"requests": [item]}).encode())
+    site = IdentityKey.generate("alice-site", "keyholder-site")
+    site.save(tmp_path / "site.identity", "pw", kdf_cost=2 ** 14)
+    coordinator = IdentityKey.generate("coordinator", "coordinator").record("regtest")
+    (tmp_path / "coordinator.record").write_bytes(coordinator.to_bytes())
+    result = CliRunner().invoke(cli, ["site", "pull", "--identity", str(tmp_path / "site.identity"),
+                                      "--url", f"https://127.0.0.1:{server.port}", "--ca", str(pki.ca_cert),
+                                      "--coordinator", str(tmp_path / "coordinator.record"),
+                                      "-o", str(tmp_path / "requests")],
+                                env={"MSIGVAULT_IDENTITY_PASSPHRASE": "pw"}, catch_exceptions=False)
+    server.thread.join(timeout=30)
+    assert result.exit_code == 2 and "refused request of session s1" in result.output
+    assert "\x1b" not in result.output and "s1\\x1b[2J" in result.output

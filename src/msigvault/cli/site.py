@@ -138,8 +138,10 @@ def site_pull(identity_path, coordinator_file, url, ca, folder, out_dir, state_f
     lines = [_request_line(row) for row in rows] + [f"{s}: already pulled, unchanged" for s in pulled.unchanged]
     if not lines and not refused:
         lines = ["no requests for this site"]
-    for r in refused:
-        click.echo(f"refused request of session {r['session']}: {r['code']}: {r['message']}", err=True)
+    from ..site.request import printable
+
+    for r in refused:  # the session id and message may carry a hostile server's or folder's text
+        click.echo(printable(f"refused request of session {r['session']}: {r['code']}: {r['message']}"), err=True)
     result = {"requests": rows, "unchanged": list(pulled.unchanged), "refused": refused}
     if not refused:
         emit(as_json, result, "\n".join(lines))

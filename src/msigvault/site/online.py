@@ -121,7 +121,7 @@ def pull_from_service(client: "ServiceClient", key: IdentityKey, guard: ReplayGu
                        "psbt_sha256": pending.psbt_sha256, "fingerprint": pending.fingerprint}
             requests.append(_request(opened, context, pending.session, coordinator, pending.fingerprint))
         except MsigvaultError as e:
-            refused.append((pending.session, type(e).code, str(e)))
+            refused.append((pending.session[:100], type(e).code, str(e)[:1000]))
     return Pulled(tuple(requests), (), tuple(refused))
 
 
