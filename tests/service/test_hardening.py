@@ -162,3 +162,21 @@ def test_a_forged_request_never_makes_the_claimed_identity_an_audit_actor(setup)
     entry = co.audit_entries()[-1]
     assert entry["event"] == "service.refused" and entry["data"]["identity"] == alice.id.hex()
     assert entry["data"]["authenticated"] is False and entry["actor"] == "unauthenticated"
+
+
+def test_a_refusal_never_echoes_the_payload_at_length(setup):
+    """Before: a payload's fingerprint field was echoed whole into the error (the answer and the audit entry)."""
+    from msigvault.coordinator.audit import canonical
+    from msigvault.identity import seal
+
+    world, co, service = setup
+    session = co.new_session(world.vf.vault.policy_id, world.psbt(74_000))
+    key, _ = world.sites[world.holders[0].label]
+    payload = canonical({"format": "msigvault-submission", "fingerprint": "\x1b[2J" + "f" * 100_000,
+                         "psbt": "", "statement_signature": ""})
+    envelope = seal(payload, sender=key, recipient=service.record, session_id=session.id, sequence=1,
+                    content_type="partial-signature", expires=__import__("datetime").timedelta(hours=1))
+    body = json.dumps({"envelope": base64.b64encode(envelope).decode()}).encode()
+    status, answer = service.handle(_spec("POST", "/v1/envelopes"), _call(service, key, "POST", "/v1/envelopes", body))
+    assert status == 403 and answer["error"]["code"] == "envelope.wrong-sender"
+    assert len(answer["error"]["message"]) < 300 and "\x1b" not in answer["error"]["message"]

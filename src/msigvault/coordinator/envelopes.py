@@ -167,8 +167,8 @@ def _payload(opened: OpenedEnvelope, fp: str) -> dict:
         raise EnvelopeError(f"the {kind.label} envelope's payload is not a {want} record: the site's software is "
                             "broken")
     if obj["fingerprint"] != fp:
-        raise WrongSender(f"the payload speaks for cosigner {obj['fingerprint']}, but its sender speaks for {fp}",
-                          fingerprint=fp)
+        raise WrongSender(f"the payload speaks for cosigner {obj['fingerprint'][:20]!r}, but its sender speaks for "
+                          f"{fp}", fingerprint=fp)  # never the payload's text at length
     if kind is ContentType.PARTIAL_SIGNATURE:
         try:
             obj["psbt"] = base64.b64decode(obj["psbt"], validate=True)
