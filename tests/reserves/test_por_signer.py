@@ -313,3 +313,26 @@ def test_a_version_2_proof_psbt_signs_and_verifies_too(script):
     report = R.verify(R.encode(final, vault), vault, R.Snapshot("regtest", 1, None, tuple(utxos)))
     assert report.proven_amount == 120_000
     assert report.text().startswith("VALID proof of reserves: ") and "auditor: Auditor Ltd" in report.text()
+
+
+def test_a_vault_with_recovery_paths_is_refused_by_every_proof_role():
+    """The proof roles know only the vault's one m-of-n script: for a vault with a recovery leaf they
+    built a witness of every key's slots (which no leaf has) and signed a recovery keyholder's
+    inputs with the primary leaf's data. Until they know the paths, each refuses it clearly."""
+    from msigvault.errors import FinalizeError
+    from msigvault.policy.recovery import Recovery, Timelock
+
+    recovery = [TestKeyholder.from_label(f"por-recovery-{i}") for i in range(2)]
+    v = Vault.multisig(2, [h.cosigner("tr") for h in HOLDERS], script="tr", network=NET,
+                       recovery=[Recovery(1, [h.cosigner("tr") for h in recovery], Timelock.older(100))])
+    utxos = [synthetic_utxo(v, 40_000, index=1, seed="r")]
+    with pytest.raises(R.ReservesError, match="recovery paths"):
+        R.create_proof(v, utxos, MSG)
+    psbt = build(v, utxos)
+    for who in (HOLDERS[0], recovery[0]):
+        with pytest.raises(P.ReserveProofRefused, match="recovery paths"):
+            prepare(psbt, v, fingerprint=who.fingerprint)
+    with pytest.raises(CombineError, match="recovery paths"):
+        R.combine([psbt], v)
+    with pytest.raises(FinalizeError, match="recovery paths"):
+        R.finalize(psbt, v)

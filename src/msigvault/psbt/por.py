@@ -83,6 +83,15 @@ def check_message(message: object, error: "type[MsigvaultError]" = ReserveProofR
     return message
 
 
+def check_no_recovery(vault: Vault, error: "type[MsigvaultError]") -> None:
+    """The proof roles here satisfy the vault's one m-of-n script; a vault with timelocked recovery
+    paths (docs/recovery.md) is refused until they know its paths (they built a witness its
+    primary leaf does not have, and signed a recovery key's input with the primary leaf's data)."""
+    if getattr(vault, "recovery", None):
+        raise error("proofs of reserves of a vault with recovery paths are not supported yet: prove the "
+                    "reserves of its coins with BIP322 proofs of control, or before adding recovery paths")
+
+
 def claims_reserves(psbt: Psbt) -> bool:
     """Whether any input of ``psbt`` carries ``PSBT_IN_POR_COMMITMENT``: it claims to be a proof."""
     return any(m.has_type(F.PSBT_IN_POR_COMMITMENT) for m in psbt.inputs)
@@ -207,6 +216,7 @@ def prepare_reserves(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprin
     plain = registered.vault if registered is not None else vault
     if not isinstance(plain, Vault):
         raise SignerRefusal("expected a Vault or a RegisteredVault")
+    check_no_recovery(plain, ReserveProofRefused)
     if registered is not None and registered.fingerprint != fingerprint:
         raise RegistrationError(f"the registration given is {registered.fingerprint.hex()}'s, not this key's "
                                 f"({fingerprint.hex()}): register the vault with your own key",
@@ -322,6 +332,7 @@ def combine(copies: "Iterable[Psbt]", vault: Vault) -> Psbt:
     signature is verified first, as the vault Combiner does. Copies must be unfinalized."""
     from .combiner import merge
 
+    check_no_recovery(vault, CombineError)
     psbts = list(copies)
     if not psbts or any(not isinstance(p, Psbt) for p in psbts):
         raise CombineError("combine takes one or more parsed proof PSBTs")
@@ -372,6 +383,7 @@ def combine(copies: "Iterable[Psbt]", vault: Vault) -> Psbt:
 def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     """A copy with every vault input finalized from exactly m verified signatures (as the vault
     Finalizer) and the commitment input's empty scriptSig; NotEnoughSignatures naming who is missing."""
+    check_no_recovery(vault, FinalizeError)
     try:
         check_shape(psbt)
     except ReserveProofRefused as e:

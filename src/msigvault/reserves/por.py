@@ -102,6 +102,7 @@ def create_proof(vault: Vault, utxos: Sequence[Utxo], message: str) -> Psbt:
     output of their total; the vault's derivations so the normal offline signer can sign it."""
     if not isinstance(vault, Vault):
         raise ReservesError(f"vault must be a msigvault Vault, not {type(vault).__name__}", field="vault")
+    P.check_no_recovery(vault, ReservesError)
     P.check_message(message, ReservesError)
     coins = list(utxos)
     if not coins or any(not isinstance(u, Utxo) for u in coins):
