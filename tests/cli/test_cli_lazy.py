@@ -4,7 +4,6 @@ The top-level group lists its commands from ``msigvault.cli._COMMANDS``; these t
 table against what the command modules really register, so a new command cannot go missing.
 """
 
-import importlib
 import subprocess
 import sys
 
@@ -13,21 +12,37 @@ import click
 from msigvault import cli as climod
 
 
+_PROBE = """
+import importlib, json, sys
+import click
+from msigvault import cli as climod
+out = {}
+group = click.Group("probe")
+for name in climod._MODULES:
+    before = set(group.commands)
+    before_sub = {n: set(c.commands) for n, c in group.commands.items() if isinstance(c, click.Group)}
+    importlib.import_module(f"msigvault.cli.{name}").register(group)
+    for cmd_name, cmd in group.commands.items():
+        entry = out.setdefault(cmd_name, [[], (cmd.help or "").split("\\n\\n")[0]])
+        new = cmd_name not in before
+        extended = isinstance(cmd, click.Group) and set(cmd.commands) != before_sub.get(cmd_name, set())
+        if (new or extended) and name not in entry[0]:
+            entry[0].append(name)
+json.dump(out, sys.stdout)
+"""
+
+
 def registered():
-    """{name: (modules registering or extending it, first help paragraph)} from the modules themselves."""
-    out = {}
-    group = click.Group("probe")
-    for name in climod._MODULES:
-        before = {n: c for n, c in group.commands.items()}
-        before_sub = {n: set(c.commands) for n, c in group.commands.items() if isinstance(c, click.Group)}
-        importlib.import_module(f"msigvault.cli.{name}").register(group)
-        for cmd_name, cmd in group.commands.items():
-            entry = out.setdefault(cmd_name, [set(), (cmd.help or "").split("\n\n")[0]])
-            new = cmd_name not in before
-            extended = isinstance(cmd, click.Group) and set(cmd.commands) != before_sub.get(cmd_name, set())
-            if new or extended:
-                entry[0].add(name)
-    return out
+    """{name: (modules registering or extending it, first help paragraph)} from the modules themselves.
+
+    Computed in a fresh interpreter: in this one an earlier in-process CLI test may have loaded
+    the command modules already, and a group another module extends (``vault``, by backends) then
+    carries that module's subcommands before the probe registers it, so the probe could not see
+    who extends what (the result depended on test order)."""
+    import json
+
+    text = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True).stdout
+    return {name: (set(mods), help_text) for name, (mods, help_text) in json.loads(text).items()}
 
 
 def test_command_table_matches_the_modules():
