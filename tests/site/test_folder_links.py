@@ -118,3 +118,21 @@ def test_a_flood_of_junk_envelopes_writes_a_bounded_audit(world, tmp_path):
     flood = [e for e in entries if e["event"] == "service.folder-flood"]
     assert len(flood) == 1 and flood[0]["data"]["suppressed"] == extra
     assert flood[0]["data"]["site"] == record.id.hex() and sum(flood[0]["data"]["codes"].values()) == extra
+
+
+def test_a_folder_without_hard_links_still_takes_posts_and_never_overwrites(tmp_path, monkeypatch):
+    """A FAT or exFAT USB stick has no hard links: a post is written by rename, and a second post of the same
+    name is refused, not written over the first."""
+    from msigvault.fileio import FileExists
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    folder = SiteFolder.at(tmp_path, "00" * 16, create=True)
+    path = folder.post("s1", 5, b"MSVE first")
+    assert path == folder.outbox / "s1-5.msve" and path.read_bytes() == b"MSVE first"
+    with pytest.raises(FileExists):
+        folder.post("s1", 5, b"MSVE second")
+    assert path.read_bytes() == b"MSVE first"
+    assert [p.name for p in folder.outbox.iterdir()] == ["s1-5.msve"]  # no temporary file left behind

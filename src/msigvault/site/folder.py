@@ -72,6 +72,14 @@ def _read_fd(opener: "Any", shown: Path, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def read_limited(path: Path, limit: int) -> bytes:
     """A file's bytes; FolderError (before reading it all) if it is larger than ``limit`` or not a plain file
     (a link, a directory, a FIFO: refused without following or waiting)."""
@@ -193,12 +201,18 @@ class SiteFolder:
                 if overwrite:
                     os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
                 else:
-                    try:
+                    try:  # link() fails if the name appeared meanwhile; rename() would replace it silently
                         os.link(tmp, name, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
                     except FileExistsError:
                         raise FileExists(f"{shown} already exists: choose another name or remove it first",
                                          path=shown) from None
-                    os.unlink(tmp, dir_fd=fd)
+                    except OSError:  # no hard links (a FAT/exFAT USB stick): check, then rename
+                        if _exists(name, fd):
+                            raise FileExists(f"{shown} already exists: choose another name or remove it first",
+                                             path=shown) from None
+                        os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                    else:
+                        os.unlink(tmp, dir_fd=fd)
                 with contextlib.suppress(OSError):
                     os.fsync(fd)
             except OSError as e:
@@ -256,12 +270,10 @@ class SiteFolder:
         with self._dir("outbox") as src, self._dir("processed", create=True) as dst:
             if src is None:
                 return None
+            assert dst is not None  # created
             target = name
-            try:
-                os.stat(target, dir_fd=dst, follow_symlinks=False)
+            if _exists(target, dst):
                 target = f"{name}.again-{os.getpid()}-{os.urandom(4).hex()}"
-            except FileNotFoundError:
-                pass
             try:
                 os.rename(name, target, src_dir_fd=src, dst_dir_fd=dst)
             except FileNotFoundError:
