@@ -98,7 +98,7 @@ def test_leaf_hashes_of_a_key_in_any_order_are_accepted():
     """BIP371 does not order a key's leaf hashes (Core writes them sorted): both orders sign."""
     v = Vault.multisig(2, [h.cosigner("tr") for h in P], script="tr", network=NET,
                        recovery=[Recovery(1, [h.cosigner("tr") for h in P], Timelock.older(100))])
-    psbt = fresh_psbt(v)
+    psbt = fresh_psbt(v, path="recovery")  # its nSequence opens both leaves of the key
     d = v.derive(4)
     m = psbt.inputs[0]
     xonly = d.pubkeys[0][1:]

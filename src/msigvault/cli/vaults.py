@@ -34,7 +34,8 @@ def vault_summary(vf) -> dict:
         "policy_id": v.policy_id, "first_receive_address": v.address(0),
         "first_change_address": v.change_address(0), "next_change_index": vf.next_change_index,
         "accepted_deviations": list(v.deviations),
-        "registered_by": [{"fingerprint": r.fingerprint.hex(), "index_limit": r.index_limit}
+        "registered_by": [{"fingerprint": r.fingerprint.hex(), "index_limit": r.index_limit,
+                           **({"paths": sorted(r.allowed_paths(v))} if v.recovery else {})}
                           for r in vf.registrations],
         **({"recovery": [p.describe(v) for p in v.recovery]} if v.recovery else {}),
     }
@@ -48,7 +49,9 @@ def _summary_text(d: dict) -> str:
               f"first change address:  {d['first_change_address']}"]
     lines += [f"recovery path {i}: {p}" for i, p in enumerate(d.get("recovery", []), 1)]
     lines += [f"accepted deviation: {x}" for x in d["accepted_deviations"]]
-    lines += [f"registered by {r['fingerprint']} (indexes below {r['index_limit']}; signature valid)"
+    lines += [f"registered by {r['fingerprint']} (indexes below {r['index_limit']}"
+              + ("; paths " + ", ".join("primary" if i == 0 else f"recovery {i}" for i in r["paths"])
+                 if "paths" in r else "") + "; signature valid)"
               for r in d["registered_by"]]
     return "\n".join(lines)
 
@@ -125,10 +128,14 @@ def vault_show(vaultfile, as_json):
 @click.option("--index-limit", type=int, default=None,
               help="Highest vault index + 1 your signer will accept in inputs and change (default 1000, "
                    "or what you registered before).")
+@click.option("--path", "paths", multiple=True, metavar="PATH",
+              help="A vault with recovery paths: a spending path you agree to sign for (repeatable; 'primary', "
+                   "'recovery' or 'recovery N'); the primary is always included. Default: every path holding "
+                   "your key, or what you registered before (docs/recovery.md).")
 @click.option("--yes", is_flag=True, help="Register without asking (the vault is still shown).")
 @passphrase_fd_option
 @json_option
-def vault_verify(vaultfile, keyfile, index_limit, yes, passphrase_fd, as_json):
+def vault_verify(vaultfile, keyfile, index_limit, paths, yes, passphrase_fd, as_json):
     """Check, with your own key, that you are a cosigner of the vault, and register it.
 
     Read the policy id aloud with the other keyholders (or compare it out of band): the same id
@@ -143,18 +150,22 @@ def vault_verify(vaultfile, keyfile, index_limit, yes, passphrase_fd, as_json):
     me, _ = own_cosigner(vf.vault, root)
     previous = next((r for r in vf.registrations if r.fingerprint == me.fingerprint), None)
     limit = index_limit if index_limit is not None else (previous.index_limit if previous else DEFAULT_INDEX_LIMIT)
+    chosen = _registration_paths(vf.vault, me, paths, previous)
     d = vault_summary(vf)
     text = (_summary_text(d) + f"\nyour key {me.fingerprint.hex()} is cosigner {vf.vault.cosigners.index(me) + 1} "
             f"of {vf.vault.n}; registering for indexes below {limit}")
+    if chosen is not None:
+        text += "; you sign for: " + ", ".join("primary" if i == 0 else f"recovery {i}" for i in chosen)
     click.echo(text, err=as_json)
     if not yes:
         if not approve("Does this policy id match what every other keyholder sees? Register it"):
             raise NotApproved("not registered: nothing was written")
-    reg = Registration.create(vf.vault, root, name=vf.name, index_limit=limit)
+    reg = Registration.create(vf.vault, root, name=vf.name, index_limit=limit, paths=chosen)
     vf.with_registration(reg).save(vaultfile, overwrite=True)
     out = {"vault": vf.name, "you_are": str(me), "policy_id": vf.vault.policy_id,
            "threshold": vf.vault.m, "n": vf.vault.n, "first_receive_address": vf.vault.address(0),
-           "registered": True, "index_limit": limit}
+           "registered": True, "index_limit": limit,
+           **({"paths": list(reg.paths)} if reg.paths is not None else {})}
     emit(as_json, out, f"OK: registered {vaultfile} with your key {me.fingerprint.hex()}\n"
                        f"policy id: {vf.vault.policy_id}\nfirst receive address: {vf.vault.address(0)}")
 
@@ -238,6 +249,19 @@ def vault_import(file, network, name, output, force, as_json):
     emit(as_json, {**d, "format": found_format, "output": output,
                    "warnings": [w.to_dict() for w in result.warnings]},
          f"imported {found_format} file {file}\n" + _summary_text(d) + f"\nwrote {output}")
+
+
+def _registration_paths(vault, me, names, previous):
+    """The path numbers ``vault verify --path`` names; else the previous registration's, else None
+    (every path holding the key, Registration.create's default)."""
+    from ..policy.registration import registrable_paths
+    from ..psbt.paths import select_path
+
+    if not names:
+        if previous is not None and previous.paths is not None and vault.recovery:
+            return previous.paths
+        return registrable_paths(vault, me, None)
+    return registrable_paths(vault, me, [select_path(vault, n).index for n in names])
 
 
 def _formats():

@@ -14,6 +14,11 @@ branch (``account / 1836279670 / 0``; 1836279670 is "msgv" in ASCII, a branch no
 - The signer refuses to sign without a valid registration by its own key, and, after unlocking
   the key, checks that the key really derives the listed account xpub (so a substituted entry
   for the keyholder themselves is caught too).
+- For a vault with timelocked recovery paths (docs/recovery.md) a registration also signs the
+  **spending paths** the keyholder agrees to sign for (``paths``: 0 the primary, i recovery path
+  i); the signer signs only for those. A registration made before paths were signed (no
+  ``paths`` field) still verifies and allows the primary path only; a plain vault's
+  registration signs no paths, so its message is what it always was.
 
 See docs/keystore.md ("Vault registrations") for the threat model.
 """
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from embit.hashes import tagged_hash
 from embit.util import secp256k1 as _secp
@@ -56,6 +61,9 @@ class Registration:
     fingerprint: bytes
     index_limit: int
     signature: bytes
+    #: the spending paths signed for (recovery vaults; sorted, 0 = primary), or None: a plain
+    #: vault's registration, or one made before paths were signed (primary path only)
+    paths: "tuple[int, ...] | None" = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.fingerprint, bytes) or len(self.fingerprint) != 4:
@@ -63,19 +71,35 @@ class Registration:
         check_index_limit(self.index_limit)
         if not isinstance(self.signature, bytes) or len(self.signature) != 64:
             raise RegistrationError("a registration signature is 64 bytes (BIP340)", field="signature")
+        if self.paths is not None:
+            object.__setattr__(self, "paths", check_paths(self.paths))
+
+    def allowed_paths(self, vault: "Vault") -> "frozenset[int]":
+        """The spending paths of ``vault`` this keyholder signs for: every path of a plain vault
+        (it has one); for a recovery vault the signed ``paths``, or the primary only when none
+        were signed (a registration older than recovery paths)."""
+        if not vault.recovery:
+            return frozenset({0})
+        return frozenset(self.paths) if self.paths is not None else frozenset({0})
 
     # -- making and checking ---------------------------------------------------------------------
 
     @classmethod
     def create(cls, vault: "Vault", root: "ExtendedKey", *, name: str,
-               index_limit: int = DEFAULT_INDEX_LIMIT) -> "Registration":
-        """Sign ``vault`` (called ``name``) with ``root``, which must be one of its cosigners."""
+               index_limit: int = DEFAULT_INDEX_LIMIT,
+               paths: "Iterable[int] | None" = None) -> "Registration":
+        """Sign ``vault`` (called ``name``) with ``root``, which must be one of its cosigners.
+
+        ``paths`` (recovery vaults only): the spending paths to sign for, by index (0 = primary,
+        i = recovery path i); default every path holding this key. Each must hold the key."""
         check_index_limit(index_limit)
         cosigner, account = own_cosigner(vault, root)
+        chosen = registrable_paths(vault, cosigner, paths)
         secret = account.child(REGISTRATION_BRANCH).child(0).key[1:]
-        msg = registration_message(vault, name=name, fingerprint=cosigner.fingerprint, index_limit=index_limit)
+        msg = registration_message(vault, name=name, fingerprint=cosigner.fingerprint, index_limit=index_limit,
+                                   paths=chosen)
         sig = _secp.schnorrsig_sign(msg, _secp.keypair_create(secret), None, os.urandom(32))
-        return cls(cosigner.fingerprint, index_limit, sig)
+        return cls(cosigner.fingerprint, index_limit, sig, chosen)
 
     def verify(self, vault: "Vault", *, name: str) -> Cosigner:
         """Check the signature against the cosigner of ``vault`` it names; return that cosigner.
@@ -84,7 +108,13 @@ class Registration:
         """
         cosigner = _cosigner_by_fingerprint(vault, self.fingerprint)
         xonly = registration_pubkey(cosigner)[1:]
-        msg = registration_message(vault, name=name, fingerprint=self.fingerprint, index_limit=self.index_limit)
+        if self.paths is not None and not vault.recovery:
+            raise RegistrationError(
+                f"the registration by {self.fingerprint.hex()} names spending paths, but this vault has only its "
+                "primary m-of-n (its recovery paths were removed after that keyholder registered it?): do not use "
+                "this file", fingerprint=self.fingerprint, field="paths")
+        msg = registration_message(vault, name=name, fingerprint=self.fingerprint, index_limit=self.index_limit,
+                                   paths=self.paths)
         try:
             point = _secp.ec_pubkey_parse(b"\x02" + xonly)
             xpub, _ = _secp.xonly_pubkey_from_pubkey(point)
@@ -94,7 +124,8 @@ class Registration:
         if not ok:
             raise RegistrationError(
                 f"the registration by {self.fingerprint.hex()} does not match this vault: its cosigners, "
-                "threshold, script, network, name, accepted deviations or index limit changed after that "
+                "threshold, script, network, name, accepted deviations, index limit or spending paths changed "
+                "after that "
                 "keyholder registered it (a substituted vault file?); do not use this file, restore the "
                 "registered copy or register again after checking the policy id with every keyholder"
             )
@@ -113,20 +144,74 @@ class Registration:
     # -- JSON ------------------------------------------------------------------------------------
 
     def to_dict(self) -> "dict[str, Any]":
-        return {"fingerprint": self.fingerprint.hex(), "index_limit": self.index_limit,
-                "signature": self.signature.hex()}
+        out: "dict[str, Any]" = {"fingerprint": self.fingerprint.hex(), "index_limit": self.index_limit,
+                                 "signature": self.signature.hex()}
+        if self.paths is not None:
+            out["paths"] = list(self.paths)
+        return out
 
     @classmethod
     def from_dict(cls, obj: object) -> "Registration":
-        if not isinstance(obj, dict) or set(obj) != {"fingerprint", "index_limit", "signature"}:
-            raise RegistrationError("a registration record has exactly: fingerprint, index_limit, signature")
+        base = {"fingerprint", "index_limit", "signature"}
+        if not isinstance(obj, dict) or set(obj) not in (base, base | {"paths"}):
+            raise RegistrationError("a registration record has exactly: fingerprint, index_limit, signature "
+                                    "(and paths, for a vault with recovery paths)")
         fp, limit, sig = obj["fingerprint"], obj["index_limit"], obj["signature"]
         if not isinstance(fp, str) or not isinstance(sig, str) or not isinstance(limit, int) or isinstance(limit, bool):
             raise RegistrationError("a registration record has a field of the wrong type")
+        paths = obj.get("paths")
+        if paths is not None and not isinstance(paths, list):
+            raise RegistrationError("a registration record's paths are a list of path numbers", field="paths")
         try:
-            return cls(bytes.fromhex(fp), limit, bytes.fromhex(sig))
+            return cls(bytes.fromhex(fp), limit, bytes.fromhex(sig), None if paths is None else tuple(paths))
         except ValueError:
             raise RegistrationError("a registration record's fingerprint or signature is not hex") from None
+
+
+#: the most spending paths a registration can name (the primary and recovery.MAX_RECOVERY_PATHS)
+MAX_PATHS = 9
+
+
+def check_paths(paths: object) -> "tuple[int, ...]":
+    """``paths`` as a sorted tuple of distinct path numbers including 0 (the primary);
+    RegistrationError otherwise."""
+    if isinstance(paths, (str, bytes)) or not isinstance(paths, (list, tuple, set, frozenset)) \
+            or len(paths) > MAX_PATHS:
+        raise RegistrationError(f"a registration's paths are a list of at most {MAX_PATHS} path numbers",
+                                field="paths")
+    if any(isinstance(p, bool) or not isinstance(p, int) or not 0 <= p < MAX_PATHS for p in paths):
+        raise RegistrationError(f"a registration's paths are numbers from 0 (primary) to {MAX_PATHS - 1}",
+                                field="paths")
+    out = tuple(sorted(set(paths)))
+    if len(out) != len(paths) or 0 not in out:
+        raise RegistrationError("a registration's paths list each path once and include 0, the primary path "
+                                "(every keyholder may sign the everyday spend)", field="paths")
+    return out
+
+
+def registrable_paths(vault: "Vault", cosigner: Cosigner, paths: "Iterable[int] | None") -> "tuple[int, ...] | None":
+    """The ``paths`` a registration of ``vault`` by ``cosigner`` signs: None for a plain vault;
+    by default the primary and every recovery path holding the key; each named path must exist
+    and (recovery paths) hold the key. RegistrationError otherwise."""
+    if not vault.recovery:
+        if paths is not None and set(paths) != {0}:
+            raise RegistrationError("this vault has no recovery paths: there is no path to register but the "
+                                    "primary", field="paths")
+        return None
+    pos = vault.cosigners.index(cosigner)
+    holding = {0} | {i for i, p in enumerate(vault.recovery, 1) if pos in p.keys}
+    if paths is None:
+        return tuple(sorted(holding))
+    wanted = set(check_paths(tuple(set(paths) | {0})))
+    unknown = sorted(p for p in wanted if p > len(vault.recovery))
+    if unknown:
+        raise RegistrationError(f"this vault has recovery paths 1 to {len(vault.recovery)}, not {unknown[0]}",
+                                field="paths")
+    foreign = sorted(wanted - holding)
+    if foreign:
+        raise RegistrationError(f"recovery path {foreign[0]} does not hold your key ({cosigner.fingerprint.hex()}): "
+                                "register only paths you can sign for", field="paths")
+    return tuple(sorted(wanted))
 
 
 def check_index_limit(index_limit: object) -> None:
@@ -142,11 +227,13 @@ def registration_pubkey(cosigner: Cosigner) -> bytes:
     return cosigner.pubkey_at(REGISTRATION_BRANCH, 0)
 
 
-def registration_message(vault: "Vault", *, name: str, fingerprint: bytes, index_limit: int) -> bytes:
-    """The 32-byte tagged hash a registration signs (canonical JSON of what is registered)."""
+def registration_message(vault: "Vault", *, name: str, fingerprint: bytes, index_limit: int,
+                         paths: "tuple[int, ...] | None" = None) -> bytes:
+    """The 32-byte tagged hash a registration signs (canonical JSON of what is registered;
+    ``paths`` is in it only when given, so registrations without paths sign what they always did)."""
     if not isinstance(name, str):
         raise RegistrationError(f"a vault name is a string, not {type(name).__name__}", field="name")
-    body = {
+    body: "dict[str, Any]" = {
         "accept": sorted(d.value for d in vault.accept),
         "fingerprint": fingerprint.hex(),
         "index_limit": index_limit,
@@ -154,6 +241,8 @@ def registration_message(vault: "Vault", *, name: str, fingerprint: bytes, index
         "network": vault.network.name,
         "policy_id": vault.policy_id,
     }
+    if paths is not None:
+        body["paths"] = list(paths)
     data = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     return tagged_hash(_TAG, data)
 
@@ -228,3 +317,8 @@ class RegisteredVault:
     @property
     def fingerprint(self) -> bytes:
         return self.registration.fingerprint
+
+    @property
+    def allowed_paths(self) -> "frozenset[int]":
+        """The spending paths this keyholder registered (:meth:`Registration.allowed_paths`)."""
+        return self.registration.allowed_paths(self.vault)

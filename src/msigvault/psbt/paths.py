@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import FinalizeError, MsigvaultError, NotEnoughSignatures, PolicyError, SignerRefusal
 from ..policy.miniscript import Context, Fragment, Miniscript, Satisfier
-from ..policy.recovery import Timelock, templates
+from ..policy.recovery import SEQUENCE_TYPE_FLAG, Timelock, templates
 from ..policy.vault import DerivedScript, Vault
 from ..script import compact_size
 from . import fields as F
@@ -489,13 +489,21 @@ def analyze_input(vault: Vault, d: DerivedScript, m: PsbtMap, i: int, cache: Sig
 # ---------------------------------------------------------------------------------- signer
 
 
-def signer_paths(vault: Vault, tx: UnsignedTx, fingerprint: bytes) -> "tuple[SpendPath, ...]":
+def signer_paths(vault: Vault, tx: UnsignedTx, fingerprint: bytes,
+                 allowed: "frozenset[int] | None" = None) -> "tuple[SpendPath, ...]":
     """The paths this transaction's locks open (the primary first); SignerRefusal when the
-    keyholder ``fingerprint`` is on none of them (their signature could never be used)."""
+    keyholder ``fingerprint`` can use none of them: their key is on none, or only on paths their
+    registration does not allow (``allowed``: path numbers; None, a bare Vault: every path)."""
     if not vault.recovery:
         return ()
     opened = open_paths(vault, tx)
     mine = [p for p in opened if fingerprint.hex() in p.fingerprints]
+    if mine and allowed is not None and not any(p.index in allowed for p in mine):
+        raise SignerRefusal(
+            f"this transaction's nSequence/nLockTime open {', '.join(p.name for p in mine)} for your key, and your "
+            f"registration of this vault allows you to sign for {_names(allowed)} only: refusing. If you agree to "
+            "sign recovery spends, register again with that path (msigvault vault verify --path ...) after "
+            "checking the policy id", fingerprint=fingerprint, field="paths")
     if not mine:
         on = [p.describe() for p in spend_paths(vault) if fingerprint.hex() in p.fingerprints]
         raise SignerRefusal(
@@ -503,3 +511,46 @@ def signer_paths(vault: Vault, tx: UnsignedTx, fingerprint: bytes) -> "tuple[Spe
             "lock, so your signature could not be used: ask the coordinator for a PSBT made for that path, "
             "or wait for the primary keyholders", fingerprint=fingerprint)
     return opened
+
+
+def _names(allowed: "frozenset[int]") -> str:
+    return ", ".join("the primary path" if i == 0 else f"recovery {i}" for i in sorted(allowed))
+
+
+def usable_paths(opened: "tuple[SpendPath, ...]", fingerprint: bytes,
+                 allowed: "frozenset[int] | None") -> "tuple[SpendPath, ...]":
+    """Of the ``opened`` paths, those holding ``fingerprint``'s key that it may sign for."""
+    return tuple(p for p in opened if fingerprint.hex() in p.fingerprints and (allowed is None or p.index in allowed))
+
+
+def signing_leaves(vault: Vault, d: DerivedScript, xonly: bytes, usable: "tuple[SpendPath, ...]") -> "list[bytes]":
+    """The leaf hashes a tr keyholder signs in: the leaves of ``usable`` paths holding ``xonly``
+    (every leaf of the key for a plain vault, which has one)."""
+    own = d.tap_leaf_hashes(xonly)
+    if not vault.recovery:
+        return list(own)
+    wanted = {d.leaves[p.index].leaf_hash for p in usable}
+    return [lh for lh in own if lh in wanted]
+
+
+def mining_notes(vault: Vault, tx: UnsignedTx, usable: "tuple[SpendPath, ...]") -> "list[str]":
+    """When this transaction can be mined, for each recovery path the keyholder signs for (the
+    transaction's own nSequence/nLockTime, which meet that path's lock): shown with the summary."""
+    notes = []
+    for p in usable:
+        lock = p.lock
+        if lock is None:
+            continue
+        if lock.is_relative:
+            waits = sorted({Timelock(lock.kind, s & (SEQUENCE_TYPE_FLAG | 0xFFFF)).describe() for s in
+                            (i.sequence for i in tx.inputs)})
+            notes.append(f"{p.name} spend: it can be mined only once every input's coin is old enough: "
+                         f"{' / '.join(waits)} (nSequence); before that the network refuses it, keep it until then")
+        elif lock.is_time:
+            notes.append(f"{p.name} spend: it can be mined once the chain's median time passes unix time "
+                         f"{tx.locktime:,} (nLockTime; the path opens {lock.describe()}); before that the network "
+                         "refuses it")
+        else:
+            notes.append(f"{p.name} spend: it can be mined from block {tx.locktime + 1:,} (nLockTime {tx.locktime:,}; "
+                         f"the path opens {lock.describe()}); before that the network refuses it")
+    return notes

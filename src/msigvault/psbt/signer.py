@@ -41,7 +41,7 @@ from .common import (
 from .psbt import Psbt
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut
 from .successor import SuccessorOutput, check_successor_roots, successor_outputs, usable_successors
-from .paths import SpendPath, signer_paths, spend_weight
+from .paths import SpendPath, mining_notes, signer_paths, signing_leaves, spend_weight, usable_paths
 from .weight import tx_weight, vsize
 
 
@@ -108,6 +108,8 @@ class SigningSummary:
     successors: "tuple[SuccessorOutput, ...]" = field(default=())
     #: a vault with recovery paths: the paths this transaction's locks open, primary first (docs/recovery.md)
     spend_paths: "tuple[SpendPath, ...]" = field(default=())
+    #: of those, the paths this keyholder signs for (their key is on it and their registration allows it)
+    signing_paths: "tuple[str, ...]" = field(default=())
 
     @property
     def payments(self) -> "list[OutputLine]":
@@ -145,6 +147,8 @@ class SigningSummary:
         lines.append(f"  fee: {format_amount(self.fee)} = {self.fee_rate:.2f} sat/vB for about {self.vsize} vB")
         for p in self.spend_paths:
             mine = " (your key)" if self.fingerprint in p.fingerprints else ""
+            if mine and p.name not in self.signing_paths:
+                mine = " (your key, but your registration does not allow this path: you do not sign for it)"
             lines.append(f"  path open to this transaction: {p.describe()}{mine}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
@@ -239,7 +243,9 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     fee = input_total - output_total
     if fee < 0:
         raise SignerRefusal(f"the outputs ({output_total} sats) exceed the inputs ({input_total} sats)")
-    opened = signer_paths(vault, unsigned_tx(psbt), fingerprint) if vault.recovery else ()  # docs/recovery.md
+    allowed = registered.allowed_paths if registered is not None else None  # docs/recovery.md
+    opened = signer_paths(vault, unsigned_tx(psbt), fingerprint, allowed) if vault.recovery else ()
+    signable = usable_paths(opened, fingerprint, allowed)
     size = vsize(tx_weight([spend_weight(vault, opened)] * len(inputs),
                            [len(psbt.script(o)) for o in range(psbt.output_count)]))
     rate = fee / size
@@ -262,13 +268,14 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     elif locktime > 0:
         notes.append(f"cannot be mined before block {locktime} (nLockTime; normally the current height)")
     notes.extend(_relative_timelocks(psbt))
+    notes.extend(mining_notes(vault, unsigned_tx(psbt), signable))
     usable, unused = usable_successors(successors, vault=vault, fingerprint=fingerprint)
     notes.extend(unused)
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
                              notes=tuple(notes), policy_id=vault.policy_id,
                              vault_name=registered.name if registered is not None else None, proof=proof,
                              successors=successor_outputs(psbt, outputs, usable) if proof is None else (),
-                             spend_paths=opened)
+                             spend_paths=opened, signing_paths=tuple(p.name for p in signable))
     return summary, inputs
 
 
@@ -435,6 +442,7 @@ class SigningRequest:
         is_tr = vault.script == "tr"
         cache = SighashCache(tx, [x.spent for x in inputs] if is_tr else None)
         me_pos = vault.cosigners.index(me)
+        usable = tuple(p for p in summary.spend_paths if p.name in summary.signing_paths)
         branches: "dict[int, _LeafSigner]" = {}
         signed = 0
         for i, x in enumerate(inputs):
@@ -445,7 +453,7 @@ class SigningRequest:
             secret = branches[d.branch].secret(d.index)
             pub = d.pubkeys[d.signers.index(me_pos)]
             if is_tr:
-                for leaf_hash in d.tap_leaf_hashes(pub[1:]):  # one leaf, or each leaf of this key (recovery paths)
+                for leaf_hash in signing_leaves(vault, d, pub[1:], usable):  # one leaf, or each usable leaf of this key
                     msg = cache.taproot(i, x.sighash, leaf_hash=leaf_hash)
                     key = pub[1:] + leaf_hash
                     existing = m.get(F.PSBT_IN_TAP_SCRIPT_SIG, key)
