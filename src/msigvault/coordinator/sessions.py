@@ -109,6 +109,10 @@ class CosignerStatus:
                 "partial_sha256": self.partial_sha256, "updated_at": self.updated_at}
 
 
+#: how long a request sealed for a session without an expiry stays valid
+REQUEST_LIFETIME = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class Session:
     """A signing session as stored (a snapshot; read it again for the current state)."""
@@ -136,6 +140,16 @@ class Session:
     replaced_by: Optional[str] = None
     closed_reason: Optional[str] = None
     last_error: Optional[str] = None
+
+    def request_expiry(self, now: Optional[datetime] = None) -> datetime:
+        """The expiry to seal into a request envelope for this session: the session's own expiry
+        while it is in the future, else ``now`` plus :data:`REQUEST_LIFETIME`."""
+        now = now or datetime.now(timezone.utc)
+        if self.expires_at:
+            until = datetime.strptime(self.expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+            if until > now + timedelta(seconds=1):
+                return until
+        return now + REQUEST_LIFETIME
 
     @property
     def signed(self) -> "list[str]":

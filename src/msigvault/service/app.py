@@ -53,7 +53,6 @@ __all__ = ["ServiceConfig", "Service", "Call", "ROUTES", "create_app", "http_sta
 log = logging.getLogger("msigvault.service")
 
 MAX_PENDING = 100  # requests returned by one GET /v1/requests
-REQUEST_LIFETIME = _dt.timedelta(days=1)  # a request envelope's expiry when its session has none
 RATE_AUDIT_INTERVAL = 10.0  # seconds: one rate-limit refusal per identity per interval is audited
 UNAUTHENTICATED_AUDIT_RATE = 2.0  # unauthenticated refusals audited per remote host: a second, on average,
 UNAUTHENTICATED_AUDIT_BURST = 200  # and at once (the rest are counted in the next entry's "suppressed")
@@ -288,7 +287,7 @@ class Service:
             session = self.co.get(sid)
             envelope = seal(session.psbt, sender=self.key, recipient=who.record, session_id=sid,
                             sequence=self._next_sequence(), content_type=ContentType.PSBT,
-                            expires=_request_expiry(session))
+                            expires=session.request_expiry())
             items.append({"session": sid, "vault": session.vault_id, "vault_name": session.vault_name,
                           "fingerprint": fp, "memo": session.memo, "expires_at": session.expires_at,
                           "psbt_sha256": session.psbt_sha256, "envelope": _b64(envelope)})
@@ -411,13 +410,6 @@ def _session(session: "Session") -> "dict[str, Any]":
     return dict(session.to_dict())
 
 
-def _request_expiry(session: "Session") -> _dt.datetime:
-    now = _dt.datetime.now(_dt.timezone.utc)
-    if session.expires_at:
-        until = _dt.datetime.strptime(session.expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
-        if until > now + _dt.timedelta(seconds=1):
-            return until
-    return now + REQUEST_LIFETIME
 
 
 # -- ASGI -------------------------------------------------------------------------------------

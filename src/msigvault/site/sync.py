@@ -10,7 +10,6 @@ audited as ``service.folder-refused``; the other sites are still served.
 
 from __future__ import annotations
 
-import datetime as _dt
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,11 +29,10 @@ from .errors import FolderError
 from .folder import SiteFolder
 
 if TYPE_CHECKING:
-    from ..coordinator.sessions import Coordinator, Session
+    from ..coordinator.sessions import Coordinator
 
 __all__ = ["SyncReport", "sync_folder", "enrolled_sites"]
 
-REQUEST_LIFETIME = _dt.timedelta(days=1)
 #: refused envelopes audited one by one per site and sync; the rest are counted in one service.folder-flood entry
 MAX_AUDITED_REFUSALS = 100
 _lock = threading.Lock()
@@ -125,7 +123,7 @@ def _sync_site(coordinator: "Coordinator", identity: IdentityKey, record: Identi
     for sid, fp in pending:
         s = coordinator.get(sid)
         envelope = seal(s.psbt, sender=identity, recipient=record, session_id=sid, sequence=_next_sequence(),
-                        content_type=ContentType.PSBT, expires=_expiry(s))
+                        content_type=ContentType.PSBT, expires=s.request_expiry())
         folder.write_request(sid, envelope, {
             "session": sid, "vault": s.vault_id, "vault_name": s.vault_name, "fingerprint": fp, "memo": s.memo,
             "expires_at": s.expires_at, "psbt_sha256": s.psbt_sha256})
@@ -170,10 +168,3 @@ def _take_in(coordinator: "Coordinator", identity: IdentityKey, record: Identity
     return result
 
 
-def _expiry(session: "Session") -> _dt.datetime:
-    now = _dt.datetime.now(_dt.timezone.utc)
-    if session.expires_at:
-        until = _dt.datetime.strptime(session.expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=_dt.timezone.utc)
-        if until > now + _dt.timedelta(seconds=1):
-            return until
-    return now + REQUEST_LIFETIME
