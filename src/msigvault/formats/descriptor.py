@@ -14,6 +14,11 @@ Every checksum present is verified; a descriptor without one is accepted with a 
 be extended public keys with their key origin; ``listdescriptors true`` output (private keys) is
 refused.
 
+A vault with timelocked recovery paths (docs/recovery.md) is read here too, in every form above,
+through :meth:`Vault.from_descriptor` (exactly the shapes msigvault writes). Only this format
+accepts them: the wallet formats that also carry descriptors (Sparrow, Specter, Coldcard) hold
+a plain multisig, and keep refusing miniscript.
+
 Export forms (``form=``): ``multipath`` (default), ``pair``, ``listdescriptors`` and
 ``importdescriptors`` (the JSON to paste into Bitcoin Core's ``importdescriptors``).
 """
@@ -80,7 +85,7 @@ def parse(text, *, network=None, fmt: str = FORMAT):
         entries.append((line, None))
     if not entries:
         raise FormatError(f"{fmt}: the file holds no descriptor")
-    vault, warnings = combine(entries, network, fmt)
+    vault, warnings = combine(entries, network, fmt, recovery=fmt == FORMAT)
     return vault, None, warnings
 
 
@@ -103,10 +108,11 @@ def strip_label(line: str) -> str:
     return line
 
 
-def combine(entries, network, fmt: str, *, allow=("multipath", "branch")):
+def combine(entries, network, fmt: str, *, allow=("multipath", "branch"), recovery: bool = False):
     """One vault from several descriptors of it: every one must describe the same vault.
 
     ``entries`` are (descriptor text, internal flag or None). Returns (vault, warnings).
+    ``recovery``: also read vaults with recovery paths (the descriptor format only).
     """
     warnings = []
     vault: Optional[Vault] = None
@@ -114,6 +120,21 @@ def combine(entries, network, fmt: str, *, allow=("multipath", "branch")):
     no_checksum = 0
     for i, (desc, internal) in enumerate(entries, 1):
         where = f"{fmt} (descriptor {i})" if len(entries) > 1 else fmt
+        found = _recovery_vault(desc, network, where) if recovery else None
+        if found is not None:
+            v, has_checksum, covered = found
+            no_checksum += not has_checksum
+            if internal is not None and covered != {0, 1} and internal != (covered == {1}):
+                raise FormatError(f"{where}: marked {'internal (change)' if internal else 'external (receive)'} but "
+                                  f"its keys end in /{min(covered)}/*")
+            if vault is None:
+                vault = v
+            elif vault != v:
+                raise FormatError(f"{fmt}: descriptor {i} describes a different vault than descriptor 1 (another "
+                                  "policy, keys or recovery paths); the receive and change descriptors of one vault "
+                                  "are the same policy")
+            branches |= covered
+            continue
         parsed = parse_descriptor(desc, where, allow=allow)
         if parsed.checksum is None:
             no_checksum += 1
@@ -137,7 +158,7 @@ def combine(entries, network, fmt: str, *, allow=("multipath", "branch")):
         if vault is None:
             vault = v
             warnings += origin_notes
-        elif not same_vault(vault, v):
+        elif not same_vault(vault, v) or vault.recovery:
             raise FormatError(
                 f"{fmt}: descriptor {i} describes a different vault than descriptor 1 ({describe_difference(vault, v)}); "
                 "the receive and change descriptors of one vault share keys, threshold and script"
@@ -188,8 +209,37 @@ def _parse_core_json(obj, network, fmt: str):
         if internal is not None and not isinstance(internal, bool):
             raise FormatError(f"{fmt}: entry {i}: \"internal\" must be true or false")
         entries.append((item["desc"], internal))
-    vault, warnings = combine(entries, network, fmt)
+    vault, warnings = combine(entries, network, fmt, recovery=fmt == FORMAT)
     return vault, name, warnings
+
+
+def _recovery_vault(desc: str, network, where: str) -> "Optional[tuple[Vault, bool, set[int]]]":
+    """(vault, has a checksum, branches covered) when ``desc`` is a miniscript ``wsh()`` or a
+    ``tr()`` with a script tree, read by :meth:`Vault.from_descriptor`; None for anything else
+    (the plain multisig reader then parses it and reports its own errors)."""
+    from ..errors import MsigvaultError
+    from ..policy.descriptors import TapBranch, Tr, Wsh, parse_descriptor as parse_any
+    from ..policy.miniscript import Miniscript
+
+    if not isinstance(desc, str):
+        return None
+    text = desc.strip()
+    try:
+        parsed = parse_any(text, only_multipath="0;1")
+    except MsigvaultError:
+        return None
+    node = parsed.node
+    if not (isinstance(node, Wsh) and isinstance(node.inner, Miniscript)
+            or isinstance(node, Tr) and isinstance(node.tree, TapBranch)):
+        return None
+    try:
+        vault = Vault.from_descriptor(text, network=network, require_checksum=False)
+    except MsigvaultError as e:
+        e.args = (f"{where}: {e}",)
+        raise
+    paths = {k.paths for k in parsed.keys if k.kind == "xpub"}  # (tr: not the NUMS internal key)
+    covered = {0, 1} if paths == {((0,), (1,))} else {next(iter(paths))[0][0]}
+    return vault, parsed.checksum is not None, covered
 
 
 
