@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
-import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +25,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 
 from msigvault import Network, Vault
 from msigvault.coordinator.audit import Identity
@@ -39,6 +35,7 @@ from msigvault.policy.registration import Registration
 from msigvault.service.client import ServiceClient, seal_submission
 from msigvault.service.store import ServiceStore, enroll_sites
 from msigvault.testing.keyholders import TestKeyholder
+from msigvault.testing.service import ServiceProcess
 from msigvault.testing.tls import make_test_pki
 from msigvault.testing.utxos import synthetic_utxo
 from msigvault.vaultfile import VaultFile
@@ -81,27 +78,11 @@ def prepare(root: Path, url: str, n: int):
     return coordinator, [k for _, k, _ in sites], auditor, ids, envelopes
 
 
-def serve(root: Path, url: str, workers: int):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def serve(root: Path, url: str, workers: int) -> "tuple[ServiceProcess, Path]":
     pki = make_test_pki(root / "pki")
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "msigvault", "coordinator", "serve", "--db", url, "--identity",
-                             str(root / "coordinator.identity"), "--tls-cert", str(pki.server_cert), "--tls-key",
-                             str(pki.server_key), "--port", str(port), "-n", "regtest", "--rate", "1000000",
-                             "--burst", "1000000", "--workers", str(workers)],
-                            stdout=log, stderr=log, env={**os.environ, "MSIGVAULT_IDENTITY_PASSPHRASE": PASSPHRASE})
-    base = f"https://127.0.0.1:{port}"
-    context = ssl.create_default_context(cafile=str(pki.ca_cert))
-    for _ in range(600):
-        try:
-            if httpx.get(base + "/v1/coordinator", verify=context, timeout=2).status_code == 200:
-                return proc, base, pki.ca_cert
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"the server did not start: {(root / 'server.log').read_text()[-2000:]}")
+    server = ServiceProcess(url, root / "coordinator.identity", pki, log=root / "server.log", passphrase=PASSPHRASE,
+                            args=["--rate", "1000000", "--burst", "1000000", "--workers", str(workers)])
+    return server.start(), pki.ca_cert
 
 
 def timed(jobs, clients: int, make_client, work) -> "tuple[float, list[float]]":
@@ -162,7 +143,8 @@ def main() -> None:
 def run(root: Path, url: str, args) -> None:
     print(f"# database: {url.split(':')[0].split('+')[0]}")
     coordinator, site_keys, auditor, ids, envelopes = prepare(root, url, args.sessions)
-    proc, base, ca = serve(root, url, args.workers)
+    server, ca = serve(root, url, args.workers)
+    base = server.url
     record = coordinator.record("regtest")
     try:
         seconds, lat = timed(range(args.status), args.clients,
@@ -183,8 +165,7 @@ def run(root: Path, url: str, args) -> None:
             done = sum(c.status(sid)["status"] == "finalized" for sid in ids)
         print(f"# {done} of {len(ids)} sessions finalized")
     finally:
-        proc.terminate()
-        proc.wait(30)
+        server.stop()
 
 
 if __name__ == "__main__":

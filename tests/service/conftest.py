@@ -9,16 +9,9 @@ captures its stdout and stderr in files (the log-leak test reads them).
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 from msigvault import Network, Vault
@@ -30,6 +23,7 @@ from msigvault.policy.registration import Registration
 from msigvault.service.client import ServiceClient
 from msigvault.service.store import ServiceStore, enroll_sites
 from msigvault.testing.keyholders import TestKeyholder
+from msigvault.testing.service import ServiceProcess
 from msigvault.testing.tls import TestPki, make_test_pki
 from msigvault.testing.utxos import synthetic_utxo
 from msigvault.vaultfile import VaultFile
@@ -43,12 +37,6 @@ postgres = _pg.postgres  # the throwaway PostgreSQL server fixture (fails, never
 PASSPHRASE = "service test identity passphrase"
 PAYEE = bytes.fromhex("0014") + bytes(range(20))
 LIMITS = {"max_body": 256 * 1024, "rate": 5.0, "burst": 30}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vault_file(holders, name: str) -> VaultFile:
@@ -116,57 +104,16 @@ def make_world(root: Path, db_url: str) -> World:
                  sites, operator, auditor, flooder, mallory)
 
 
-class ServerProcess:
-    """``python -m msigvault coordinator serve`` on a free loopback port; stdout/stderr go to files."""
+class ServerProcess(ServiceProcess):
+    """``python -m msigvault coordinator serve`` on the world's database; stdout/stderr go to files."""
 
     def __init__(self, world: World, name: str, *, workers: int = 1, **limits) -> None:
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.stdout = world.root / f"{name}.stdout"
-        self.stderr = world.root / f"{name}.stderr"
         opts = {**LIMITS, **limits}
-        args = [sys.executable, "-m", "msigvault", "coordinator", "serve", "--db", world.db_url,
-                "--identity", str(world.coordinator_file), "--tls-cert", str(world.pki.server_cert),
-                "--tls-key", str(world.pki.server_key), "--port", str(self.port), "-n", "regtest",
-                "--max-body", str(opts["max_body"]), "--rate", str(opts["rate"]), "--burst", str(opts["burst"]),
-                "--workers", str(workers)]
-        env = {**os.environ, "MSIGVAULT_IDENTITY_PASSPHRASE": PASSPHRASE}
-        self._out, self._err = open(self.stdout, "wb"), open(self.stderr, "wb")
-        self.proc = subprocess.Popen(args, stdout=self._out, stderr=self._err, env=env)
-        self._wait_ready(world.pki.ca_cert)
-
-    def _wait_ready(self, ca: Path) -> None:
-        import ssl
-
-        context = ssl.create_default_context(cafile=str(ca))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited ({self.proc.returncode}): {self.stderr.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/v1/coordinator", verify=context, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError(f"the server did not start in 60 s: {self.stderr.read_text()[-3000:]}")
-
-    def logs(self) -> str:
-        self._out.flush()
-        self._err.flush()
-        return self.stdout.read_text(errors="replace") + self.stderr.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
-        self._err.close()
+        super().__init__(world.db_url, world.coordinator_file, world.pki, log=world.root / f"{name}.stdout",
+                         stderr_log=world.root / f"{name}.stderr", passphrase=PASSPHRASE,
+                         args=["--max-body", str(opts["max_body"]), "--rate", str(opts["rate"]),
+                               "--burst", str(opts["burst"]), "--workers", str(workers)])
+        self.start()
 
 
 @pytest.fixture(scope="module")

@@ -13,18 +13,13 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from msigvault.testing.cli import run_cli
+from msigvault.testing.service import ServiceProcess
 from msigvault.testing.tls import TestPki, make_test_pki
 
 KEY_PASSPHRASE = "site test key passphrase"
@@ -175,49 +170,13 @@ def _authorize_operator_key(coord: Path, db_url: str) -> None:
     co.db.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``msigvault coordinator serve`` on a free loopback port over TLS (the test CA); output in files."""
+class Server(ServiceProcess):
+    """``msigvault coordinator serve`` on the world's database over TLS (the test CA); output in a file."""
 
     def __init__(self, world: SiteWorld) -> None:
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        self._out = open(world.coord / "server.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "msigvault", "coordinator", "serve", "--db", world.db_url, "--identity",
-             "coordinator.identity", "--tls-cert", str(world.pki.server_cert), "--tls-key", str(world.pki.server_key),
-             "--port", str(self.port), "-n", "regtest"],
-            cwd=world.coord, stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, _ID_ENV: ID_PASSPHRASE})
-        import ssl
-
-        context = ssl.create_default_context(cafile=str(world.pki.ca_cert))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited: {(world.coord / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/v1/coordinator", verify=context, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise AssertionError("the coordinator service did not start in 60 s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
+        super().__init__(world.db_url, "coordinator.identity", world.pki, log=world.coord / "server.log",
+                         passphrase=ID_PASSPHRASE, cwd=world.coord)
+        self.start()
 
 
 @pytest.fixture(scope="session")
