@@ -264,6 +264,89 @@ def _registration_paths(vault, me, names, previous):
     return registrable_paths(vault, me, [select_path(vault, n).index for n in names])
 
 
+@vault.command("upkeep")
+@click.argument("vaultfile", type=click.Path(dir_okay=False))
+@click.option("--chain", "chain_dir", type=click.Path(file_okay=False), help="Read the coins from this regtest chain.")
+@click.option("--backend", "backend_url", metavar="URL", help="Read the coins from a chain backend (see vault scan).")
+@click.option("--utxos", "utxo_file", type=click.Path(dir_okay=False),
+              help="A JSON list of coins with their confirmation 'height' (vault utxos --json writes one); "
+                   "needs --tip-height.")
+@click.option("--tip-height", type=click.IntRange(0, 499_999_999), default=None, help="The tip, with --utxos.")
+@click.option("--tip-time", type=click.IntRange(0, 2**32 - 1), default=None,
+              help="The tip's median time past, with --utxos (time locks only; default 0).")
+@click.option("--margin-blocks", type=click.IntRange(0, 525_600), default=4032, show_default=True,
+              help="Warn about coins whose recovery paths open within this many blocks (4032: four weeks).")
+@click.option("--check", is_flag=True, help="Exit with status 1 when any coin is within the margin (for monitoring).")
+@json_option
+def vault_upkeep(vaultfile, chain_dir, backend_url, utxo_file, tip_height, tip_time, margin_blocks, check, as_json):
+    """When each coin's recovery paths open, and which coins to refresh (docs/recovery.md).
+
+    A recovery path's keys can move a coin once its lock has passed: refresh coins near it with a
+    primary-path spend back to the vault (relative locks restart), or migrate (absolute locks).
+    """
+    from ..coordinator.upkeep import upkeep
+
+    vf = load_vault(vaultfile)
+    if sum(x is not None for x in (chain_dir, backend_url, utxo_file)) != 1:
+        raise CliError("give exactly one of --chain DIR, --backend URL or --utxos FILE")
+    if (tip_height is not None or tip_time is not None) and utxo_file is None:
+        raise CliError("--tip-height and --tip-time go with --utxos (a chain or backend says its own tip)")
+    coins, height, mtp = _upkeep_coins(vf.vault, chain_dir, backend_url, utxo_file, tip_height, tip_time)
+    report = upkeep(vf.vault, coins, tip_height=height, tip_time=mtp, margin_blocks=margin_blocks)
+    emit(as_json, {"vault": vf.name, **report.to_dict()}, report.text())
+    if check and report.warnings:
+        raise SystemExit(1)
+
+
+def _upkeep_coins(vault, chain_dir, backend_url, utxo_file, tip_height, tip_time):
+    """(coins with heights, tip height, tip median time) from the one source given."""
+    if utxo_file is not None:
+        return _upkeep_snapshot(utxo_file, tip_height, tip_time)
+    from ..backends import open_backend, scan_vault
+
+    if chain_dir is not None:
+        from ..backends.regtest import RegtestBackend
+        from .chain import open_chain
+
+        with open_chain(chain_dir) as chain:
+            result = scan_vault(vault, RegtestBackend(chain), fetch_prev_txs=False)
+            return list(result.utxos), chain.height, chain.median_time_past
+    with open_backend(backend_url, vault.network) as backend:
+        result = scan_vault(vault, backend, fetch_prev_txs=False)
+    return list(result.utxos), result.tip.height, result.tip.time  # a backend gives the tip's time, not its MTP
+
+
+def _upkeep_snapshot(path, tip_height, tip_time):
+    import json
+
+    from ..coordinator.upkeep import Coin
+    from ..errors import MsigvaultError
+    from ..types import Utxo
+
+    if tip_height is None:
+        raise CliError("--utxos needs --tip-height: the snapshot's coins are judged against that tip")
+    try:
+        records = json.loads(read_input(path))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CliError(f"{path} is not a JSON list of coins") from None
+    if not isinstance(records, list):
+        raise CliError(f"{path} must hold a JSON list of coins")
+    coins = []
+    for n, r in enumerate(records, 1):
+        try:
+            u = Utxo.from_dict(r)
+        except MsigvaultError as e:
+            raise CliError(f"{path}: coin {n}: {e}") from None
+        height = r.get("height")
+        if height is not None and (isinstance(height, bool) or not isinstance(height, int) or height < 0):
+            raise CliError(f"{path}: coin {n}: 'height' is a block height or null (unconfirmed)")
+        if "height" not in r:
+            raise CliError(f"{path}: coin {n} has no 'height': write the snapshot with 'vault utxos --json', "
+                           "which records each coin's confirmation height")
+        coins.append(Coin(u.txid, u.vout, u.amount, height))
+    return coins, tip_height, tip_time or 0
+
+
 def _formats():
     try:
         from .. import formats
