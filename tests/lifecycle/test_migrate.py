@@ -286,3 +286,16 @@ def test_an_interrupted_start_is_completed_with_the_same_id_and_a_plan_starts_on
     entries = [e for e in co.audit_entries() if e["event"] == "migration.started"]
     assert len(entries) == 1 and entries[0]["data"]["successor"]["policy_id"] == SUCC.vault.policy_id
     assert co.verify_log().count == len(co.audit_entries())
+
+
+def test_migration_status_text_escapes_names_from_the_database():
+    """Names and ids in a migration's status come from the coordinator database: a control
+    sequence or a bidi override stored there is shown escaped, never sent to the terminal."""
+    from msigvault.lifecycle.migrate import BatchStatus, MigrationStatus
+
+    status = MigrationStatus("mig-\x1b[2J", "in-progress", "old\u202ename", "a" * 64, "succ\x9b31m", "b" * 64,
+                             (BatchStatus(1, "s-\r1", "open", None, 1000),))
+    text = status.text()
+    for raw in ("\x1b", "\u202e", "\x9b", "\r"):
+        assert raw not in text
+    assert "\\u001b[2J" in text and "\\u202e" in text and "\\x9b" in text and "s-\\r1" in text

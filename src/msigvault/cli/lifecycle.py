@@ -466,8 +466,10 @@ def migrate_plan(old_vault, successor_vault, utxo_file, chain_dir, backend_url, 
     d = plan.to_dict()
     unregistered = sorted({c.fingerprint.hex() for c in successor.vault.cosigners}
                           - set(d["successor"]["registered_by"]))
+    from ..psbt.display import escaped
+
     lines = [f"wrote {path}: {len(plan.batches)} batch(es) moving {len(utxos)} coin(s), {plan.total_in:,} sat, from "
-             f"{old.name} to successor {successor.name} (policy id {successor.vault.policy_id}); fees "
+             f"{escaped(old.name)} to successor {escaped(successor.name)} (policy id {successor.vault.policy_id}); fees "
              f"{plan.total_fee:,} sat"]
     lines += [f"  batch {b['batch']}: {len(b['coins'])} coin(s) -> {b['amount_out']:,} sat to {b['address']} "
               f"(successor receive index {b['successor_index']}), fee {b['fee']:,} sat; {out_dir}/{b['psbt']}"

@@ -349,10 +349,13 @@ class MigrationStatus:
                 "old_vault_sats": self.old_vault_sats}
 
     def text(self) -> str:
-        lines = [f"migration {self.id} [{self.status}]: {self.old_name} ({self.old_policy_id[:16]}...) -> "
-                 f"successor {self.successor_name} ({self.successor_policy_id[:16]}...)"]
+        from ..psbt.display import escaped  # names and ids come from the database: shown escaped
+
+        lines = [f"migration {escaped(self.id)} [{self.status}]: {escaped(self.old_name)} "
+                 f"({self.old_policy_id[:16]}...) -> successor {escaped(self.successor_name)} "
+                 f"({self.successor_policy_id[:16]}...)"]
         for b in self.batches:
-            lines.append(f"  batch {b.batch}: session {b.session_id} {b.status:<10} {b.amount_out:>15,} sat"
+            lines.append(f"  batch {b.batch}: session {escaped(b.session_id)} {b.status:<10} {b.amount_out:>15,} sat"
                          + (f"  txid {b.txid}" if b.txid else ""))
         if self.old_vault_coins is not None:
             lines.append(f"  old vault holds {self.old_vault_coins} coin(s), {self.old_vault_sats:,} sat"
