@@ -59,7 +59,7 @@ def cli():
 
 # Every command module, in registration order; backends extends the vault and regtest groups.
 _MODULES = ("keys", "vaults", "psbts", "qr", "chain", "sessions", "identity", "reserves", "valuation", "service",
-            "lifecycle", "demo", "site", "backends")
+            "lifecycle", "demo", "site", "backends", "watch")
 # Top-level command -> (the modules that build it, its one-line help for ``msigvault --help``), so that
 # ``--help`` and each command import only what they need (tests/cli/test_cli_lazy.py checks this table
 # against what the modules really register: add a line here with each new top-level command).
@@ -94,6 +94,8 @@ _COMMANDS: "dict[str, tuple[tuple[str, ...], str]]" = {
     "value": (("valuation",), "Daily mark-to-market of the reserve: record a day's valuation, show the series."),
     "vault": (("vaults", "backends"), "Vault policies: create one from cosigner records, show it, derive addresses, "
               "import/export."),
+    "watch": (("watch",), "Watch-only multisig descriptors beyond the vault shape: derive addresses, scan coins; "
+              "never sign."),
 }
 _loaded: "set[str]" = set()
 

@@ -344,6 +344,9 @@ def sign(psbt: Psbt, vault: "Vault | RegisteredVault", root: ExtendedKey, *,
     against ``root`` first and its index limit applies; a bare :class:`Vault` is trusted as given.
     Equivalent to ``prepare(psbt, vault, fingerprint=root.fingerprint, policy=policy).sign(root)``.
     """
+    if not isinstance(vault, (Vault, RegisteredVault)):  # a watched descriptor, say: never signed for
+        raise SignerRefusal(f"expected a Vault or a RegisteredVault, not {type(vault).__name__}: only a "
+                            "registered vault can be signed for")
     _check_root(vault, root)
     me, _ = find_cosigner(vault.vault if isinstance(vault, RegisteredVault) else vault, root)
     return prepare(psbt, vault, fingerprint=me.fingerprint, policy=policy, successors=successors).sign(root)
