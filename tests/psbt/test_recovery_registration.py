@@ -156,3 +156,45 @@ def test_a_lock_of_the_other_kind_does_not_open_the_path():
         psbt.inputs[0].set(F.PSBT_IN_SEQUENCE, b"", seq.to_bytes(4, "little"))
         with pytest.raises(SignerRefusal, match="do not meet that lock"):
             v.sign(psbt, R[0].root, policy=POLICY)
+
+
+def test_vault_verify_path_option_through_the_command(tmp_path, monkeypatch):
+    """A recovery keyholder registered with --path primary is refused a recovery spend; a later
+    vault verify without --path keeps that choice; --path recovery lets them sign."""
+    import json
+
+    from click.testing import CliRunner
+
+    from msigvault.cli import cli
+    from msigvault.vaultfile import load_vault_file
+
+    monkeypatch.chdir(tmp_path)
+    env = {"MSIGVAULT_PASSPHRASE": "registration paths passphrase"}
+
+    def run(*args, code=0):
+        result = CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+
+    for name in ("alice", "bob", "dave"):
+        run("key", "new", f"{name}.key", "--skip-backup-check")
+        run("key", "cosigner", f"{name}.key", "-n", "regtest", "-o", f"{name}.cosigner")
+    run("vault", "create", "-m", "2", "alice.cosigner", "bob.cosigner", "-n", "regtest",
+        "--recovery", "1:older=6:dave.cosigner", "-o", "vault.json")
+    out = run("vault", "verify", "vault.json", "--key", "dave.key", "--path", "primary", "--yes")
+    assert "you sign for: primary" in out.output and "recovery 1" not in out.output.split("you sign for:")[1]
+    bad = run("vault", "verify", "vault.json", "--key", "alice.key", "--path", "recovery", "--yes", code=2)
+    assert "does not hold your key" in bad.output
+    v = load_vault_file("vault.json").vault
+    (tmp_path / "utxos.json").write_text(json.dumps([synthetic_utxo(v, 80_000, index=1).to_dict()]))
+    run("psbt", "create", "vault.json", "--utxos", "utxos.json", "--to", f"{v.address(9)}:30000",
+        "--fee-rate", "2", "--path", "recovery", "-o", "spend.psbt")
+    refused = run("psbt", "sign", "vault.json", "spend.psbt", "--key", "dave.key", "--yes", "-o", "d.psbt", code=2)
+    assert "allows you to sign for the primary path only" in refused.output
+    run("vault", "verify", "vault.json", "--key", "dave.key", "--yes")  # keeps what was registered
+    shown = json.loads(run("vault", "show", "vault.json", "--json").stdout)["registered_by"]
+    assert [r["paths"] for r in shown] == [[0]]
+    run("psbt", "sign", "vault.json", "spend.psbt", "--key", "dave.key", "--yes", "-o", "d.psbt", code=2)
+    run("vault", "verify", "vault.json", "--key", "dave.key", "--path", "recovery", "--yes")
+    signed = run("psbt", "sign", "vault.json", "spend.psbt", "--key", "dave.key", "--yes", "-o", "d.psbt")
+    assert "recovery 1 spend: it can be mined only once every input's coin is old enough" in signed.output
