@@ -7,6 +7,7 @@ the transaction in a block at once, as ``msigvault broadcast --chain`` always ha
 
 from __future__ import annotations
 
+import threading
 from typing import Optional, Sequence
 
 from .base import (
@@ -23,6 +24,19 @@ from .base import (
 )
 
 
+_STATES_LOCK = threading.Lock()
+
+
+def _shared_state(chain, make):
+    """The one NodeState (index, mempool, lock) of ``chain``: every backend on one chain shares it,
+    so two backends (two coordinators in one process) never touch the chain at the same time."""
+    with _STATES_LOCK:
+        state = chain.__dict__.get("_msigvault_node_state")
+        if state is None:
+            state = chain.__dict__["_msigvault_node_state"] = make(chain)
+        return state
+
+
 class RegtestBackend(Backend):
     """``RegtestBackend(chain)`` or ``RegtestBackend.open(directory)`` (closed with the backend)."""
 
@@ -34,7 +48,7 @@ class RegtestBackend(Backend):
         self.chain = chain
         self.network = chain.network
         self.where = f"regtest chain {chain.datadir}"
-        self.state = state if state is not None else NodeState(chain)
+        self.state = state if state is not None else _shared_state(chain, NodeState)
         self._owns = owns_chain
         self.round_trips = 0
 
