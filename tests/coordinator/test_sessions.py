@@ -274,7 +274,7 @@ def test_migrations_up_and_down(db_url):
     database = D.Database.open(db_url, migrate=False)
     assert D.current_revision(database) is None
     D.upgrade(database)
-    assert D.current_revision(database) == D.head_revision() == "0005"
+    assert D.current_revision(database) == D.head_revision() == "0004"
     names = set(sa.inspect(database.engine).get_table_names())
     assert {"sessions", "cosigner_states", "submissions", "audit_log", "audit_head", "session_coins"} <= names
     D.upgrade(database)  # idempotent
@@ -282,7 +282,7 @@ def test_migrations_up_and_down(db_url):
     assert D.current_revision(database) is None
     assert set(sa.inspect(database.engine).get_table_names()) <= {"alembic_version"}
     D.upgrade(database)
-    assert D.current_revision(database) == D.head_revision() == "0005"
+    assert D.current_revision(database) == D.head_revision() == "0004"
     database.close()
 
 
