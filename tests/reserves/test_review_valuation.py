@@ -101,13 +101,13 @@ def test_a_price_file_is_never_read_past_its_limit(tmp_path):
     row = b"BTC/USD,2026-11-01,90000," + b"s" * 190 + b"\n"
 
     def writer():
-        with open(fifo, "wb") as f:
-            f.write(b"pair,date,close,source\n")
-            try:
+        try:  # the reader stops at the limit: the pipe breaks on a write or on the final flush
+            with open(fifo, "wb") as f:
+                f.write(b"pair,date,close,source\n")
                 for _ in range(P.MAX_PRICE_FILE_BYTES // len(row) + 50):
                     f.write(row)
-            except BrokenPipeError:
-                pass
+        except BrokenPipeError:
+            pass
     t = threading.Thread(target=writer, daemon=True)
     t.start()
     with pytest.raises(P.PriceFileError) as e:
