@@ -71,6 +71,19 @@ def proof():
     """BIP322 proofs of control of a vault address: no coins move (see docs/reserves.md)."""
 
 
+def _keyholder_sign_options(f):
+    """The options of a keyholder's proof signing (proof sign, proof reserves sign), in --help order."""
+    for option in reversed([
+        message_options,
+        click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True),
+        click.option("-o", "--output", type=click.Path(dir_okay=False), required=True),
+        click.option("--yes", is_flag=True, help="Sign without asking (the proof is still shown)."),
+        passphrase_fd_option, psbt_format_option, force_option, json_option,
+    ]):
+        f = option(f)
+    return f
+
+
 @proof.command("create")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @message_options
@@ -103,14 +116,7 @@ def proof_create(vaultfile, message, message_file, index, change, output, fmt, f
 @proof.command("sign")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.argument("psbtfile", type=click.Path(dir_okay=False))
-@message_options
-@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
-@click.option("--yes", is_flag=True, help="Sign without asking (the proof is still shown).")
-@passphrase_fd_option
-@psbt_format_option
-@force_option
-@json_option
+@_keyholder_sign_options
 def proof_sign(vaultfile, psbtfile, message, message_file, keyfile, output, yes, passphrase_fd, fmt, force,
                as_json):
     """Sign a BIP322 proof of the message you were given (keyholder, offline).
@@ -511,14 +517,7 @@ def reserves_create(vaultfile, backend_url, snapshot_file, height, auditor, day,
 @reserves.command("sign")
 @click.argument("vaultfile", type=click.Path(dir_okay=False))
 @click.argument("psbtfile", type=click.Path(dir_okay=False))
-@message_options
-@click.option("--key", "keyfile", type=click.Path(dir_okay=False), required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
-@click.option("--yes", is_flag=True, help="Sign without asking (the proof is still shown).")
-@passphrase_fd_option
-@psbt_format_option
-@force_option
-@json_option
+@_keyholder_sign_options
 def reserves_sign(vaultfile, psbtfile, message, message_file, keyfile, output, yes, passphrase_fd, fmt, force,
                   as_json):
     """Sign a proof of reserves of the message you were given (keyholder, offline).
