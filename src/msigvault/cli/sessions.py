@@ -307,6 +307,38 @@ def session_recover(backend_url, chain_dir, vaultfile, db_url, key_path, as_json
          or "no session has pending steps")
 
 
+@session.command("upkeep")
+@_backend_options
+@click.option("--margin-blocks", type=int, default=None,
+              help="Warn about coins whose recovery paths open within this many blocks (default: four weeks, 4032).")
+@click.option("--check", is_flag=True, help="Exit with status 1 when a coin is flagged (for a scheduled job).")
+@_db_options
+@json_option
+def session_upkeep(backend_url, chain_dir, margin_blocks, check, vaultfile, db_url, key_path, as_json):
+    """Warn about coins of the registered vaults that come near a recovery path's lock.
+
+    Every registered vault with recovery paths is scanned on the backend; a coin flagged here
+    must be refreshed (a primary-path spend back to the vault) before its recovery keys can move
+    it (docs/recovery.md). Run it from a scheduled job with --check.
+    """
+    from ..psbt.display import escaped
+
+    if not (backend_url or chain_dir):
+        raise CliError("give --backend URL or --chain DIR: the upkeep check reads the vaults' coins")
+    co = _open(vaultfile, db_url, key_path, write=False)
+    networks = {v["network"] for v in co.vaults()}
+    if len(networks) > 1:
+        raise CliError("this database holds vaults of several networks: check them with one backend each "
+                       "(msigvault vault upkeep VAULT --backend URL)")
+    co.backend = _backend(backend_url, chain_dir, next(iter(networks), "regtest"))
+    reports = co.upkeep(margin_blocks=margin_blocks)
+    emit(as_json, [{"vault": name, **r.to_dict()} for name, r in reports],
+         "\n\n".join(f"vault {escaped(name)}:\n{r.text()}" for name, r in reports)
+         or "no registered vault has recovery paths")
+    if check and any(r.warnings for _, r in reports):
+        raise SystemExit(1)
+
+
 @session.command("coordinator-key")
 @click.option("--coordinator-key", "key_path", type=click.Path(dir_okay=False), default=None,
               help="The coordinator's Ed25519 key (default $MSIGVAULT_COORDINATOR_KEY, else next to --vault).")

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..psbt.psbt import Psbt
     from ..vaultfile import VaultFile
+    from .upkeep import UpkeepReport
 
 MAX_MEMO = 2_000
 MAX_REASON = 2_000
@@ -1066,6 +1067,27 @@ class Coordinator:
 
     def track_all(self) -> "list[Session]":
         return [self.track(s.id) for s in self.list(status=Status.BROADCAST.value)]
+
+    def upkeep(self, *, margin_blocks: Optional[int] = None) -> "list[tuple[str, UpkeepReport]]":
+        """(vault name, :class:`~.upkeep.UpkeepReport`) for every registered vault with recovery paths:
+        its coins on the backend and when their recovery paths open, those within ``margin_blocks``
+        of the tip flagged (docs/recovery.md, "Upkeep"). Time locks are judged against the tip's
+        block time, which a backend reports (not its median time past)."""
+        from ..backends.scan import scan_vault
+        from .upkeep import DEFAULT_MARGIN_BLOCKS, upkeep
+
+        if self.backend is None:
+            raise CoordinatorError("the upkeep check reads the vaults' coins: give --backend URL (or --chain DIR)")
+        margin = DEFAULT_MARGIN_BLOCKS if margin_blocks is None else margin_blocks
+        out = []
+        for row in self.vaults():
+            vf = self.vault_file(row["policy_id"])
+            if not vf.vault.recovery:
+                continue
+            found = scan_vault(vf.vault, self.backend, fetch_prev_txs=False)
+            out.append((vf.name, upkeep(vf.vault, found.utxos, tip_height=found.tip.height,
+                                        tip_time=found.tip.time, margin_blocks=margin)))
+        return out
 
     def _confirmed_height(self, session: Session) -> Optional[int]:
         scripts = [bytes.fromhex(o["script_pubkey"]) for o in session.summary["outputs"]]
