@@ -1,10 +1,12 @@
-"""Atomic file writes: temp file in the same directory, fsync, rename. Nothing half-written."""
+"""Atomic file writes (temp file in the same directory, fsync, rename: nothing half-written) and
+bounded reads (a file that grows, a FIFO or a device is never read whole)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Type
 
 from .errors import MsigvaultError
 
@@ -66,3 +68,23 @@ def write_atomic(path: "str | os.PathLike", data: bytes, *, secret: bool = False
     except OSError:
         pass
     return path
+
+
+def read_bounded(path: "str | os.PathLike", limit: int, error: "Type[MsigvaultError]", what: str) -> bytes:
+    """The bytes of ``path``, at most ``limit``: read up to ``limit`` + 1 bytes, so a file that
+    grows, a FIFO or a device is refused unread, not read whole. Every failure is ``error`` (a
+    MsigvaultError class) naming ``what`` the file should be: missing, a directory, unreadable,
+    too large (with ``path`` and, when too large, ``limit``)."""
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"{what} {p} does not exist", path=p) from None
+    except IsADirectoryError:
+        raise error(f"{p} is a directory, not a {what}", path=p) from None
+    except OSError as e:
+        raise error(f"cannot read {what} {p}: {e.strerror or e}", path=p) from None
+    if len(data) > limit:
+        raise error(f"{what} {p} is larger than {limit:,} bytes: refused unread", path=p, limit=limit)
+    return data

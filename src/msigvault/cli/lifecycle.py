@@ -87,17 +87,9 @@ def _write(path, data: bytes, force: bool) -> None:
 def _read(path, limit: int, what: str) -> bytes:
     from ..lifecycle.errors import IntakeFileError
 
-    p = Path(path)
-    try:
-        with p.open("rb") as f:
-            data = f.read(limit + 1)
-    except FileNotFoundError:
-        raise IntakeFileError(f"{what} {p} does not exist", path=p) from None
-    except OSError as e:
-        raise IntakeFileError(f"cannot read {what} {p}: {e.strerror or e}", path=p) from None
-    if len(data) > limit:
-        raise IntakeFileError(f"{p} is larger than {limit:,} bytes: it is not a {what}", path=p, limit=limit)
-    return data
+    from ..fileio import read_bounded
+
+    return read_bounded(path, limit, IntakeFileError, what)
 
 
 def _wipe(path, wipe: bool) -> str:

@@ -115,16 +115,10 @@ class Identity:
 
     @classmethod
     def load(cls, path: "str | os.PathLike") -> "Identity":
+        from ..fileio import read_bounded
+
         p = Path(path)
-        try:
-            with p.open("rb") as f:
-                raw = f.read(KEY_FILE_MAX + 1)
-        except FileNotFoundError:
-            raise IdentityError(f"identity key file {p} does not exist") from None
-        except OSError as e:
-            raise IdentityError(f"cannot read identity key file {p}: {e.strerror or e}") from None
-        if len(raw) > KEY_FILE_MAX:
-            raise IdentityError(f"{p} is larger than {KEY_FILE_MAX} bytes: it is not an identity key file")
+        raw = read_bounded(p, KEY_FILE_MAX, IdentityError, "identity key file")
         try:
             key = serialization.load_pem_private_key(raw, password=None)
         except (ValueError, TypeError):
@@ -522,15 +516,10 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: "str | os.PathLike") -> "Checkpoint":
+        from ..fileio import read_bounded
+
         p = Path(path)
-        try:
-            with p.open("rb") as f:
-                data = f.read(CHECKPOINT_MAX + 1)
-        except FileNotFoundError:
-            raise AuditError(f"checkpoint file {p} does not exist") from None
-        except OSError as e:
-            raise AuditError(f"cannot read checkpoint file {p}: {e.strerror or e}") from None
-        return cls.parse(data, f"checkpoint {p}")
+        return cls.parse(read_bounded(p, CHECKPOINT_MAX, AuditError, "checkpoint file"), f"checkpoint {p}")
 
     def check_entry(self, obj: Mapping, coordinator_keys: "set[str]", trusted: Optional[Sequence[str]]) -> None:
         """The log's entry at this checkpoint's position is the one it recorded, and its signer counts."""

@@ -277,14 +277,9 @@ def _check_batch(psbt: "Psbt", b: "Mapping[str, Any]", n: int, old: VaultFile, s
 
 
 def _read(p: Path, limit: int) -> bytes:
-    try:
-        with p.open("rb") as f:
-            raw = f.read(limit + 1)
-    except OSError as e:
-        raise MigrationFileError(f"cannot read {p}: {e.strerror or e}") from None
-    if len(raw) > limit:
-        raise MigrationFileError(f"{p} is larger than {limit:,} bytes: it is not a migration file")
-    return raw
+    from ..fileio import read_bounded
+
+    return read_bounded(p, limit, MigrationFileError, "migration file")
 
 
 # -- the signer's successors ---------------------------------------------------------------------

@@ -214,14 +214,10 @@ def _transaction(final: Psbt) -> bytes:
 
 def read_json(path: "str | Path", what: str) -> object:
     """A JSON file of at most :data:`MAX_FILE_BYTES`."""
+    from ..fileio import read_bounded
+
     p = Path(path)
-    try:
-        with p.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as e:
-        raise ReservesError(f"cannot read the {what} {p}: {e.strerror}", path=str(p)) from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ReservesError(f"the {what} {p} is above the limit of {MAX_FILE_BYTES} bytes", limit=MAX_FILE_BYTES)
+    data = read_bounded(p, MAX_FILE_BYTES, ReservesError, what)
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as e:  # also a huge integer, absurdly deep nesting

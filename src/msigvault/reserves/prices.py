@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
 
 from ..errors import MsigvaultError
+from ..fileio import read_bounded
 
 MAX_PRICE_FILE_BYTES = 16 * 1024 * 1024  # a larger price file is refused before it is read
 MAX_PRICE_ROWS = 200_000
@@ -38,14 +39,6 @@ class ValuationError(MsigvaultError):
     """The reserve's valuation cannot be computed as asked (base class of the valuation errors)."""
 
     code = "valuation.error"
-
-
-def read_limited(path: "str | Path", limit: int) -> "bytes | None":
-    """At most ``limit`` + 1 bytes of ``path`` (None when it holds more): a file that grows, a
-    FIFO or a device is never read whole. OSError as ``open`` raises it."""
-    with Path(path).open("rb") as f:
-        data = f.read(limit + 1)
-    return None if len(data) > limit else data
 
 
 class PriceFileError(ValuationError):
@@ -180,17 +173,7 @@ class FilePriceSource:
     def load(cls, path: "str | Path") -> "FilePriceSource":
         """Read a ``.csv`` or ``.json`` price file (by its content: JSON starts with ``[`` or ``{``)."""
         p = Path(path)
-        try:
-            raw = read_limited(p, MAX_PRICE_FILE_BYTES)
-            if raw is None:
-                raise PriceFileError(f"{p} is larger than {MAX_PRICE_FILE_BYTES} bytes: price files are limited to "
-                                     "that", path=p, limit=MAX_PRICE_FILE_BYTES)
-        except FileNotFoundError:
-            raise PriceFileError(f"{p}: no such price file", path=p) from None
-        except IsADirectoryError:
-            raise PriceFileError(f"{p} is a directory, not a price file", path=p) from None
-        except OSError as e:
-            raise PriceFileError(f"cannot read the price file {p}: {e.strerror or type(e).__name__}", path=p) from None
+        raw = read_bounded(p, MAX_PRICE_FILE_BYTES, PriceFileError, "price file")
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError:

@@ -21,7 +21,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from .prices import ValuationError, read_limited
+from ..fileio import read_bounded
+from .prices import ValuationError
 from .valuation import Analysis, money, pct
 
 KIND = "msigvault-reserve-report"
@@ -49,15 +50,9 @@ def _btc(sats: int) -> str:
 def read_document(path: "str | Path") -> Any:
     """A JSON document of at most 4 MB (a health report or a proof-of-reserves result)."""
     p = Path(path)
+    raw = read_bounded(p, MAX_INPUT_BYTES, ReportInputError, "report input")
     try:
-        raw = read_limited(p, MAX_INPUT_BYTES)
-        if raw is None:
-            raise ReportInputError(f"{p} is larger than {MAX_INPUT_BYTES} bytes", path=p, limit=MAX_INPUT_BYTES)
         return json.loads(raw)
-    except FileNotFoundError:
-        raise ReportInputError(f"{p}: no such file", path=p) from None
-    except OSError as e:
-        raise ReportInputError(f"cannot read {p}: {e.strerror or type(e).__name__}", path=p) from None
     except (ValueError, RecursionError):
         raise ReportInputError(f"{p} is not JSON", path=p) from None
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Protocol, Sequence
 
 from ..policy.vault import Vault
+from ..fileio import read_bounded
 from ..types import MAX_MONEY, Utxo
 from .prices import (
     Price,
@@ -30,7 +31,6 @@ from .prices import (
     check_pair,
     parse_close,
     parse_day,
-    read_limited,
 )
 
 SATS_PER_BTC = Decimal(100_000_000)
@@ -137,15 +137,9 @@ def load_snapshot(path: "str | Path") -> "tuple[list[Utxo], Optional[int], Optio
 
     Returns (UTXOs, height, block hash, {outpoint: confirmation height} where records give one)."""
     p = Path(path)
+    raw = read_bounded(p, MAX_SNAPSHOT_BYTES, SnapshotError, "UTXO snapshot")
     try:
-        raw = read_limited(p, MAX_SNAPSHOT_BYTES)
-        if raw is None:
-            raise SnapshotError(f"{p} is larger than {MAX_SNAPSHOT_BYTES} bytes", path=p, limit=MAX_SNAPSHOT_BYTES)
         data = json.loads(raw)
-    except FileNotFoundError:
-        raise SnapshotError(f"{p}: no such UTXO snapshot", path=p) from None
-    except OSError as e:
-        raise SnapshotError(f"cannot read the UTXO snapshot {p}: {e.strerror or type(e).__name__}", path=p) from None
     except (ValueError, RecursionError):
         raise SnapshotError(f"{p} is not JSON: give the file 'msigvault vault utxos -o' writes", path=p) from None
     height = block_hash = None
@@ -329,12 +323,7 @@ class FileSeries:
     def days(self) -> "list[DayValuation]":
         if not self.path.exists():
             return []
-        try:
-            raw = read_limited(self.path, MAX_SERIES_BYTES)
-        except OSError as e:
-            raise SeriesError(f"cannot read {self.path}: {e.strerror or type(e).__name__}", path=self.path) from None
-        if raw is None:
-            raise SeriesError(f"{self.path} is larger than {MAX_SERIES_BYTES} bytes", path=self.path)
+        raw = read_bounded(self.path, MAX_SERIES_BYTES, SeriesError, "valuation series file")
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
@@ -524,15 +513,9 @@ def _config_pair(pair: object, pairs: Sequence[str], name: str) -> str:
 
 def load_config(path: "str | Path") -> ValuationConfig:
     p = Path(path)
+    raw = read_bounded(p, MAX_CONFIG_BYTES, ConfigError, "valuation config")
     try:
-        raw = read_limited(p, MAX_CONFIG_BYTES)
-        if raw is None:
-            raise ConfigError(f"{p} is larger than {MAX_CONFIG_BYTES} bytes", path=p)
         data = json.loads(raw, parse_float=Decimal)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such valuation config", path=p) from None
-    except OSError as e:
-        raise ConfigError(f"cannot read the valuation config {p}: {e.strerror or type(e).__name__}", path=p) from None
     except (ValueError, RecursionError):
         raise ConfigError(f"{p} is not JSON", path=p) from None
     try:
