@@ -30,13 +30,6 @@ except Exception:  # pragma: no cover - embit without its bundled library
 _COMPRESSED = 0b0100000010
 
 
-def _sign_raw(msg: bytes, secret: bytes, counter: "bytes | None") -> bytes:
-    sig = bytes(64)
-    if not _lib.secp256k1_ecdsa_sign(_ctx, sig, msg, secret, None, counter):
-        raise ValueError("libsecp256k1 could not sign (invalid secret key)")
-    return sig
-
-
 def _der_raw(sig: bytes) -> bytes:
     out = bytes(74)
     size = ctypes.c_size_t(74)
@@ -50,12 +43,20 @@ def ecdsa_sign_low_r(secret: bytes, msg: bytes) -> bytes:
         return _embit_sign_low_r(secret, msg)
     if len(msg) != 32 or len(secret) != 32:
         raise ValueError("ECDSA signing takes a 32-byte message and a 32-byte secret")
-    der = _der_raw(_sign_raw(msg, secret, None))
-    counter = 1
-    while len(der) > 70 and counter < 256:
-        der = _der_raw(_sign_raw(msg, secret, counter.to_bytes(32, "little")))
+    sign, serialize = _lib.secp256k1_ecdsa_sign, _lib.secp256k1_ecdsa_signature_serialize_der
+    sig, der = bytes(64), bytes(74)  # written by libsecp256k1 (fresh objects, never shared)
+    size = ctypes.c_size_t(74)
+    ref = ctypes.byref(size)
+    extra, counter = None, 0
+    while True:
+        if not sign(_ctx, sig, msg, secret, None, extra):
+            raise ValueError("libsecp256k1 could not sign (invalid secret key)")
+        size.value = 74
+        serialize(_ctx, der, ref, sig)
         counter += 1
-    return der
+        if size.value <= 70 or counter == 256:  # 71-byte DER: R has its top bit set, try again
+            return der[: size.value]
+        extra = counter.to_bytes(32, "little")
 
 
 def _embit_sign_low_r(secret: bytes, msg: bytes) -> bytes:  # pragma: no cover

@@ -12,7 +12,6 @@ import hmac
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
-from embit.util import secp256k1 as _secp
 
 from ..amounts import format_amount
 from ..errors import FeeLimitExceeded, ForeignKey, RegistrationError, SighashRefused, SignerRefusal
@@ -516,6 +515,7 @@ class _LeafSigner:
 
     def __init__(self, branch: ExtendedKey, me: Cosigner, number: int, i: int) -> None:
         self._secret = branch.key[1:]
+        self._scalar = int.from_bytes(self._secret, "big")
         self._pub = branch.public_key
         self._chain = branch.chain_code
         record = me.key.child(number)
@@ -526,9 +526,11 @@ class _LeafSigner:
 
     def secret(self, index: int) -> bytes:
         digest = hmac.digest(self._chain, self._pub + index.to_bytes(4, "big"), "sha512")
-        if int.from_bytes(digest[:32], "big") >= SECP256K1_N:
+        tweak = int.from_bytes(digest[:32], "big")
+        child = (self._scalar + tweak) % SECP256K1_N
+        if tweak >= SECP256K1_N or child == 0:  # BIP32: skip to the next index (probability 2^-127)
             raise SignerRefusal(f"BIP32 derivation at index {index} is invalid")
-        return _secp.ec_privkey_add(self._secret, digest[:32])
+        return child.to_bytes(32, "big")
 
 
 def find_cosigner(vault: Vault, root: ExtendedKey) -> "tuple[Cosigner, ExtendedKey]":
