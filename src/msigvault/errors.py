@@ -143,6 +143,12 @@ class PolicyError(MsigvaultError):
     code = "policy.invalid"
 
 
+class DerivedKeysError(PolicyError):
+    """A derived-key record (a signed cache of a vault's child keys) is refused; nothing was loaded."""
+
+    code = "policy.derived-keys"
+
+
 class NetworkMismatch(MsigvaultError):
     """Keys, addresses or files belong to a different network than expected."""
 

@@ -322,3 +322,19 @@ class RegisteredVault:
     def allowed_paths(self) -> "frozenset[int]":
         """The spending paths this keyholder registered (:meth:`Registration.allowed_paths`)."""
         return self.registration.allowed_paths(self.vault)
+
+    def load_derived_keys(self, data: bytes) -> int:
+        """Load this keyholder's derived-key record (signed by their registration key, checked
+        without unlocking anything): see :meth:`Vault.load_derived_keys`."""
+        from .derived import keyholder_trusted_key
+
+        return self.vault.load_derived_keys(data, trusted_key=keyholder_trusted_key(
+            _cosigner_by_fingerprint(self.vault, self.fingerprint)))
+
+    def dump_derived_keys(self, root: "ExtendedKey") -> bytes:
+        """The keyholder's derived-key record of the keys derived so far, signed by their
+        registration key (derived from the unlocked ``root``)."""
+        from .derived import keyholder_signer
+
+        self.registration.verify_with_root(self.vault, root, name=self.name)
+        return self.vault.dump_derived_keys(secret=keyholder_signer(self.vault, root))

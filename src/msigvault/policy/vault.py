@@ -356,7 +356,9 @@ class Vault:
     def _derive_uncached(self, branch: int, index: int) -> DerivedScript:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < HARDENED:
             raise PolicyError(f"address index must be an integer from 0 to 2^31-1, got {index!r}")
-        keys = [c.pubkey_at(branch, index) for c in self.cosigners]
+        loaded: "dict[tuple[int, int], tuple[bytes, ...]] | None" = self.__dict__.get("_loaded_keys")
+        row = loaded.get((branch, index)) if loaded else None
+        keys = list(row) if row is not None else [c.pubkey_at(branch, index) for c in self.cosigners]
         if self.recovery:
             return self._derive_recovery(branch, index, keys)
         order = list(range(len(keys)))
@@ -418,6 +420,28 @@ class Vault:
         return DerivedScript(ScriptType.TR, branch, index, pubkeys, signers, p2tr_script_pubkey(q[1:]), self.network,
                              leaf_script=scripts[0][0], leaf_hash=hashes[0], output_key_parity=parity,
                              leaves=tuple(leaves), merkle_root=root)
+
+    def dump_derived_keys(self, *, secret: bytes) -> bytes:
+        """The cosigners' child keys this object has derived (and loaded), as a record signed
+        with ``secret`` (32 bytes) that :meth:`load_derived_keys` reads back in another process
+        (:mod:`.derived`; for a keyholder, :meth:`RegisteredVault.dump_derived_keys`)."""
+        from .derived import cosigner_rows, dump
+
+        rows = dict(self.__dict__.get("_loaded_keys") or {})
+        derived: "dict[tuple[int, int], DerivedScript]" = self.__dict__.get("_derived", {})
+        rows.update(cosigner_rows(self, ((d.branch, d.index, d.pubkeys, d.signers) for d in derived.values())))
+        return dump(self, rows, secret)
+
+    def load_derived_keys(self, data: bytes, *, trusted_key: bytes) -> int:
+        """Use the child keys of a record made by :meth:`dump_derived_keys` for this vault and
+        signed by ``trusted_key`` (x-only): scripts at those indexes are then built from them
+        without BIP32 child steps. Returns how many (branch, index) entries were loaded;
+        DerivedKeysError, and nothing loaded, for any other record."""
+        from .derived import load
+
+        rows = load(self, data, trusted_key)
+        self.__dict__.setdefault("_loaded_keys", {}).update(rows)
+        return len(rows)
 
     def address(self, index: int, *, change: bool = False) -> str:
         return self.derive(index, change=change).address
