@@ -48,6 +48,9 @@ MAX_BYTES = 16 * 2**20
 _HEAD = len(MAGIC) + 32 + 1 + 4
 _TAIL = 32 + 64
 _HARDENED = 0x80000000
+#: the most cosigners a record holds (one byte; a tr vault may have up to 999)
+MAX_COSIGNERS = 255
+_DELETE = "delete it (it is only a cache: the keys are derived again)"
 
 
 def dump(vault: "Vault", keys: "Mapping[tuple[int, int], tuple[bytes, ...]]", secret: bytes) -> bytes:
@@ -58,6 +61,9 @@ def dump(vault: "Vault", keys: "Mapping[tuple[int, int], tuple[bytes, ...]]", se
     if not isinstance(secret, (bytes, bytearray)) or len(secret) != 32:
         raise DerivedKeysError("a derived-key record is signed with a 32-byte secret key", field="secret")
     n = len(vault.cosigners)
+    if n > MAX_COSIGNERS:
+        raise DerivedKeysError(f"a derived-key record holds vaults of at most {MAX_COSIGNERS} cosigners, this one has "
+                               f"{n}: use none for it (its keys are derived each time)", limit=MAX_COSIGNERS)
     room = (MAX_BYTES - _HEAD - _TAIL) // (5 + 33 * n)
     parts = []
     for (branch, index) in sorted(keys)[:room]:
@@ -103,21 +109,24 @@ def load(vault: "Vault", data: bytes, trusted_key: bytes) -> "dict[tuple[int, in
                                "loaded; use the record of this vault, or none")
     n = len(vault.cosigners)
     if data[pos + 32] != n:
-        raise DerivedKeysError(f"the derived-key record has {data[pos + 32]} keys per entry, the vault {n} cosigners")
+        raise DerivedKeysError(f"the derived-key record has {data[pos + 32]} keys per entry, the vault {n} "
+                               f"cosigners: nothing was loaded; {_DELETE}")
     count = int.from_bytes(data[pos + 33:pos + 37], "big")
     width = 5 + 33 * n
     if _HEAD + count * width + _TAIL != len(data):
-        raise DerivedKeysError(f"the derived-key record says {count} entries but its length does not match")
+        raise DerivedKeysError(f"the derived-key record says {count} entries but its length does not match: "
+                               f"nothing was loaded; {_DELETE}")
     out: "dict[tuple[int, int], tuple[bytes, ...]]" = {}
     at = _HEAD
     for _ in range(count):
         branch, index = data[at], int.from_bytes(data[at + 1:at + 5], "big")
         if branch > 1 or index >= _HARDENED or (branch, index) in out:
-            raise DerivedKeysError(f"the derived-key record has an invalid entry (branch {branch}, index {index})")
+            raise DerivedKeysError(f"the derived-key record has an invalid or repeated entry (branch {branch}, "
+                                   f"index {index}): nothing was loaded; {_DELETE}")
         row = tuple(data[at + 5 + 33 * k:at + 38 + 33 * k] for k in range(n))
         if any(k[0] not in (2, 3) for k in row):
             raise DerivedKeysError(f"the derived-key record has a key that is not a compressed public key "
-                                   f"(branch {branch}, index {index})")
+                                   f"(branch {branch}, index {index}): nothing was loaded; {_DELETE}")
         out[(branch, index)] = row
         at += width
     return out
