@@ -209,6 +209,10 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 @click.option("--qr-in", "qr_images", type=click.Path(exists=True),
               help="Read the PSBT from QR images instead: a directory of frames, or one image or GIF "
                    "(PSBTFILE is then '-').")
+@click.option("--derived-keys", "derived_keys", type=click.Path(dir_okay=False),
+              help="Your cache of the vault's derived keys (docs/keystore.md, derived-key records): read if it "
+                   "exists, checked against your registration key before anything is unlocked, and rewritten "
+                   "after signing when it gained keys. Only a cache: delete it if it is ever refused.")
 @passphrase_fd_option
 @psbt_format_option
 @qr_out_option
@@ -216,7 +220,7 @@ def psbt_inspect(vaultfile, psbtfile, as_json):
 @json_option
 def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_rate, max_fee_fraction,
               allow_witness_utxo_only, successor_files,
-              qr_images, passphrase_fd, fmt, qr_dir, force, as_json):
+              qr_images, derived_keys, passphrase_fd, fmt, qr_dir, force, as_json):
     """Check a PSBT against the registered vault, show what it does, and sign it (keyholder, offline).
 
     The signer refuses anything the vault did not authorise: foreign inputs, change that does not
@@ -235,6 +239,8 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     ks = Keystore.open(keyfile)
     registered = vf.registered(ks.fingerprint)  # refuses a vault this keyholder never registered
     check_writable(output, force=force)
+    if derived_keys is not None:
+        _check_cache_path(derived_keys, output, vaultfile, keyfile)
     if qr_dir is not None:
         require_qr_extra()
         check_writable_dir(qr_dir)
@@ -262,6 +268,8 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
         successors, warnings = load_successors(successor_files, bytes.fromhex(ks.fingerprint))
         for w in warnings:
             click.echo(f"warning: {w}", err=True)
+    # the keyholder's derived keys, checked with public data before the summary is computed
+    loaded = _load_derived_keys(derived_keys, registered) if derived_keys is not None else 0
     # one check of the PSBT: what is shown is exactly what is signed
     request = prepare(p, registered, fingerprint=bytes.fromhex(ks.fingerprint), policy=policy, successors=successors)
     if request.already_signed:
@@ -274,8 +282,64 @@ def psbt_sign(vaultfile, psbtfile, keyfile, output, yes, max_fee_sats, max_fee_r
     root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
     signed, summary = request.sign(root)
     write_psbt(signed, output, fmt, force=force, qr_dir=qr_dir)
-    emit(as_json, {**summary.to_dict(), "output": output},
-         f"signed {summary.signed_inputs} input(s) as {summary.fingerprint}; wrote {output}")
+    done = f"signed {summary.signed_inputs} input(s) as {summary.fingerprint}; wrote {output}"
+    result = {**summary.to_dict(), "output": output}
+    if derived_keys is not None:
+        saved = _save_derived_keys(derived_keys, registered, root, loaded)
+        result["derived_keys"] = {"file": derived_keys, "loaded": loaded, "saved": saved}
+        done += f"\nderived-key record {derived_keys}: {loaded} loaded, " + \
+            (f"{saved} saved" if saved else "unchanged")
+    emit(as_json, result, done)
+
+
+def _check_cache_path(path, *others) -> None:
+    """The derived-key record must be a file of its own (it is rewritten after signing), and one
+    that can be created if it does not exist yet."""
+    import os
+
+    for other in others:
+        if other not in (None, "-") and os.path.realpath(path) == os.path.realpath(other):
+            raise CliError(f"--derived-keys {path} is also {other}: give the derived-key record a file of its own")
+    if not os.path.lexists(path):
+        check_writable(path, force=False)
+
+
+def _load_derived_keys(path, registered) -> int:
+    """Load the keyholder's derived-key record at ``path`` (none yet: 0); a refused one is a
+    DerivedKeysError that says to delete it."""
+    from pathlib import Path
+
+    from ..errors import DerivedKeysError
+    from ..fileio import read_bounded
+    from ..policy.derived import MAX_BYTES
+
+    if not Path(path).exists():
+        return 0
+    try:
+        return registered.load_derived_keys(read_bounded(path, MAX_BYTES, DerivedKeysError, "derived-key record"))
+    except DerivedKeysError as e:
+        named = str(e) if str(path) in str(e) else f"{path}: {e}"
+        raise DerivedKeysError(f"{named}; nothing was signed or written: delete {path} (it is only a cache) and "
+                               "sign again", path=path, field=e.field, limit=e.limit) from None
+
+
+def _save_derived_keys(path, registered, root, loaded: int) -> int:
+    """Rewrite the record at ``path`` (atomically) if the vault now holds more keys than were
+    loaded; the number of entries saved, or 0. A failure is only a warning: the PSBT is signed."""
+    from ..errors import MsigvaultError
+    from ..policy.derived import MAGIC
+
+    try:
+        data = registered.dump_derived_keys(root)
+        count = int.from_bytes(data[len(MAGIC) + 33:len(MAGIC) + 37], "big")  # the record's entry count
+        if count <= loaded:
+            return 0
+        write_output(path, data, force=True)
+        return count
+    except (MsigvaultError, OSError) as e:
+        click.echo(f"warning: the derived-key record {path} was not updated ({e}); the signed PSBT was written",
+                   err=True)
+        return 0
 
 
 @psbt.command("combine")
