@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence
 
 from embit.hashes import hash160, tagged_hash
 
@@ -70,12 +71,16 @@ def script_num(n: int) -> bytes:
     return bytes([len(out)]) + bytes(out)
 
 
-def multisig_script(m: int, pubkeys: "list[bytes]") -> bytes:
+_PUSH_LEN = [bytes([n]) for n in range(76)]  # direct pushes of 0..75 bytes
+
+
+def multisig_script(m: int, pubkeys: "Sequence[bytes]") -> bytes:
     """``OP_m <pk1> ... <pkn> OP_n OP_CHECKMULTISIG`` (pubkeys in the order given)."""
     parts = [script_num(m)]
-    parts.extend(bytes([len(pk)]) + pk for pk in pubkeys)
+    for pk in pubkeys:
+        parts += (_PUSH_LEN[len(pk)], pk)
     parts.append(script_num(len(pubkeys)))
-    parts.append(bytes([OP_CHECKMULTISIG]))
+    parts.append(b"\xae")  # OP_CHECKMULTISIG
     return b"".join(parts)
 
 

@@ -520,3 +520,25 @@ def test_a_maximal_record_loads_quickly():
     assert target.load_derived_keys(data, trusted_key=TRUSTED) == room
     assert time.perf_counter() - start < 10  # a sanity bound only; figures are in bench/
     assert target.derive(5).pubkeys == tuple(sorted(rows[(0, 5)]))
+
+
+# -- what a dump vouches for ---------------------------------------------------------------------
+
+def test_a_dump_resigns_only_keys_derived_here_or_loaded_under_the_same_key():
+    """Keys loaded from a record signed by another key (a coordinator's, say) are used, but a
+    dump signed with this key does not vouch for them: only keys this object computed itself,
+    and keys from records of the same signer, go into it."""
+    vault = plain("wsh")
+    vault.derive_branch(0, 4)
+    theirs = vault.dump_derived_keys(secret=ATTACKER)  # another signer's record of (0, 4)
+    mine = fresh(vault)
+    mine.derive_branch(0, 5)
+    own = mine.dump_derived_keys(secret=SECRET)  # (0, 5), signed by us
+    target = fresh(vault)
+    assert target.load_derived_keys(theirs, trusted_key=ATTACKER_KEY) == 1
+    assert target.load_derived_keys(own, trusted_key=TRUSTED) == 1
+    target.derive_branch(0, 4)  # from the other signer's record
+    target.derive_branch(0, 6)  # computed here
+    redump = derived.load(vault, target.dump_derived_keys(secret=SECRET), TRUSTED)
+    assert sorted(redump) == [(0, 5), (0, 6)]
+    assert sorted(derived.load(vault, target.dump_derived_keys(secret=ATTACKER), ATTACKER_KEY)) == [(0, 4), (0, 6)]

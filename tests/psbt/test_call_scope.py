@@ -208,3 +208,42 @@ def test_legacy_sighash_all_fast_path_matches_embit(n):
         code = bytes([0x52, 0x21]) + bytes([2]) + bytes(32) + bytes([0x51 + j % 3, 0xAE])
         assert cache.legacy(j, code, 0x01) == etx.sighash_legacy(j, Script(code), 0x01)
         assert cache.legacy(j, code, 0x81) == etx.sighash_legacy(j, Script(code), 0x81)  # the general path
+
+
+@pytest.mark.parametrize("script", ["sh", "wsh", "tr"])
+def test_a_pipeline_reuses_an_inputs_resolution_only_for_the_same_input_data(script, monkeypatch):
+    """combine_finalize_extract resolves each input once (the Finalizer reuses the Combiner's
+    proof that the input is a vault coin), but only for byte-identical input data: an input whose
+    script, derivation or coin differs is resolved again and refused; single role calls keep
+    nothing."""
+    from msigvault.psbt import common
+
+    vault, holders, psbt = make(script)
+    a, _ = sign(psbt, vault, holders[0].root)
+    b, _ = sign(psbt, vault, holders[1].root)
+    calls = []
+    original = common._resolve_input
+
+    def counting(p, i, *args, **kwargs):
+        calls.append(i)
+        return original(p, i, *args, **kwargs)
+
+    monkeypatch.setattr(common, "_resolve_input", counting)
+    combine_finalize_extract([a, b], vault)
+    assert sorted(calls) == list(range(psbt.input_count))  # once per input in all three roles
+    calls.clear()
+    finalize(combine([a, b], vault), vault)  # two role calls: each resolves every input itself
+    assert sorted(calls) == sorted(2 * list(range(psbt.input_count)))
+    combined = combine([a, b], vault)
+    altered = combined.copy()  # input 0 now claims input 1's derivations: not its coin
+    m0, m1 = altered.inputs[0], altered.inputs[1]
+    for t in (F.PSBT_IN_BIP32_DERIVATION, F.PSBT_IN_TAP_BIP32_DERIVATION, F.PSBT_IN_WITNESS_SCRIPT,
+              F.PSBT_IN_REDEEM_SCRIPT, F.PSBT_IN_TAP_LEAF_SCRIPT, F.PSBT_IN_TAP_MERKLE_ROOT):
+        m0.delete_type(t)
+        for keydata, value in m1.items_of_type(t):
+            m0.set(t, keydata, value)
+    with call_scope(pipeline=True):
+        combine([a, b], vault)  # input 0's true data is resolved and kept in this scope
+        with pytest.raises(FinalizeError) as e:
+            finalize(altered, vault)
+    assert "not a vault coin" in str(e.value) and e.value.input_index == 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 from embit.hashes import tagged_hash
@@ -163,6 +164,19 @@ class DerivedScript:
     @property
     def xonly_pubkeys(self) -> "tuple[bytes, ...]":
         return tuple(pk[1:] for pk in self.pubkeys)
+
+
+_DERIVED_DEFAULTS = {f.name: f.default for f in dataclass_fields(DerivedScript) if f.default is not MISSING}
+
+
+def _new_derived(script_type: ScriptType, branch: int, index: int, pubkeys: "tuple[bytes, ...]",
+                 signers: "tuple[int, ...]", script_pubkey: bytes, network: Network, **optional: Any) -> DerivedScript:
+    """``DerivedScript(...)`` without the generated frozen ``__init__`` (one ``object.__setattr__``
+    per field, most of the cost of rebuilding a script from known keys); the same value."""
+    d: DerivedScript = object.__new__(DerivedScript)
+    d.__dict__.update(_DERIVED_DEFAULTS, script_type=script_type, branch=branch, index=index, pubkeys=pubkeys,
+                      signers=signers, script_pubkey=script_pubkey, network=network, **optional)
+    return d
 
 
 @dataclass(frozen=True)
@@ -356,11 +370,20 @@ class Vault:
     def _derive_uncached(self, branch: int, index: int) -> DerivedScript:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < HARDENED:
             raise PolicyError(f"address index must be an integer from 0 to 2^31-1, got {index!r}")
-        loaded: "dict[tuple[int, int], tuple[bytes, ...]] | None" = self.__dict__.get("_loaded_keys")
-        row = loaded.get((branch, index)) if loaded else None
-        keys = list(row) if row is not None else [c.pubkey_at(branch, index) for c in self.cosigners]
+        row = None
+        for _, loaded in self.__dict__.get("_loaded_keys", ()):  # derived-key records (policy/derived.py)
+            row = loaded.row((branch, index))
+            if row is not None:
+                break
+        if row is not None:
+            keys: "Sequence[bytes]" = row
+        else:
+            keys = [c.pubkey_at(branch, index) for c in self.cosigners]
+            computed: "dict[tuple[int, int], tuple[bytes, ...]]" = self.__dict__.setdefault("_computed_keys", {})
+            if len(computed) < _COMPUTED_KEYS_SIZE:
+                computed[(branch, index)] = tuple(keys)
         if self.recovery:
-            return self._derive_recovery(branch, index, keys)
+            return self._derive_recovery(branch, index, list(keys))
         order = list(range(len(keys)))
         if self.script is ScriptType.TR:
             if self.sorted:
@@ -371,26 +394,23 @@ class Vault:
             tweak = tagged_hash("TapTweak", NUMS_H + lh)
             q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tweak))
             spk = p2tr_script_pubkey(q[1:])
-            return DerivedScript(ScriptType.TR, branch, index, pubkeys, tuple(order), spk,
-                                 self.network,
-                                 leaf_script=leaf, leaf_hash=lh, output_key_parity=q[0] - 2)
+            return _new_derived(ScriptType.TR, branch, index, pubkeys, tuple(order), spk, self.network,
+                                leaf_script=leaf, leaf_hash=lh, output_key_parity=q[0] - 2)
         if self.sorted:
             order.sort(key=keys.__getitem__)
-        pubkeys = tuple(keys[i] for i in order)
-        ms = multisig_script(self.m, list(pubkeys))
+        pubkeys = tuple([keys[i] for i in order])
+        ms = multisig_script(self.m, pubkeys)
         if self.script is ScriptType.WSH:
-            spk = p2wsh_script_pubkey(ms)
-            return DerivedScript(ScriptType.WSH, branch, index, pubkeys, tuple(order), spk,
-                                 self.network, witness_script=ms)
+            return _new_derived(ScriptType.WSH, branch, index, pubkeys, tuple(order), p2wsh_script_pubkey(ms),
+                                self.network, witness_script=ms)
         if self.script is ScriptType.SH_WSH:
             redeem = p2wsh_script_pubkey(ms)
             spk = p2sh_script_pubkey(redeem)
-            return DerivedScript(ScriptType.SH_WSH, branch, index, pubkeys, tuple(order), spk,
-                                 self.network,
-                                 redeem_script=redeem, witness_script=ms)
+            return _new_derived(ScriptType.SH_WSH, branch, index, pubkeys, tuple(order), spk, self.network,
+                                redeem_script=redeem, witness_script=ms)
         spk = p2sh_script_pubkey(ms)
-        return DerivedScript(ScriptType.SH, branch, index, pubkeys, tuple(order), spk,
-                             self.network, redeem_script=ms)
+        return _new_derived(ScriptType.SH, branch, index, pubkeys, tuple(order), spk, self.network,
+                            redeem_script=ms)
 
     def _derive_recovery(self, branch: int, index: int, keys: "list[bytes]") -> DerivedScript:
         """Scripts of a vault with recovery paths: pubkeys in cosigner order (signers 0..)."""
@@ -422,14 +442,18 @@ class Vault:
                              leaves=tuple(leaves), merkle_root=root)
 
     def dump_derived_keys(self, *, secret: bytes) -> bytes:
-        """The cosigners' child keys this object has derived (and loaded), as a record signed
-        with ``secret`` (32 bytes) that :meth:`load_derived_keys` reads back in another process
-        (:mod:`.derived`; for a keyholder, :meth:`RegisteredVault.dump_derived_keys`)."""
-        from .derived import cosigner_rows, dump
+        """The cosigners' child keys this object derived, as a record signed with ``secret``
+        (32 bytes) that :meth:`load_derived_keys` reads back in another process (:mod:`.derived`;
+        for a keyholder, :meth:`RegisteredVault.dump_derived_keys`). Keys it loaded are
+        included only from records signed by the same key: ``secret`` vouches for nothing else."""
+        from .derived import dump, signer_key
 
-        rows = dict(self.__dict__.get("_loaded_keys") or {})
-        derived: "dict[tuple[int, int], DerivedScript]" = self.__dict__.get("_derived", {})
-        rows.update(cosigner_rows(self, ((d.branch, d.index, d.pubkeys, d.signers) for d in derived.values())))
+        mine = signer_key(secret)
+        rows: "dict[tuple[int, int], tuple[bytes, ...]]" = {}
+        for trusted, loaded in self.__dict__.get("_loaded_keys", ()):
+            if trusted == mine:
+                rows.update(loaded.items())
+        rows.update(self.__dict__.get("_computed_keys", {}))
         return dump(self, rows, secret)
 
     def load_derived_keys(self, data: bytes, *, trusted_key: bytes) -> int:
@@ -440,7 +464,7 @@ class Vault:
         from .derived import load
 
         rows = load(self, data, trusted_key)
-        self.__dict__.setdefault("_loaded_keys", {}).update(rows)
+        self.__dict__.setdefault("_loaded_keys", []).append((bytes(trusted_key), rows))
         return len(rows)
 
     def address(self, index: int, *, change: bool = False) -> str:
@@ -529,6 +553,7 @@ class Vault:
 
 _NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
 _DERIVE_CACHE_SIZE = 20_000  # derived scripts remembered per vault object
+_COMPUTED_KEYS_SIZE = 200_000  # child keys computed by one vault object that dump_derived_keys can save
 
 
 def _resolve_network(network: "Network | str | None", cosigners: "Sequence[Cosigner]") -> Network:

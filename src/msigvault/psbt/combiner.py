@@ -58,12 +58,14 @@ def combine(psbts: "Iterable[Psbt]", vault: Vault) -> Psbt:
     finals: "dict[int, Final]" = {}
     for k, p in enumerate(psbts, 1):
         for i, m in enumerate(p.inputs):
-            verifier.check_signatures(m, i, k)
-            for t in _SIG_TYPES:
-                for keydata, value in m.items_of_type(t):
-                    have = result.inputs[i].get(t, keydata)
+            sigs = [(key, value) for key, value in m.items() if key[0] in _SIG_TYPES]  # one-byte types
+            if sigs:
+                verifier.check_signatures(m, i, k, sigs)
+                into = result.inputs[i]
+                for key, value in sigs:
+                    have = into.raw_get(key)
                     if have is None or value < have:  # two valid signatures by one key: keep the smaller
-                        result.inputs[i].set(t, keydata, value)
+                        into.raw_set(key, value)
             if has_final(m):
                 final = verifier.check_final(m, i, k)
                 kept = finals.get(i)
@@ -177,10 +179,8 @@ class _Verifier:
             cache = self._cache = SighashCache(self.tx, spent)
         return cache
 
-    def check_signatures(self, m: PsbtMap, i: int, k: int) -> None:
-        sigs = m.items_of_type(F.PSBT_IN_PARTIAL_SIG) + m.items_of_type(F.PSBT_IN_TAP_SCRIPT_SIG)
-        if not sigs:
-            return
+    def check_signatures(self, m: PsbtMap, i: int, k: int, sigs: "list[tuple[bytes, bytes]]") -> None:
+        """Verify the signature records ``sigs`` (full key, value) of copy ``k``'s input map ``m``."""
         token = (i, tuple(sigs))
         if token in self._checked:
             return

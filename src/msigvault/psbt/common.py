@@ -32,7 +32,7 @@ from ..script import compact_size
 from .. import secp as _fast
 from . import fields as F
 from .psbt import Psbt, PsbtMap
-from .sighash import TxIn, TxOut, UnsignedTx
+from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, TxIn, TxOut, UnsignedTx
 
 if TYPE_CHECKING:
     from .sighash import SighashCache
@@ -49,6 +49,10 @@ def have(value: "Optional[_T]") -> _T:
 
 def unsigned_tx(psbt: Psbt) -> UnsignedTx:
     """The unsigned transaction of a v0 or v2 PSBT."""
+    if psbt.version == 0:  # read the global transaction once
+        raw = psbt._v0_tx()
+        return UnsignedTx(raw.version, raw.locktime, tuple([TxIn(bytes(txid), vout, seq) for txid, vout, _, seq in raw.vin]),
+                          tuple([TxOut(amount, bytes(spk)) for amount, spk in raw.vout]))
     inputs = []
     for i in range(psbt.input_count):
         txid, vout = psbt.prevout(i)
@@ -65,24 +69,32 @@ class CallScope:
     spending one funding transaction parse it once). ``verified``: (key, signature, message)
     triples that libsecp256k1 accepted in this call; each role still computes every sighash and
     asks for every signature it uses, and an exact triple verified once is not verified again.
-    Nothing is read from the PSBT to decide what was verified.
+    ``resolved``: inputs :func:`resolve_input` proved to be vault coins, by the exact data it
+    read (the outpoint, every record of the input map but its signatures, the limits it was
+    given), kept only in a ``pipeline`` scope: the Finalizer after the Combiner, with the same
+    input data, gets the same answer without rebuilding it. Nothing is read from the PSBT to decide what was verified.
     """
 
     txs: "dict[bytes, tuple[bytes, F.RawTx]]" = field(default_factory=dict)
     verified: "set[tuple[bytes, bytes, bytes]]" = field(default_factory=set)
+    #: several roles in one call (:func:`.extractor.combine_finalize_extract`): ``resolved`` is kept
+    pipeline: bool = False
+    #: per vault object: input data already proven a vault coin -> (DerivedScript, spent TxOut)
+    resolved: "dict[int, tuple[Vault, dict[object, tuple[DerivedScript, TxOut]]]]" = field(default_factory=dict)
 
 
 _SCOPE: "ContextVar[Optional[CallScope]]" = ContextVar("msigvault_psbt_call", default=None)
 
 
 @contextmanager
-def call_scope() -> Iterator[CallScope]:
-    """The current call's :class:`CallScope`, opened here if none is (nested roles share it)."""
+def call_scope(*, pipeline: bool = False) -> Iterator[CallScope]:
+    """The current call's :class:`CallScope`, opened here if none is (nested roles share it);
+    ``pipeline`` for a call that runs several roles over the same inputs."""
     scope = _SCOPE.get()
     if scope is not None:
         yield scope
         return
-    scope = CallScope()
+    scope = CallScope(pipeline=pipeline)
     token = _SCOPE.set(scope)
     try:
         yield scope
@@ -124,6 +136,10 @@ def _parsed_prev_tx(psbt: Psbt, full: bytes, i: int) -> "tuple[bytes, F.RawTx]":
     return parsed
 
 
+_NON_WITNESS_UTXO_KEY = F.make_key(F.PSBT_IN_NON_WITNESS_UTXO)
+_WITNESS_UTXO_KEY = F.make_key(F.PSBT_IN_WITNESS_UTXO)
+
+
 def legacy_txid(raw: "F.RawTx") -> bytes:
     """txid (internal byte order) of a parsed transaction: hash of the serialization without witness."""
     parts = [raw.version.to_bytes(4, "little", signed=True), F.compact_size(len(raw.vin))]
@@ -147,8 +163,8 @@ def spent_output(psbt: Psbt, i: int, error: "type[MsigvaultError]", *, require_f
     """
     m = psbt.inputs[i]
     txid, vout = psbt.prevout(i)
-    full = m.get(F.PSBT_IN_NON_WITNESS_UTXO)
-    wit = m.get(F.PSBT_IN_WITNESS_UTXO)
+    full = m.raw_get(_NON_WITNESS_UTXO_KEY)
+    wit = m.raw_get(_WITNESS_UTXO_KEY)
     from_full = None
     if full is not None:
         full_txid, raw = _parsed_prev_tx(psbt, full, i)
@@ -163,14 +179,18 @@ def spent_output(psbt: Psbt, i: int, error: "type[MsigvaultError]", *, require_f
                 f"input {i}: spends output {vout}, but the previous transaction has only {len(raw.vout)}",
                 input_index=i, field="PSBT_IN_NON_WITNESS_UTXO",
             )
-        from_full = TxOut(raw.vout[vout][0], bytes(raw.vout[vout][1]))
+        amount, spk = raw.vout[vout]
+        from_full = TxOut(amount, bytes(spk))
     from_wit = None
     if wit is not None:
         try:
             amount, spk = F.parse_txout(wit, f"input {i}: PSBT_IN_WITNESS_UTXO")
         except InvalidPSBT as e:
             raise e.locate(input_index=i, field="PSBT_IN_WITNESS_UTXO")
-        from_wit = TxOut(amount, bytes(spk))
+        if from_full is None:
+            from_wit = TxOut(amount, bytes(spk))
+        elif amount != from_full.amount or spk != from_full.script_pubkey:
+            from_wit = TxOut(amount, bytes(spk))
     if from_full is not None and from_wit is not None and from_full != from_wit:
         raise narrow(error, UtxoMismatch)(
             f"input {i}: witness_utxo claims {from_wit.amount} sats but the previous transaction "
@@ -326,14 +346,18 @@ def metadata_problem(m: PsbtMap, d: DerivedScript, *, is_input: bool) -> Optiona
                   F.PSBT_OUT_TAP_INTERNAL_KEY: NUMS_H if d.leaf_script else None,
                   F.PSBT_OUT_TAP_TREE: _tap_tree_of(d) if d.leaf_script else None}
     names = F.INPUT_NAMES if is_input else F.OUTPUT_NAMES
-    for t, want in fields.items():
-        given = m.get(t)
-        if given is not None and bytes(given) != want:
-            return f"its {names.get(t, hex(t))} is not the vault's script data there"
-    if is_input:
-        for control, value in m.items_of_type(F.PSBT_IN_TAP_LEAF_SCRIPT):
-            if (bytes(control), bytes(value)) not in d.tap_leaf_entries:
-                return "its taproot leaf script is not the vault's"
+    leaf_type = F.PSBT_IN_TAP_LEAF_SCRIPT if is_input else -1
+    leaves = []
+    for key, value in m.items():  # one pass; every type checked here is below 0xfd
+        t = key[0]
+        if len(key) == 1 and t in fields:
+            if value != fields[t]:
+                return f"its {names.get(t, hex(t))} is not the vault's script data there"
+        elif t == leaf_type:
+            leaves.append((key[1:], value))
+    for control, value in leaves:
+        if (bytes(control), bytes(value)) not in d.tap_leaf_entries:
+            return "its taproot leaf script is not the vault's"
     return None
 
 
@@ -402,6 +426,27 @@ def resolve_input(psbt: Psbt, i: int, vault: Vault, error: "type[MsigvaultError]
     script of the coin spent, and every script field in the PSBT must be the vault's.
     """
     m = psbt.inputs[i]
+    scope = _SCOPE.get()
+    if scope is None or not scope.pipeline:  # one role resolves each input once anyway
+        return _resolve_input(psbt, i, m, vault, error, require_full_tx=require_full_tx, index_limit=index_limit)
+    memo = scope.resolved.get(id(vault))
+    if memo is None or memo[0] is not vault:
+        memo = scope.resolved[id(vault)] = (vault, {})
+    token = (psbt.prevout(i), require_full_tx, index_limit,
+             frozenset([item for item in m.items() if item[0][0] not in _SIGNATURE_TYPES]))
+    found = memo[1].get(token)
+    if found is None:
+        found = memo[1][token] = _resolve_input(psbt, i, m, vault, error, require_full_tx=require_full_tx,
+                                                index_limit=index_limit)
+    return found
+
+
+# signature records (partial, taproot key and script path): what signing adds to an input
+_SIGNATURE_TYPES = frozenset((F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_KEY_SIG, F.PSBT_IN_TAP_SCRIPT_SIG))
+
+
+def _resolve_input(psbt: Psbt, i: int, m: PsbtMap, vault: Vault, error: "type[MsigvaultError]", *,
+                   require_full_tx: bool, index_limit: Optional[int]) -> "tuple[DerivedScript, TxOut]":
     spent = spent_output(psbt, i, error, require_full_tx=require_full_tx)
     try:
         derivations = claimed_derivations(m, is_input=True)
@@ -551,8 +596,6 @@ def signature_state(m: PsbtMap, d: DerivedScript, pk: bytes, i: int, cache: "Sig
     "absent", "valid", "sighash" (a sighash type other than ALL, or DEFAULT for taproot) or
     "invalid" (does not verify for this input: wrong key, wrong data, or high S).
     """
-    from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT
-
     if d.leaves:  # tr with recovery leaves: the key's record for every leaf it is on
         from .paths import leaf_signature_state
 
@@ -586,11 +629,13 @@ def signature_state(m: PsbtMap, d: DerivedScript, pk: bytes, i: int, cache: "Sig
 def foreign_signature_keys(m: PsbtMap, d: DerivedScript) -> "list[bytes]":
     """Keys of signatures in input map ``m`` that are not vault keys (for taproot: or not the vault leaf)."""
     vault_keys = set(d.pubkeys)
-    bad = []
-    for keydata, _ in m.items_of_type(F.PSBT_IN_PARTIAL_SIG):
-        if bytes(keydata) not in vault_keys or d.script_type == "tr":
-            bad.append(bytes(keydata))
-    for keydata, _ in m.items_of_type(F.PSBT_IN_TAP_SCRIPT_SIG):
-        if d.script_type != "tr" or bytes(keydata[32:]) not in d.tap_leaf_hashes(bytes(keydata[:32])):
-            bad.append(bytes(keydata))
-    return bad
+    bad, bad_tap = [], []  # partial signatures first, then taproot ones, each in map order
+    for key in m.keys():
+        t = key[0]
+        if t == F.PSBT_IN_PARTIAL_SIG:
+            if key[1:] not in vault_keys or d.script_type == "tr":
+                bad.append(key[1:])
+        elif t == F.PSBT_IN_TAP_SCRIPT_SIG:
+            if d.script_type != "tr" or key[33:] not in d.tap_leaf_hashes(key[1:33]):
+                bad_tap.append(key[1:])
+    return bad + bad_tap

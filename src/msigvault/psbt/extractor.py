@@ -22,7 +22,7 @@ from ..policy.vault import Vault
 from ..standardness import MAX_STANDARD_TX_WEIGHT, MIN_RELAY_FEE_RATE, is_dust, is_standard_output
 from ..types import Utxo
 from . import fields as F
-from .common import scoped, spent_output, unsigned_tx
+from .common import call_scope, scoped, spent_output, unsigned_tx
 from .psbt import Psbt
 from .satisfaction import resolve_vault_input, verify_final
 from .sighash import SighashCache, TxOut, UnsignedTx
@@ -265,7 +265,6 @@ def verify_scripts(raw_tx: bytes, spent: "list[TxOut]") -> bool:
     return True
 
 
-@scoped
 def combine_finalize_extract(psbts: "Sequence[Psbt]", vault: Vault, **kwargs: Any) -> "tuple[Psbt, FinalTx]":
     """Combiner, Finalizer and Extractor in one call: (finalized PSBT, FinalTx).
 
@@ -280,5 +279,6 @@ def combine_finalize_extract(psbts: "Sequence[Psbt]", vault: Vault, **kwargs: An
     from .combiner import combine
     from .finalizer import finalize
 
-    final = finalize(combine(psbts, vault), vault)
-    return final, extract(final, **kwargs)
+    with call_scope(pipeline=True):
+        final = finalize(combine(psbts, vault), vault)
+        return final, extract(final, **kwargs)

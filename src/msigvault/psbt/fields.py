@@ -262,7 +262,7 @@ def split_key(key: bytes) -> "tuple[int, bytes]":
 def make_key(keytype: int, keydata: bytes = b"") -> bytes:
     """Full key bytes for a key type and key data."""
     if keytype < 0xFD:
-        return _CS_SMALL[keytype] + bytes(keydata)
+        return _CS_SMALL[keytype] + (keydata if type(keydata) is bytes else bytes(keydata))
     return compact_size(keytype) + bytes(keydata)
 
 
@@ -452,7 +452,11 @@ def parse_txout(value: bytes, what: str) -> "tuple[int, bytes]":
     """
     if len(value) < 9:
         raise InvalidPSBT(f"{what} value is truncated")
-    amount = check_amount(int.from_bytes(value[:8], "little", signed=True), f"{what} amount")
+    amount = int.from_bytes(value[:8], "little", signed=True)
+    n = value[8]
+    if n < 0xFD and len(value) == 9 + n and 0 <= amount <= MAX_MONEY:  # the usual case, read directly
+        return amount, value[9:]
+    amount = check_amount(amount, f"{what} amount")
     script, pos = _read_vector(value, 8, len(value), what + " scriptPubKey")
     if pos != len(value):
         raise InvalidPSBT(f"{what} value has {len(value) - pos} extra bytes")

@@ -159,7 +159,7 @@ class PsbtMap:
 
     # -- by full key
     def raw_get(self, key: bytes, default: "bytes | None" = None) -> "bytes | None":
-        return self._d.get(bytes(key), default)
+        return self._d.get(key if type(key) is bytes else bytes(key), default)
 
     def raw_set(self, key: bytes, value: bytes) -> None:
         key = bytes(key)
@@ -738,8 +738,14 @@ _UNKNOWN_RANK = 2000
 
 
 def _sort_key_factory(ranks: "dict[int, int]", sub: "dict[int, Callable[[bytes, bytes], _SortTuple]]") -> "_SortKey":
+    # one-byte key types ordered by key data alone (most records): looked up directly
+    simple = {t: r for t, r in ranks.items() if t not in sub and t < 0xFC}
+
     def sort_key(item: "tuple[bytes, bytes]") -> _SortTuple:
         key, value = item
+        r = simple.get(key[0])
+        if r is not None:
+            return (r, key[1:])
         t, keydata = split_key(key)
         if t == 0xFC:
             return (_PROPRIETARY_RANK, key)
@@ -763,8 +769,32 @@ def _sub_xpub(keydata: bytes, value: bytes) -> _SortTuple:
     return ((fpr, len(path), tuple(path)), keydata[45:], keydata[13:45])
 
 
+class _KeyId:
+    """A partial signature's place among the others (hash160 of its key, as Core's
+    std::map<CKeyID, ...>), hashed only when compared: a map with one partial signature never is."""
+
+    __slots__ = ("key", "_id")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._id: "bytes | None" = None
+
+    def id(self) -> bytes:
+        if self._id is None:
+            self._id = F.hash160(self.key)
+        return self._id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _KeyId) and self.id() == other.id()
+
+    def __lt__(self, other: "_KeyId") -> bool:
+        return self.id() < other.id()
+
+    __hash__ = None  # type: ignore[assignment]  # compared only, never hashed
+
+
 def _sub_partial_sig(keydata: bytes, value: bytes) -> _SortTuple:
-    return ((F.hash160(keydata),), keydata)  # std::map<CKeyID, ...>
+    return ((_KeyId(keydata),), keydata)
 
 
 def _sub_leaf_script(keydata: bytes, value: bytes) -> _SortTuple:

@@ -58,9 +58,12 @@ class Final:
                 m.set(t, b"", value)
 
 
+_FINAL_KEYS = (F.make_key(F.PSBT_IN_FINAL_SCRIPTSIG), F.make_key(F.PSBT_IN_FINAL_SCRIPTWITNESS))
+
+
 def has_final(m: PsbtMap) -> bool:
     """True if input map ``m`` carries a final scriptSig or witness."""
-    return m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
+    return m.raw_get(_FINAL_KEYS[0]) is not None or m.raw_get(_FINAL_KEYS[1]) is not None
 
 
 def witness_bytes(items: "list[bytes]") -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 from embit.hashes import tagged_hash
 
@@ -34,8 +34,9 @@ def _dsha256(b: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(b).digest()).digest()
 
 
-@dataclass(frozen=True)
-class TxIn:
+class TxIn(NamedTuple):
+    """One input of an unsigned transaction (a named tuple: the roles make one per input, often)."""
+
     txid: bytes  # 32 bytes, internal (little-endian) byte order
     vout: int
     sequence: int
@@ -45,8 +46,9 @@ class TxIn:
         return self.txid + self.vout.to_bytes(4, "little")
 
 
-@dataclass(frozen=True)
-class TxOut:
+class TxOut(NamedTuple):
+    """One transaction output: the coin an input spends, or an output of the transaction."""
+
     amount: int
     script_pubkey: bytes
 
@@ -85,8 +87,10 @@ class SighashCache:
         self.spent = list(spent_outputs) if spent_outputs is not None else None
         self._v = tx.version.to_bytes(4, "little", signed=True)
         self._lt = tx.locktime.to_bytes(4, "little")
-        prevouts = b"".join(i.outpoint for i in tx.inputs)
-        sequences = b"".join(i.sequence.to_bytes(4, "little") for i in tx.inputs)
+        self._outpoints = [i.outpoint for i in tx.inputs]
+        self._sequences = [i.sequence.to_bytes(4, "little") for i in tx.inputs]
+        prevouts = b"".join(self._outpoints)
+        sequences = b"".join(self._sequences)
         self._outputs_ser = [o.serialize() for o in tx.outputs]
         outputs = b"".join(self._outputs_ser)
         # BIP341 single-SHA256 values; BIP143 uses their double-SHA256 counterparts
@@ -103,6 +107,7 @@ class SighashCache:
             self._sha_amounts = _sha256(b"".join(o.amount.to_bytes(8, "little") for o in self.spent))
             self._sha_scripts = _sha256(b"".join(compact_size(len(o.script_pubkey)) + o.script_pubkey
                                                  for o in self.spent))
+        self._all_v0: "Optional[tuple[bytes, bytes]]" = None
         self._legacy_inputs: "Optional[list[bytes]]" = None
         # sighashes already computed: (index, script code, amount (-1: legacy), hashtype) -> digest
         self._memo: "dict[tuple[int, bytes, int, int], bytes]" = {}
@@ -119,6 +124,13 @@ class SighashCache:
         return hit
 
     def _segwit_v0(self, index: int, script_code: bytes, amount: int, hashtype: int) -> bytes:
+        if hashtype == SIGHASH_ALL:  # the vault's signatures: the parts around the input, built once
+            around = self._all_v0
+            if around is None:
+                around = self._all_v0 = (self._v + self._hash_prevouts + self._hash_sequence,
+                                         self._hash_outputs + self._lt + b"\x01\x00\x00\x00")
+            return _dsha256(b"".join((around[0], self._outpoints[index], compact_size(len(script_code)), script_code,
+                                      amount.to_bytes(8, "little"), self._sequences[index], around[1])))
         tx = self.tx
         base = hashtype & 0x1F
         acp = hashtype & SIGHASH_ANYONECANPAY

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 
 from ..amounts import format_amount
@@ -38,7 +38,7 @@ from .common import (
     unsigned_tx,
 )
 from .psbt import Psbt
-from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut
+from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut, UnsignedTx
 from .successor import SuccessorOutput, check_successor_roots, successor_outputs, usable_successors
 from .paths import SpendPath, mining_notes, signer_paths, signing_leaves, spend_weight, usable_paths
 from .weight import tx_weight, vsize
@@ -186,8 +186,9 @@ def _proof(psbt: Psbt, inputs: "list[_Input]", vault: Vault, message: "str | Non
                           shape.to_spend_txid)
 
 
-@dataclass
-class _Input:
+class _Input(NamedTuple):
+    """One input as the checks resolved it (what signing uses)."""
+
     derived: DerivedScript
     spent: TxOut
     sighash: int
@@ -231,8 +232,8 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
         )
     _check_global_xpubs(psbt, vault)
     inputs = [_check_input(psbt, i, vault, policy, limit) for i in range(psbt.input_count)]
-    outpoints = {psbt.prevout(i) for i in range(psbt.input_count)}
-    if len(outpoints) != psbt.input_count:
+    tx = unsigned_tx(psbt)
+    if len({txin.outpoint for txin in tx.inputs}) != len(tx.inputs):
         raise SignerRefusal("the PSBT spends the same coin twice")
     outputs = tuple(_check_output(psbt, o, vault, limit) for o in range(psbt.output_count))
     input_total = sum(x.spent.amount for x in inputs)
@@ -243,7 +244,7 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     if fee < 0:
         raise SignerRefusal(f"the outputs ({output_total} sats) exceed the inputs ({input_total} sats)")
     allowed = registered.allowed_paths if registered is not None else None  # docs/recovery.md
-    opened = signer_paths(vault, unsigned_tx(psbt), fingerprint, allowed) if vault.recovery else ()
+    opened = signer_paths(vault, tx, fingerprint, allowed) if vault.recovery else ()
     signable = usable_paths(opened, fingerprint, allowed)
     size = vsize(tx_weight([spend_weight(vault, opened)] * len(inputs),
                            [len(psbt.script(o)) for o in range(psbt.output_count)]))
@@ -266,8 +267,8 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
         notes.append(f"cannot be mined before unix time {locktime} (nLockTime)")
     elif locktime > 0:
         notes.append(f"cannot be mined before block {locktime} (nLockTime; normally the current height)")
-    notes.extend(_relative_timelocks(psbt))
-    notes.extend(mining_notes(vault, unsigned_tx(psbt), signable))
+    notes.extend(_relative_timelocks(tx))
+    notes.extend(mining_notes(vault, tx, signable))
     usable, unused = usable_successors(successors, vault=vault, fingerprint=fingerprint)
     notes.extend(unused)
     summary = SigningSummary(fingerprint.hex(), len(inputs), input_total, outputs, fee, size, round(rate, 3),
@@ -315,13 +316,13 @@ def fee_refusal(policy: SignerPolicy, *, fee: int, rate: float, sent: int, input
     return None
 
 
-def _relative_timelocks(psbt: Psbt) -> "list[str]":
+def _relative_timelocks(tx: UnsignedTx) -> "list[str]":
     """BIP68: a version >= 2 transaction whose input sequence has bit 31 clear is time-locked."""
-    if psbt.tx_version < 2:
+    if tx.version < 2:
         return []
     notes = []
-    for i in range(psbt.input_count):
-        seq = psbt.sequence(i)
+    for i, txin in enumerate(tx.inputs):
+        seq = txin.sequence
         if seq & (1 << 31):
             continue
         value = seq & 0xFFFF
@@ -447,12 +448,14 @@ class SigningRequest:
         usable = tuple(p for p in summary.spend_paths if p.name in summary.signing_paths)
         branches: "dict[int, _LeafSigner]" = {}
         signed = 0
+        maps = out.inputs
         for i, x in enumerate(inputs):
-            m = out.inputs[i]
+            m = maps[i]
             d = x.derived
-            if d.branch not in branches:
-                branches[d.branch] = _LeafSigner(account.child(d.branch), me, d.branch, i)
-            secret = branches[d.branch].secret(d.index)
+            leaf_signer = branches.get(d.branch)
+            if leaf_signer is None:
+                leaf_signer = branches[d.branch] = _LeafSigner(account.child(d.branch), me, d.branch, i)
+            secret = leaf_signer.secret(d.index)
             pub = d.pubkeys[d.signers.index(me_pos)]
             if is_tr:
                 for leaf_hash in signing_leaves(vault, d, pub[1:], usable):  # one leaf, or each usable leaf of this key
@@ -562,8 +565,7 @@ def _check_input(psbt: Psbt, i: int, vault: Vault, policy: SignerPolicy, limit: 
     raw = psbt.inputs[i].get(F.PSBT_IN_SIGHASH_TYPE)
     default = SIGHASH_DEFAULT if vault.script == "tr" else SIGHASH_ALL
     sighash = default if raw is None else int.from_bytes(raw, "little")
-    allowed = {SIGHASH_ALL, default} | set(policy.allowed_sighashes)
-    if sighash not in allowed:
+    if sighash != default and sighash != SIGHASH_ALL and sighash not in policy.allowed_sighashes:
         name = SIGHASH_NAMES.get(sighash, hex(sighash))
         raise SighashRefused(
             f"input {i} asks for sighash {name}, which would let others change the transaction after "
