@@ -216,17 +216,22 @@ def encode_origin(fingerprint: bytes, path: "Iterable[int]") -> bytes:
     return fingerprint + b"".join(p.to_bytes(4, "little") for p in path)
 
 
-def _branch_index_from_path(vault: Vault, fingerprint: bytes, path: "Sequence[int]") -> "Optional[tuple[int, int, int]]":
-    """(cosigner position, branch, index) if (fingerprint, path) is a vault key path."""
-    if len(path) < 2:
-        return None
+def _key_prefixes(vault: Vault) -> "dict[tuple[bytes, tuple[int, ...]], int]":
+    """(fingerprint, account path) -> the position of the first cosigner with them (kept on the vault)."""
     prefixes: "Optional[dict[tuple[bytes, tuple[int, ...]], int]]" = vault.__dict__.get("_key_prefixes")
-    if prefixes is None:  # (fingerprint, account path) -> the first cosigner with them
+    if prefixes is None:
         prefixes = {}
         for at, c in enumerate(vault.cosigners):
             prefixes.setdefault((c.fingerprint, tuple(c.path)), at)
         vault.__dict__["_key_prefixes"] = prefixes
-    pos = prefixes.get((fingerprint, tuple(path[:-2])))
+    return prefixes
+
+
+def _branch_index_from_path(vault: Vault, fingerprint: bytes, path: "Sequence[int]") -> "Optional[tuple[int, int, int]]":
+    """(cosigner position, branch, index) if (fingerprint, path) is a vault key path."""
+    if len(path) < 2:
+        return None
+    pos = _key_prefixes(vault).get((fingerprint, tuple(path[:-2])))
     branch, index = path[-2], path[-1]
     if pos is not None and branch in (RECEIVE, CHANGE) and index < HARDENED:
         return pos, branch, index
@@ -282,14 +287,19 @@ def vault_position(vault: Vault, derivations: "Sequence[Derivation]") -> "Option
 
     Raises ValueError if they claim several different positions.
     """
-    found = set()
+    prefixes = _key_prefixes(vault)
+    found = None
     for d in derivations:
-        hit = _branch_index_from_path(vault, d.fingerprint, d.path)
-        if hit is not None:
-            found.add(hit[1:])
-    if len(found) > 1:
-        raise ValueError("derivations point at different vault indexes")
-    return found.pop() if found else None
+        path = d.path
+        if len(path) < 2 or (d.fingerprint, tuple(path[:-2])) not in prefixes:
+            continue
+        branch, index = path[-2], path[-1]
+        if branch in (RECEIVE, CHANGE) and index < HARDENED:
+            if found is None:
+                found = (branch, index)
+            elif found != (branch, index):
+                raise ValueError("derivations point at different vault indexes")
+    return found
 
 
 def rebuilds(vault: Vault, derived: DerivedScript, derivations: "Sequence[Derivation]") -> Optional[str]:
@@ -300,11 +310,11 @@ def rebuilds(vault: Vault, derived: DerivedScript, derivations: "Sequence[Deriva
     claiming the internal key is refused.
     """
     is_tr = derived.script_type == "tr"
+    cosigners, tail = vault.cosigners, (derived.branch, derived.index)
     want = {}
-    for pos, ci in enumerate(derived.signers):
-        c = vault.cosigners[ci]
-        pk = derived.pubkeys[pos]
-        want[pk[1:] if is_tr else pk] = (c.fingerprint, c.path + (derived.branch, derived.index))
+    for pk, ci in zip(derived.pubkeys, derived.signers):
+        c = cosigners[ci]
+        want[pk[1:] if is_tr else pk] = (c.fingerprint, c.path + tail)
     seen = set()
     for d in derivations:
         if is_tr and d.pubkey == NUMS_H:

@@ -222,16 +222,22 @@ def _serialize(tx: UnsignedTx, script_sigs: "Sequence[bytes]", witnesses: "Optio
 def _kernel_tx(pbk: Any, raw_tx: bytes) -> Any:
     """``pbk.Transaction(raw_tx)``, with the bytes handed over in one copy: pbk's constructor
     builds its ctypes array byte by byte (about 30 ms for a 1,000-input transaction)."""
+    return _kernel_object(pbk.Transaction, raw_tx)
+
+
+def _kernel_object(cls: Any, data: bytes) -> Any:
+    """``cls(data)`` for a pbk class built from bytes (Transaction, ScriptPubkey), the bytes
+    handed over in one copy instead of pbk's byte-by-byte ctypes array."""
     import ctypes
 
     from pbk.capi.base import KernelOpaquePtr
 
     try:
-        ktx = pbk.Transaction.__new__(pbk.Transaction)
-        KernelOpaquePtr.__init__(ktx, (ctypes.c_ubyte * len(raw_tx)).from_buffer_copy(raw_tx), len(raw_tx))
-        return ktx
+        obj = cls.__new__(cls)
+        KernelOpaquePtr.__init__(obj, (ctypes.c_ubyte * len(data)).from_buffer_copy(data), len(data))
+        return obj
     except (AttributeError, TypeError):  # pragma: no cover - another pbk layout: its own constructor
-        return pbk.Transaction(raw_tx)
+        return cls(data)
 
 
 def verify_scripts(raw_tx: bytes, spent: "list[TxOut]") -> bool:
@@ -245,7 +251,7 @@ def verify_scripts(raw_tx: bytes, spent: "list[TxOut]") -> bool:
     scripts: "dict[bytes, Any]" = {}  # one kernel object per distinct script
     for s in spent:
         if s.script_pubkey not in scripts:
-            scripts[s.script_pubkey] = pbk.ScriptPubkey(s.script_pubkey)
+            scripts[s.script_pubkey] = _kernel_object(pbk.ScriptPubkey, s.script_pubkey)
     kscripts = [scripts[s.script_pubkey] for s in spent]
     kspent = [pbk.TransactionOutput(k, s.amount) for k, s in zip(kscripts, spent)]
     pre = PrecomputedTransactionData(ktx, kspent)

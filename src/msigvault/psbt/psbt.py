@@ -148,6 +148,11 @@ class PsbtMap:
 
     def has_type(self, keytype: int) -> bool:
         """True if any record has this key type."""
+        if keytype < 0xFD:
+            for k in self._d:
+                if k[0] == keytype:
+                    return True
+            return False
         return any(_has_type(k, keytype) for k in self._d)
 
     def types(self) -> List[int]:
