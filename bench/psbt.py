@@ -8,10 +8,16 @@ its full previous transaction of 10 outputs); one payment plus change at 1 sat/v
 inputs the transaction is above the standard weight: the benchmark lifts the creator's and
 extractor's ``max_weight`` (the figures are for the work, not for relay).
 
-Stages, each on a fresh Vault object (cold derivation caches), as on separate machines:
-  sign       one cosigner (every signer check, previous transactions hashed, scripts rebuilt)
+Stages, each on a fresh Vault object, as on separate machines:
+  sign       one cosigner (every signer check, previous transactions hashed, scripts rebuilt),
+             its vault loaded with the keyholder's derived-key record (policy/derived.py: the
+             child keys of the indexes it signed for before, signed by their registration key;
+             loading and checking it is timed)
+  sign cold  the same without a record: the first signing on a new machine (BIP32 child steps)
   c+f+e      combine_finalize_extract of two signed copies: every signature verified, scripts
-             rebuilt from the vault, libbitcoinkernel verifies every input (one call)
+             rebuilt from the vault, libbitcoinkernel verifies every input (one call); the
+             coordinator's vault loaded with its own derived-key record (timed)
+  c+f+e cold the same without a record
   floor      libsecp256k1 alone making the same number of signatures (low-R ECDSA, or BIP340
              with a keypair per key for tr) with the fastest binding installed
   BDK, embit one cosigner signing the same PSBT (bdkpython Wallet.sign; embit PSBT.sign_with),
@@ -38,6 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from msigvault import Vault  # noqa: E402
 from msigvault.network import Network  # noqa: E402
+try:  # derived-key records (issue 20); code before them measures the cold stages only
+    from msigvault.policy.derived import keyholder_signer, keyholder_trusted_key, signer_key
+except ImportError:  # pragma: no cover
+    keyholder_signer = keyholder_trusted_key = signer_key = None  # type: ignore[assignment]
 from msigvault.policy.vault import NUMS_H  # noqa: E402
 from msigvault.psbt import fields as F  # noqa: E402
 from msigvault.psbt.common import legacy_txid  # noqa: E402
@@ -53,6 +63,9 @@ AMOUNT = 100_000
 # 10,000 coins use vault indexes above the default index limit of 1,000: both lifted for the
 # benchmark only (the fee-fraction and fee-rate limits stay)
 POLICY = SignerPolicy(max_fee_sats=10**8, index_limit=100_000)
+# the coordinator's own key for its derived-key record
+COORDINATOR_SECRET = hashlib.sha256(b"msigvault bench: the coordinator's derived-key record").digest()
+COORDINATOR_KEY = signer_key(COORDINATOR_SECRET) if signer_key else b""
 
 
 def pipeline(psbts: list, vault: Vault) -> Any:
@@ -117,16 +130,20 @@ def floor_signer(script: str) -> "tuple[str, Callable[[list], None]]":
         return "libsecp256k1 (embit's bundled build, ctypes, no wrapper)", sign_tr
 
     def sign_ecdsa(items: list) -> None:
+        sign, serialize = lib.secp256k1_ecdsa_sign, lib.secp256k1_ecdsa_signature_serialize_der
         for secret, msg in items:
-            counter, size = 0, ctypes.c_size_t(74)
+            sig, der = bytes(64), bytes(74)
+            size = ctypes.c_size_t(74)
+            ref = ctypes.byref(size)
+            extra, counter = None, 0
             while True:
-                sig, der = bytes(64), bytes(74)
-                lib.secp256k1_ecdsa_sign(ctx, sig, msg, secret, None, counter.to_bytes(32, "little") if counter else None)
+                sign(ctx, sig, msg, secret, None, extra)
                 size.value = 74
-                lib.secp256k1_ecdsa_signature_serialize_der(ctx, der, ctypes.byref(size), sig)
+                serialize(ctx, der, ref, sig)
+                counter += 1
                 if size.value <= 70:
                     break
-                counter += 1
+                extra = counter.to_bytes(32, "little")
     return "libsecp256k1 (embit's bundled build, ctypes, no wrapper)", sign_ecdsa
 
 
@@ -174,16 +191,50 @@ def run(script: str, n: int, compare_upto: int) -> dict:
                            sorted=script != "tr")  # BDK has no sortedmulti_a
     desc = vault.descriptor()
     fresh = lambda: Vault.from_descriptor(desc, network=NET)  # noqa: E731
-    psbt = fresh().create_psbt(funded(vault, n), [(EXTERNAL, (AMOUNT - 1_000) * n)], fee_rate=1.0, change_index=0,
+    utxos = funded(vault, n)
+    psbt = fresh().create_psbt(utxos, [(EXTERNAL, (AMOUNT - 1_000) * n)], fee_rate=1.0, change_index=0,
                                max_weight=None, fee_limits=POLICY)
+    # the records each machine keeps from earlier work (made before timing): the keyholder's, signed
+    # by their registration key, holds the keys of the indexes they signed for; the coordinator's,
+    # signed by its own key, those of the coins it watches
+    if signer_key is None:  # the code before derived-key records: every stage is cold
+        keyholder = coordinator = fresh
+        return measure(script, n, compare_upto, vault, holders, psbt, fresh, keyholder, coordinator)
+    earlier = fresh()
+    sign(psbt, earlier, holders[0].root, policy=POLICY)
+    keyholder_record = earlier.dump_derived_keys(secret=keyholder_signer(earlier, holders[0].root))
+    keyholder_key = keyholder_trusted_key(earlier.cosigners[0])
+    watching = fresh()
+    for u in utxos:
+        watching.derive_branch(0, u.index)
+    watching.derive_branch(1, 0)
+    coordinator_record = watching.dump_derived_keys(secret=COORDINATOR_SECRET)
+
+    def keyholder() -> Vault:
+        v = fresh()
+        v.load_derived_keys(keyholder_record, trusted_key=keyholder_key)
+        return v
+
+    def coordinator() -> Vault:
+        v = fresh()
+        v.load_derived_keys(coordinator_record, trusted_key=COORDINATOR_KEY)
+        return v
+
+    return measure(script, n, compare_upto, vault, holders, psbt, fresh, keyholder, coordinator)
+
+
+def measure(script: str, n: int, compare_upto: int, vault: Vault, holders: list, psbt: Any,
+            fresh: Callable[[], Vault], keyholder: Callable[[], Vault], coordinator: Callable[[], Vault]) -> dict:
     runs = 1 if n >= 10_000 else 3
     row: dict = {"script": script, "n": n}
-    (a, _), row["sign"] = best(lambda: sign(psbt, fresh(), holders[0].root, policy=POLICY), runs)
+    (a, _), row["sign"] = best(lambda: sign(psbt, keyholder(), holders[0].root, policy=POLICY), runs)
+    _, row["sign_cold"] = best(lambda: sign(psbt, fresh(), holders[0].root, policy=POLICY), runs)
     b, _ = sign(psbt, fresh(), holders[1].root, policy=POLICY)
-    tx, row["cfe"] = best(lambda: pipeline([a, b], fresh()), runs)
+    tx, row["cfe"] = best(lambda: pipeline([a, b], coordinator()), runs)
+    _, row["cfe_cold"] = best(lambda: pipeline([a, b], fresh()), runs)
     row["kernel"] = tx.verified_by_kernel
-    row["sign_mib"] = peak_mib(lambda: sign(psbt, fresh(), holders[0].root, policy=POLICY))
-    row["cfe_mib"] = peak_mib(lambda: pipeline([a, b], fresh()))
+    row["sign_mib"] = peak_mib(lambda: sign(psbt, keyholder(), holders[0].root, policy=POLICY))
+    row["cfe_mib"] = peak_mib(lambda: pipeline([a, b], coordinator()))
     # the floor: the same number of signatures, each by its own key, over its own message
     items = [(hashlib.sha256(b"floor-key-%d" % i).digest(), hashlib.sha256(b"floor-msg-%d" % i).digest())
              for i in range(n)]
@@ -216,8 +267,9 @@ def main() -> None:
         print("note: libbitcoinkernel (extra 'regtest') is not installed: extraction is not kernel-verified")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
           f"2-of-3, {PER_TX} inputs per funding transaction; inputs per second unless marked")
-    head = (f"{'type':<4} {'N':>6} {'sign/s':>9} {'floor/s':>9} {'vs floor':>8} {'BDK/s':>9} {'embit/s':>9} "
-            f"{'c+f+e s':>8} {'sign us/in':>10} {'c+f+e us/in':>11} {'sign MiB':>8} {'c+f+e MiB':>9}")
+    head = (f"{'type':<4} {'N':>6} {'sign/s':>9} {'floor/s':>9} {'vs floor':>8} {'cold/s':>9} {'cold vs':>7} "
+            f"{'BDK/s':>9} {'embit/s':>9} {'c+f+e s':>8} {'cold s':>7} {'sign us/in':>10} {'c+f+e us/in':>11} "
+            f"{'sign MiB':>8} {'c+f+e MiB':>9}")
     print(head)
     rows = []
     for script in args.scripts:
@@ -226,7 +278,8 @@ def main() -> None:
             r = run(script, n, args.compare_upto)
             rows.append(r)
             print(f"{script:<4} {n:>6} {rate(n, r['sign'])} {rate(n, r['floor'])} {r['floor'] / r['sign']:>8.2f} "
-                  f"{rate(n, r.get('bdk'))} {rate(n, r.get('embit'))} {r['cfe']:>8.3f} "
+                  f"{rate(n, r['sign_cold'])} {r['floor'] / r['sign_cold']:>7.2f} "
+                  f"{rate(n, r.get('bdk'))} {rate(n, r.get('embit'))} {r['cfe']:>8.3f} {r['cfe_cold']:>7.3f} "
                   f"{r['sign'] / n * 1e6:>10.0f} {r['cfe'] / n * 1e6:>11.0f} {r['sign_mib']:>8.1f} "
                   f"{r['cfe_mib']:>9.1f}" + ("" if r["kernel"] else "  (no kernel)"), flush=True)
     print(f"floor binding: {rows[0]['floor_binding'] if rows else '-'}")

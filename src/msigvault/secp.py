@@ -14,7 +14,8 @@ from typing import Any
 
 from embit.util import secp256k1 as _embit
 
-__all__ = ["child_point", "ecdsa_sign_low_r", "ecdsa_verify", "point_parse", "point_serialize", "pubkey_create"]
+__all__ = ["child_point", "ecdsa_sign_low_r", "ecdsa_verify", "point_parse", "point_serialize", "pubkey_create",
+           "schnorr_sign", "schnorr_verify"]
 
 _lib: Any = None
 _ctx: Any = None
@@ -151,3 +152,34 @@ def child_point(point: bytes, tweak: bytes) -> bytes:
         raise ValueError("the child key is the point at infinity")
     return out
 
+
+
+def schnorr_sign(secret: bytes, msg: bytes, aux: bytes) -> bytes:
+    """BIP340 signature of the 32-byte ``msg`` by ``secret`` with auxiliary randomness ``aux``."""
+    if _lib is None:  # pragma: no cover
+        sig: bytes = _embit.schnorrsig_sign(msg, _embit.keypair_create(secret), None, aux)
+        return sig
+    if len(msg) != 32 or len(secret) != 32 or len(aux) != 32:
+        raise ValueError("BIP340 signing takes a 32-byte message, secret and auxiliary randomness")
+    pair, out = bytes(96), bytes(64)
+    if not _lib.secp256k1_keypair_create(_ctx, pair, secret):
+        raise ValueError("invalid secret key")
+    if not _lib.secp256k1_schnorrsig_sign(_ctx, out, msg, pair, None, aux):
+        raise ValueError("libsecp256k1 could not sign")
+    return out
+
+
+def schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
+    """BIP340 verification of the 64-byte ``sig`` over the 32-byte ``msg`` by the x-only key."""
+    if len(xonly) != 32 or len(sig) != 64 or len(msg) != 32:
+        return False
+    if _lib is None:  # pragma: no cover
+        try:
+            xpub, _ = _embit.xonly_pubkey_from_pubkey(_embit.ec_pubkey_parse(b"\x02" + xonly))
+            return bool(_embit.schnorrsig_verify(sig, msg, xpub))
+        except (ValueError, RuntimeError):
+            return False
+    point = bytes(64)
+    if not _lib.secp256k1_xonly_pubkey_parse(_ctx, point, xonly):
+        return False
+    return bool(_lib.secp256k1_schnorrsig_verify(_ctx, sig, msg, point))

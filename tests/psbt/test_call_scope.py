@@ -83,6 +83,25 @@ def test_fast_secp_matches_embit(k):
         secp.child_point(point, CURVE_N.to_bytes(32, "big"))
 
 
+@pytest.mark.parametrize("k", range(40))
+def test_fast_bip340_matches_embit(k):
+    secret = hashlib.sha256(b"scope-key-%d" % k).digest()
+    msg = hashlib.sha256(b"scope-msg-%d" % k).digest()
+    aux = hashlib.sha256(b"scope-aux-%d" % k).digest()
+    sig = secp.schnorr_sign(secret, msg, aux)
+    assert sig == E.schnorrsig_sign(msg, E.keypair_create(secret), None, aux)
+    xonly = secp.pubkey_create(secret)[1:]
+    assert secp.schnorr_verify(xonly, sig, msg)
+    assert not secp.schnorr_verify(xonly, sig, hashlib.sha256(msg).digest())
+    flipped = bytearray(sig)
+    flipped[k % 64] ^= 1 << (k % 8)
+    assert not secp.schnorr_verify(xonly, bytes(flipped), msg)
+    assert not secp.schnorr_verify(xonly, sig + b"\x01", msg) and not secp.schnorr_verify(xonly, sig[:63], msg)
+    assert not secp.schnorr_verify(b"\xff" * 32, sig, msg)  # not an x coordinate of the curve
+    with pytest.raises(ValueError):
+        secp.schnorr_sign(bytes(32), msg, aux)  # zero is not a secret key
+
+
 def test_memo_is_keyed_by_the_exact_triple():
     secret = hashlib.sha256(b"memo").digest()
     pub = secp.pubkey_create(secret)

@@ -13,7 +13,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, NamedTuple, Optional, ParamSpec, Sequence, TypeVar
 
-from embit.util import secp256k1 as _secp
 
 from ..address import address_from_script
 from ..errors import (
@@ -394,7 +393,7 @@ def ecdsa_verify(pubkey: bytes, der: bytes, msg: bytes) -> bool:
 
 
 def schnorr_sign(secret: bytes, msg: bytes) -> bytes:
-    return _secp.schnorrsig_sign(msg, _secp.keypair_create(secret), None, os.urandom(32))
+    return _fast.schnorr_sign(secret, msg, os.urandom(32))
 
 
 def schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
@@ -411,12 +410,7 @@ def schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
 
 
 def _schnorr_verify(xonly: bytes, sig: bytes, msg: bytes) -> bool:
-    try:
-        point = _secp.ec_pubkey_parse(b"\x02" + xonly)
-        xpub, _ = _secp.xonly_pubkey_from_pubkey(point)
-        return len(sig) == 64 and _secp.schnorrsig_verify(sig, msg, xpub)
-    except (ValueError, RuntimeError):
-        return False
+    return _fast.schnorr_verify(xonly, sig, msg)
 
 
 def pubkey_of(secret: bytes) -> bytes:
