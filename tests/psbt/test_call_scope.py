@@ -266,3 +266,46 @@ def test_a_pipeline_reuses_an_inputs_resolution_only_for_the_same_input_data(scr
         with pytest.raises(FinalizeError) as e:
             finalize(altered, vault)
     assert "not a vault coin" in str(e.value) and e.value.input_index == 0
+
+
+def _reference_derivations(m):
+    """claimed_derivations as written before its one-pass fast path (the general parsers)."""
+    from msigvault.psbt.common import Derivation
+
+    out = [Derivation(bytes(pk), *(lambda fp, path: (fp, tuple(path)))(*F.parse_key_origin(v, "BIP32 derivation")))
+           for pk, v in m.items_of_type(F.PSBT_IN_BIP32_DERIVATION)]
+    for xonly, v in m.items_of_type(F.PSBT_IN_TAP_BIP32_DERIVATION):
+        hashes, fp, path = F.parse_tap_bip32(v, "taproot BIP32 derivation")
+        out.append(Derivation(bytes(xonly), fp, tuple(path), tuple(bytes(h) for h in hashes)))
+    return out
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([F.PSBT_IN_BIP32_DERIVATION, F.PSBT_IN_TAP_BIP32_DERIVATION, 0x05]),
+                          st.binary(min_size=0, max_size=40),
+                          st.one_of(st.binary(max_size=120),
+                                    st.builds(lambda h, fp, k: bytes([h]) + bytes(32 * h) + fp + bytes(4 * k),
+                                              st.integers(0, 3), st.binary(min_size=4, max_size=4),
+                                              st.integers(0, 20)))),
+                max_size=5))
+def test_one_pass_derivations_match_the_general_parsers(records):
+    """The fast path of claimed_derivations reads exactly what the general parsers read, and
+    leaves anything else (long paths, odd lengths, many leaf hashes) to them and their errors."""
+    from msigvault.errors import InvalidPSBT
+    from msigvault.psbt.common import claimed_derivations
+    from msigvault.psbt.psbt import PsbtMap
+
+    m = PsbtMap()
+    for t, keydata, value in records:
+        m.set(t, keydata, value)
+    try:
+        want = _reference_derivations(m)
+    except InvalidPSBT as e:
+        with pytest.raises(InvalidPSBT) as got:
+            claimed_derivations(m, is_input=True)
+        assert str(got.value) == str(e)
+        return
+    assert claimed_derivations(m, is_input=True) == want

@@ -20,6 +20,7 @@ from embit.util import secp256k1 as _secp
 
 from ..address import address_from_script
 from ..errors import InvalidDescriptor, NetworkMismatch, PolicyError
+from .. import secp as _fast
 from ..keys.cosigner import Cosigner
 from ..keys.paths import HARDENED, coin_type_problem, separation_problem
 from ..network import Network
@@ -392,7 +393,7 @@ class Vault:
             leaf = multi_a_script(self.m, [pk[1:] for pk in pubkeys])
             lh = tapleaf_hash(leaf)
             tweak = tagged_hash("TapTweak", NUMS_H + lh)
-            q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tweak))
+            q = _tweaked_nums(tweak)
             spk = p2tr_script_pubkey(q[1:])
             return _new_derived(ScriptType.TR, branch, index, pubkeys, tuple(order), spk, self.network,
                                 leaf_script=leaf, leaf_hash=lh, output_key_parity=q[0] - 2)
@@ -430,7 +431,7 @@ class Vault:
             a, b = hashes[i], subtree[i + 1]
             subtree[i] = tagged_hash("TapBranch", min(a, b) + max(a, b))
         root = subtree[0]
-        q = _secp.ec_pubkey_serialize(_secp.ec_pubkey_add(_NUMS_POINT, tagged_hash("TapTweak", NUMS_H + root)))
+        q = _tweaked_nums(tagged_hash("TapTweak", NUMS_H + root))
         parity = q[0] - 2
         leaves = []
         last = len(hashes) - 1
@@ -552,6 +553,11 @@ class Vault:
 
 
 _NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
+
+
+def _tweaked_nums(tweak: bytes) -> bytes:
+    """The compressed taproot output key ``NUMS + tweak*G`` (BIP341), computed as a BIP32 child step is."""
+    return _fast.point_serialize(_fast.child_point(_NUMS_POINT, tweak))
 _DERIVE_CACHE_SIZE = 20_000  # derived scripts remembered per vault object
 _COMPUTED_KEYS_SIZE = 200_000  # child keys computed by one vault object that dump_derived_keys can save
 

@@ -256,8 +256,9 @@ _PATHS = [struct.Struct(f"<{k}I") for k in range(17)]  # 4-byte little-endian pa
 
 def claimed_derivations(m: PsbtMap, *, is_input: bool) -> "list[Derivation]":
     """Every BIP32 derivation in an input or output map (taproot derivations give x-only keys):
-    the BIP174 records first, then the BIP371 ones, each in map order."""
-    out, tap_out = [], []
+    the BIP174 records first, then the BIP371 ones, each in map order (and parsed in that order,
+    so the first malformed one is the one named)."""
+    out, taps = [], []
     bip32 = F.PSBT_IN_BIP32_DERIVATION if is_input else F.PSBT_OUT_BIP32_DERIVATION
     tap = F.PSBT_IN_TAP_BIP32_DERIVATION if is_input else F.PSBT_OUT_TAP_BIP32_DERIVATION
     for key, value in m.items():  # both types are below 0xfd: one byte of key type
@@ -270,9 +271,18 @@ def claimed_derivations(m: PsbtMap, *, is_input: bool) -> "list[Derivation]":
                 fp, path = F.parse_key_origin(value, "BIP32 derivation")
                 out.append(Derivation(key[1:], fp, tuple(path)))
         elif t == tap:
+            taps.append((key, value))
+    for key, value in taps:
+        h = value[0] if value else 0xFD  # leaf hash count, below 0xfd in one byte
+        k = (len(value) - 5 - 32 * h) >> 2
+        if h < 0xFD and 0 <= k < len(_PATHS) and len(value) == 5 + 32 * h + 4 * k:
+            at = 1 + 32 * h
+            out.append(Derivation(key[1:], value[at:at + 4], _PATHS[k].unpack_from(value, at + 4),
+                                  tuple([value[1 + 32 * j:33 + 32 * j] for j in range(h)])))
+        else:  # the general parser (and its error)
             hashes, fp, path = F.parse_tap_bip32(value, "taproot BIP32 derivation")
-            tap_out.append(Derivation(key[1:], fp, tuple(path), tuple(bytes(h) for h in hashes)))
-    return out + tap_out if tap_out else out
+            out.append(Derivation(key[1:], fp, tuple(path), tuple(bytes(x) for x in hashes)))
+    return out
 
 
 def is_nums_entry(d: Derivation) -> bool:

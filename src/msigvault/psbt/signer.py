@@ -38,6 +38,7 @@ from .common import (
     unsigned_tx,
 )
 from .psbt import Psbt
+from .satisfaction import has_final
 from .sighash import SIGHASH_ALL, SIGHASH_DEFAULT, SIGHASH_NAMES, SighashCache, TxOut, UnsignedTx
 from .successor import SuccessorOutput, check_successor_roots, successor_outputs, usable_successors
 from .paths import SpendPath, mining_notes, signer_paths, signing_leaves, spend_weight, usable_paths
@@ -186,6 +187,9 @@ def _proof(psbt: Psbt, inputs: "list[_Input]", vault: Vault, message: "str | Non
                           shape.to_spend_txid)
 
 
+_SIGHASH_BYTES = [bytes([t]) for t in range(256)]
+
+
 class _Input(NamedTuple):
     """One input as the checks resolved it (what signing uses)."""
 
@@ -220,8 +224,7 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
         raise SignerRefusal("expected a parsed PSBT")
     if psbt.input_count == 0:
         raise SignerRefusal("the PSBT has no inputs")
-    final = [m.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None or m.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None
-             for m in psbt.inputs]
+    final = [has_final(m) for m in psbt.inputs]
     if all(final):
         raise SignerRefusal("this PSBT is already finalized: there is nothing left to sign; broadcast it")
     if any(final):
@@ -475,7 +478,7 @@ class SigningRequest:
                 if existing is not None and ecdsa_verify(pub, existing[:-1], msg):
                     signed += 1
                     continue
-                m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + bytes([x.sighash]))
+                m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + _SIGHASH_BYTES[x.sighash])
             signed += 1
         if out.version == 2:
             _update_modifiable(out, [x.sighash for x in inputs])
