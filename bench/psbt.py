@@ -18,6 +18,8 @@ Stages, each on a fresh Vault object, as on separate machines:
              rebuilt from the vault, libbitcoinkernel verifies every input (one call); the
              coordinator's vault loaded with its own derived-key record (timed)
   c+f+e cold the same without a record
+  C only     what c+f+e cannot avoid, with no Python around it: libsecp256k1 verifying each
+             signature once (key and signature parsed) plus libbitcoinkernel verifying every input
   floor      libsecp256k1 alone making the same number of signatures (low-R ECDSA, or BIP340
              with a keypair per key for tr) with the fastest binding installed
   BDK, embit one cosigner signing the same PSBT (bdkpython Wallet.sign; embit PSBT.sign_with),
@@ -69,7 +71,8 @@ COORDINATOR_KEY = signer_key(COORDINATOR_SECRET) if signer_key else b""
 
 
 def pipeline(psbts: list, vault: Vault) -> Any:
-    """combine + finalize + extract in one call (or the three calls, on code without it)."""
+    """(finalized PSBT, FinalTx): combine + finalize + extract in one call (or the three calls, on
+    code without it)."""
     try:
         from msigvault.psbt.extractor import combine_finalize_extract
     except ImportError:  # the code before issue 20
@@ -77,8 +80,9 @@ def pipeline(psbts: list, vault: Vault) -> Any:
         from msigvault.psbt.extractor import extract
         from msigvault.psbt.finalizer import finalize
 
-        return extract(finalize(combine(psbts, vault), vault), max_weight=None, max_fee_sats=None)
-    return combine_finalize_extract(psbts, vault, max_weight=None, max_fee_sats=None)[1]
+        final = finalize(combine(psbts, vault), vault)
+        return final, extract(final, max_weight=None, max_fee_sats=None)
+    return combine_finalize_extract(psbts, vault, max_weight=None, max_fee_sats=None)
 
 
 def funded(vault: Vault, n: int) -> "list[Utxo]":
@@ -145,6 +149,69 @@ def floor_signer(script: str) -> "tuple[str, Callable[[list], None]]":
                     break
                 extra = counter.to_bytes(32, "little")
     return "libsecp256k1 (embit's bundled build, ctypes, no wrapper)", sign_ecdsa
+
+
+def cfe_floor(script: str, final: Any, tx: Any, copies: list, vault: Vault, runs: int) -> "float | None":
+    """Seconds of the C work c+f+e cannot avoid, called with no wrapper: libsecp256k1 verifying
+    each signature once (parse the key and the signature, verify) plus libbitcoinkernel verifying
+    every input of the final transaction (its objects built before timing). None without pbk."""
+    import ctypes
+
+    from embit.util import ctypes_secp256k1 as ct
+
+    from msigvault.psbt.common import spent_output, unsigned_tx
+    from msigvault.psbt.sighash import SighashCache
+
+    try:
+        import pbk
+        from pbk.script import PrecomputedTransactionData
+    except ImportError:
+        return None
+    lib, ctx = ct._secp, ct._secp.ctx
+    spent = [spent_output(copies[0], i, Exception, require_full_tx=False) for i in range(copies[0].input_count)]
+    cache = SighashCache(unsigned_tx(copies[0]), spent if script == "tr" else None)
+    triples = []
+    for i in range(copies[0].input_count):
+        d = vault.derive_branch(0, int.from_bytes(
+            next(v for k, v in copies[0].inputs[i].items() if k[0] in (F.PSBT_IN_BIP32_DERIVATION,
+                                                                       F.PSBT_IN_TAP_BIP32_DERIVATION))[-4:], "little"))
+        for p in copies:
+            for key, value in p.inputs[i].items():
+                if key[0] == F.PSBT_IN_PARTIAL_SIG:
+                    script_code = d.redeem_script if script == "sh" else d.witness_script
+                    msg = cache.legacy(i, script_code, 1) if script == "sh" else cache.segwit_v0(i, script_code, spent[i].amount, 1)
+                    triples.append((key[1:], value[:-1], msg))
+                elif key[0] == F.PSBT_IN_TAP_SCRIPT_SIG:
+                    triples.append((key[1:33], value[:64], cache.taproot(i, 0, leaf_hash=key[33:])))
+
+    def verify_all() -> None:
+        for pk, sig, msg in triples:
+            point, parsed = bytes(64), bytes(64)
+            if script == "tr":
+                lib.secp256k1_xonly_pubkey_parse(ctx, point, pk)
+                assert lib.secp256k1_schnorrsig_verify(ctx, sig, msg, point)
+            else:
+                lib.secp256k1_ec_pubkey_parse(ctx, point, pk, len(pk))
+                lib.secp256k1_ecdsa_signature_parse_der(ctx, parsed, sig, len(sig))
+                assert lib.secp256k1_ecdsa_verify(ctx, parsed, msg, point)
+
+    raw = tx.raw
+    ktx = pbk.Transaction.__new__(pbk.Transaction)
+    from pbk.capi.base import KernelOpaquePtr
+
+    KernelOpaquePtr.__init__(ktx, (ctypes.c_ubyte * len(raw)).from_buffer_copy(raw), len(raw))
+    kscripts = [pbk.ScriptPubkey(o.script_pubkey) for o in spent]
+    kspent = [pbk.TransactionOutput(k, o.amount) for k, o in zip(kscripts, spent)]
+    pre = PrecomputedTransactionData(ktx, kspent)
+    verify = pbk.capi.bindings.btck_script_pubkey_verify
+    status = pbk.capi.bindings.btck_ScriptVerifyStatus(0)
+    flags = int(pbk.ScriptVerificationFlags.ALL)
+
+    def kernel_all() -> None:
+        for i, o in enumerate(spent):
+            assert verify(kscripts[i], o.amount, ktx, pre, i, flags, status)
+
+    return best(verify_all, runs)[1] + best(kernel_all, runs)[1]
 
 
 # -- the others --------------------------------------------------------------------------------
@@ -230,9 +297,10 @@ def measure(script: str, n: int, compare_upto: int, vault: Vault, holders: list,
     (a, _), row["sign"] = best(lambda: sign(psbt, keyholder(), holders[0].root, policy=POLICY), runs)
     _, row["sign_cold"] = best(lambda: sign(psbt, fresh(), holders[0].root, policy=POLICY), runs)
     b, _ = sign(psbt, fresh(), holders[1].root, policy=POLICY)
-    tx, row["cfe"] = best(lambda: pipeline([a, b], coordinator()), runs)
+    (final, tx), row["cfe"] = best(lambda: pipeline([a, b], coordinator()), runs)
     _, row["cfe_cold"] = best(lambda: pipeline([a, b], fresh()), runs)
     row["kernel"] = tx.verified_by_kernel
+    row["cfe_floor"] = cfe_floor(script, final, tx, [a, b], vault, runs)
     row["sign_mib"] = peak_mib(lambda: sign(psbt, keyholder(), holders[0].root, policy=POLICY))
     row["cfe_mib"] = peak_mib(lambda: pipeline([a, b], coordinator()))
     # the floor: the same number of signatures, each by its own key, over its own message
@@ -268,7 +336,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
           f"2-of-3, {PER_TX} inputs per funding transaction; inputs per second unless marked")
     head = (f"{'type':<4} {'N':>6} {'sign/s':>9} {'floor/s':>9} {'vs floor':>8} {'cold/s':>9} {'cold vs':>7} "
-            f"{'BDK/s':>9} {'embit/s':>9} {'c+f+e s':>8} {'cold s':>7} {'sign us/in':>10} {'c+f+e us/in':>11} "
+            f"{'BDK/s':>9} {'embit/s':>9} {'c+f+e s':>8} {'cold s':>7} {'C only':>7} {'sign us/in':>10} {'c+f+e us/in':>11} "
             f"{'sign MiB':>8} {'c+f+e MiB':>9}")
     print(head)
     rows = []
@@ -280,6 +348,7 @@ def main() -> None:
             print(f"{script:<4} {n:>6} {rate(n, r['sign'])} {rate(n, r['floor'])} {r['floor'] / r['sign']:>8.2f} "
                   f"{rate(n, r['sign_cold'])} {r['floor'] / r['sign_cold']:>7.2f} "
                   f"{rate(n, r.get('bdk'))} {rate(n, r.get('embit'))} {r['cfe']:>8.3f} {r['cfe_cold']:>7.3f} "
+                  f"{r['cfe_floor'] if r['cfe_floor'] is None else format(r['cfe_floor'], '7.3f'):>7} "
                   f"{r['sign'] / n * 1e6:>10.0f} {r['cfe'] / n * 1e6:>11.0f} {r['sign_mib']:>8.1f} "
                   f"{r['cfe_mib']:>9.1f}" + ("" if r["kernel"] else "  (no kernel)"), flush=True)
     print(f"floor binding: {rows[0]['floor_binding'] if rows else '-'}")
