@@ -265,6 +265,7 @@ def own_cosigner(vault: "Vault", root: "ExtendedKey") -> "tuple[Cosigner, Extend
             "key and the right vault",
             fingerprint=fp,
         )
+    accounts = []
     for c in mine:
         account = root.derive(c.path)
         if account.public_key != c.public_key or account.chain_code != c.key.chain_code:
@@ -274,7 +275,8 @@ def own_cosigner(vault: "Vault", root: "ExtendedKey") -> "tuple[Cosigner, Extend
                 "key origin is wrong; do not use it",
                 fingerprint=fp,
             )
-    return mine[0], root.derive(mine[0].path)
+        accounts.append(account)
+    return mine[0], accounts[0]
 
 
 def _cosigner_by_fingerprint(vault: "Vault", fingerprint: bytes) -> Cosigner:

@@ -553,13 +553,13 @@ class Vault:
 
 
 _NUMS_POINT = _secp.ec_pubkey_parse(b"\x02" + NUMS_H)
+_DERIVE_CACHE_SIZE = 20_000  # derived scripts remembered per vault object
+_COMPUTED_KEYS_SIZE = 200_000  # child keys computed by one vault object that dump_derived_keys can save
 
 
 def _tweaked_nums(tweak: bytes) -> bytes:
     """The compressed taproot output key ``NUMS + tweak*G`` (BIP341), computed as a BIP32 child step is."""
     return _fast.point_serialize(_fast.child_point(_NUMS_POINT, tweak))
-_DERIVE_CACHE_SIZE = 20_000  # derived scripts remembered per vault object
-_COMPUTED_KEYS_SIZE = 200_000  # child keys computed by one vault object that dump_derived_keys can save
 
 
 def _resolve_network(network: "Network | str | None", cosigners: "Sequence[Cosigner]") -> Network:

@@ -13,7 +13,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, NamedTuple, Optional, ParamSpec, Sequence, TypeVar
 
-
 from ..address import address_from_script
 from ..errors import (
     ChangeFraud,
@@ -71,7 +70,8 @@ class CallScope:
     ``resolved``: inputs :func:`resolve_input` proved to be vault coins, by the exact data it
     read (the outpoint, every record of the input map but its signatures, the limits it was
     given), kept only in a ``pipeline`` scope: the Finalizer after the Combiner, with the same
-    input data, gets the same answer without rebuilding it. Nothing is read from the PSBT to decide what was verified.
+    input data, gets the same answer without rebuilding it. Nothing is read from the PSBT to
+    decide what was verified.
     """
 
     txs: "dict[bytes, tuple[bytes, F.RawTx]]" = field(default_factory=dict)

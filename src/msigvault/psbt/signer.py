@@ -12,7 +12,6 @@ import hmac
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, NamedTuple, Sequence
 
-
 from ..amounts import format_amount
 from ..errors import FeeLimitExceeded, ForeignKey, RegistrationError, SighashRefused, SignerRefusal
 from ..keys.bip32 import SECP256K1_N, ExtendedKey
