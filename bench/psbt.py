@@ -151,7 +151,7 @@ def floor_signer(script: str) -> "tuple[str, Callable[[list], None]]":
     return "libsecp256k1 (embit's bundled build, ctypes, no wrapper)", sign_ecdsa
 
 
-def cfe_floor(script: str, final: Any, tx: Any, copies: list, vault: Vault, runs: int) -> "float | None":
+def cfe_floor(script: str, tx: Any, copies: list, vault: Vault, runs: int) -> "float | None":
     """Seconds of the C work c+f+e cannot avoid, called with no wrapper: libsecp256k1 verifying
     each signature once (parse the key and the signature, verify) plus libbitcoinkernel verifying
     every input of the final transaction (its objects built before timing). None without pbk."""
@@ -297,10 +297,10 @@ def measure(script: str, n: int, compare_upto: int, vault: Vault, holders: list,
     (a, _), row["sign"] = best(lambda: sign(psbt, keyholder(), holders[0].root, policy=POLICY), runs)
     _, row["sign_cold"] = best(lambda: sign(psbt, fresh(), holders[0].root, policy=POLICY), runs)
     b, _ = sign(psbt, fresh(), holders[1].root, policy=POLICY)
-    (final, tx), row["cfe"] = best(lambda: pipeline([a, b], coordinator()), runs)
+    (_, tx), row["cfe"] = best(lambda: pipeline([a, b], coordinator()), runs)
     _, row["cfe_cold"] = best(lambda: pipeline([a, b], fresh()), runs)
     row["kernel"] = tx.verified_by_kernel
-    row["cfe_floor"] = cfe_floor(script, final, tx, [a, b], vault, runs)
+    row["cfe_floor"] = cfe_floor(script, tx, [a, b], vault, runs)
     row["sign_mib"] = peak_mib(lambda: sign(psbt, keyholder(), holders[0].root, policy=POLICY))
     row["cfe_mib"] = peak_mib(lambda: pipeline([a, b], coordinator()))
     # the floor: the same number of signatures, each by its own key, over its own message
