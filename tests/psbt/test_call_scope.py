@@ -15,6 +15,8 @@ import hashlib
 
 import pytest
 from embit.util import secp256k1 as E
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from msigvault import Vault, secp
 from msigvault.errors import CombineError, ExtractError, FinalizeError, SignerRefusal, UtxoMismatch
@@ -279,8 +281,6 @@ def _reference_derivations(m):
         out.append(Derivation(bytes(xonly), fp, tuple(path), tuple(bytes(h) for h in hashes)))
     return out
 
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=400, deadline=None)
