@@ -72,14 +72,15 @@ def script_num(n: int) -> bytes:
 
 
 _PUSH_LEN = [bytes([n]) for n in range(76)]  # direct pushes of 0..75 bytes
+_SMALL_NUMS = [script_num(n) for n in range(17)]  # OP_0, OP_1 .. OP_16
 
 
 def multisig_script(m: int, pubkeys: "Sequence[bytes]") -> bytes:
     """``OP_m <pk1> ... <pkn> OP_n OP_CHECKMULTISIG`` (pubkeys in the order given)."""
-    parts = [script_num(m)]
+    parts = [_SMALL_NUMS[m] if 0 <= m < 17 else script_num(m)]
     for pk in pubkeys:
         parts += (_PUSH_LEN[len(pk)], pk)
-    parts.append(script_num(len(pubkeys)))
+    parts.append(_SMALL_NUMS[len(pubkeys)] if len(pubkeys) < 17 else script_num(len(pubkeys)))
     parts.append(b"\xae")  # OP_CHECKMULTISIG
     return b"".join(parts)
 

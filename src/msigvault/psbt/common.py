@@ -252,6 +252,7 @@ class Derivation(NamedTuple):
 
 
 _PATHS = [struct.Struct(f"<{k}I") for k in range(17)]  # 4-byte little-endian path elements
+_new_tuple = tuple.__new__  # a Derivation without its generated __new__ (a Python-level lambda)
 
 
 def claimed_derivations(m: PsbtMap, *, is_input: bool) -> "list[Derivation]":
@@ -266,7 +267,7 @@ def claimed_derivations(m: PsbtMap, *, is_input: bool) -> "list[Derivation]":
         if t == bip32:
             k = (len(value) - 4) >> 2
             if 0 <= k < len(_PATHS) and len(value) == 4 + 4 * k:
-                out.append(Derivation(key[1:], value[:4], _PATHS[k].unpack_from(value, 4)))
+                out.append(_new_tuple(Derivation, (key[1:], value[:4], _PATHS[k].unpack_from(value, 4), None)))
             else:  # a long or malformed origin: the general parser (and its error)
                 fp, path = F.parse_key_origin(value, "BIP32 derivation")
                 out.append(Derivation(key[1:], fp, tuple(path)))
@@ -277,8 +278,8 @@ def claimed_derivations(m: PsbtMap, *, is_input: bool) -> "list[Derivation]":
         k = (len(value) - 5 - 32 * h) >> 2
         if h < 0xFD and 0 <= k < len(_PATHS) and len(value) == 5 + 32 * h + 4 * k:
             at = 1 + 32 * h
-            out.append(Derivation(key[1:], value[at:at + 4], _PATHS[k].unpack_from(value, at + 4),
-                                  tuple([value[1 + 32 * j:33 + 32 * j] for j in range(h)])))
+            out.append(_new_tuple(Derivation, (key[1:], value[at:at + 4], _PATHS[k].unpack_from(value, at + 4),
+                                               tuple([value[1 + 32 * j:33 + 32 * j] for j in range(h)]))))
         else:  # the general parser (and its error)
             hashes, fp, path = F.parse_tap_bip32(value, "taproot BIP32 derivation")
             out.append(Derivation(key[1:], fp, tuple(path), tuple(bytes(x) for x in hashes)))

@@ -87,7 +87,7 @@ class SighashCache:
         self.spent = list(spent_outputs) if spent_outputs is not None else None
         self._v = tx.version.to_bytes(4, "little", signed=True)
         self._lt = tx.locktime.to_bytes(4, "little")
-        self._outpoints = [i.outpoint for i in tx.inputs]
+        self._outpoints = [txid + vout.to_bytes(4, "little") for txid, vout, _ in tx.inputs]
         self._sequences = [i.sequence.to_bytes(4, "little") for i in tx.inputs]
         prevouts = b"".join(self._outpoints)
         sequences = b"".join(self._sequences)
@@ -115,8 +115,12 @@ class SighashCache:
 
     # -- BIP143 ----------------------------------------------------------------------------------
 
-    def segwit_v0(self, index: int, script_code: bytes, amount: int, hashtype: int = SIGHASH_ALL) -> bytes:
-        """BIP143 sighash of input ``index``; ``script_code`` is the witness script for P2WSH."""
+    def segwit_v0(self, index: int, script_code: bytes, amount: int, hashtype: int = SIGHASH_ALL, *,
+                  memo: bool = True) -> bytes:
+        """BIP143 sighash of input ``index``; ``script_code`` is the witness script for P2WSH.
+        ``memo=False`` for a caller that asks once per input (the signer): not remembered."""
+        if not memo:
+            return self._segwit_v0(index, script_code, amount, hashtype)
         key = (index, script_code, amount, hashtype)
         hit = self._memo.get(key)
         if hit is None:

@@ -235,7 +235,7 @@ def check(psbt: Psbt, vault: "Vault | RegisteredVault", *, fingerprint: bytes,
     _check_global_xpubs(psbt, vault)
     inputs = [_check_input(psbt, i, vault, policy, limit) for i in range(psbt.input_count)]
     tx = unsigned_tx(psbt)
-    if len({txin.outpoint for txin in tx.inputs}) != len(tx.inputs):
+    if len({(txin.txid, txin.vout) for txin in tx.inputs}) != len(tx.inputs):
         raise SignerRefusal("the PSBT spends the same coin twice")
     outputs = tuple(_check_output(psbt, o, vault, limit) for o in range(psbt.output_count))
     input_total = sum(x.spent.amount for x in inputs)
@@ -472,12 +472,13 @@ class SigningRequest:
                 if d.script_type == "sh":
                     msg = cache.legacy(i, have(d.redeem_script), x.sighash)
                 else:
-                    msg = cache.segwit_v0(i, have(d.witness_script), x.spent.amount, x.sighash)
-                existing = m.get(F.PSBT_IN_PARTIAL_SIG, pub)
+                    msg = cache.segwit_v0(i, have(d.witness_script), x.spent.amount, x.sighash, memo=False)
+                key = F.make_key(F.PSBT_IN_PARTIAL_SIG, pub)
+                existing = m.raw_get(key)
                 if existing is not None and ecdsa_verify(pub, existing[:-1], msg):
                     signed += 1
                     continue
-                m.set(F.PSBT_IN_PARTIAL_SIG, pub, ecdsa_sign(secret, msg) + _SIGHASH_BYTES[x.sighash])
+                m.raw_set(key, ecdsa_sign(secret, msg) + _SIGHASH_BYTES[x.sighash])
             signed += 1
         if out.version == 2:
             _update_modifiable(out, [x.sighash for x in inputs])
