@@ -7,7 +7,6 @@ DerivedKeysError and loads nothing, and a loaded record changes no result, only 
 
 import hashlib
 import os
-import time
 from functools import cache
 
 import pytest
@@ -482,15 +481,25 @@ def test_mutated_and_resigned_records_load_only_well_formed_entries(steps):
         assert sorted(d.pubkeys) == sorted(body[at + 5 + 33 * k:at + 38 + 33 * k] for k in range(n))
 
 
-def test_sixteen_mib_of_garbage_is_refused_quickly():
+def test_sixteen_mib_of_garbage_costs_at_most_one_hash(monkeypatch):
+    """Linear cost, counted rather than timed: 16 MiB of garbage is refused before any hashing
+    unless it names the trusted key, and then after one hash of the record."""
     vault = small_record()[0]
     garbage = os.urandom(derived.MAX_BYTES)
-    start = time.perf_counter()
+    hashed = []
+    original = derived.tagged_hash
+
+    def counting(tag, data):
+        hashed.append(len(data))
+        return original(tag, data)
+
+    monkeypatch.setattr(derived, "tagged_hash", counting)
     refused(fresh(vault), garbage, match="not a msigvault derived-key record")
+    refused(fresh(vault), derived.MAGIC + garbage[6:], match="not signed")
+    assert hashed == []  # no magic, or another signer's key: refused unread
     # the right magic and the trusted key at the tail: the whole record is hashed once, then refused
     refused(fresh(vault), derived.MAGIC + garbage[6:-96] + TRUSTED + garbage[-64:], match="not signed")
-    refused(fresh(vault), derived.MAGIC + garbage[6:], match="not signed")
-    assert time.perf_counter() - start < 10  # a sanity bound only; figures are in bench/
+    assert hashed == [derived.MAX_BYTES - 64]
 
 
 @cache
@@ -513,12 +522,10 @@ def test_dump_writes_at_most_max_bytes_lowest_entries_first():
     assert all(loaded[k] == rows[k] for k in list(loaded)[:: 997])
 
 
-def test_a_maximal_record_loads_quickly():
-    vault, room, rows, data = maximal()
+def test_a_maximal_record_loads_and_its_rows_are_used():
+    vault, room, rows, data = maximal()  # its load time is in docs/performance.md (bench/psbt.py)
     target = fresh(vault)
-    start = time.perf_counter()
     assert target.load_derived_keys(data, trusted_key=TRUSTED) == room
-    assert time.perf_counter() - start < 10  # a sanity bound only; figures are in bench/
     assert target.derive(5).pubkeys == tuple(sorted(rows[(0, 5)]))
 
 
