@@ -138,14 +138,21 @@ def proof_sign(vaultfile, psbtfile, message, message_file, keyfile, output, yes,
     registered = vf.registered(ks.fingerprint)
     check_writable(output, force=force)
     request = prepare_proof(load_psbt(psbtfile), registered, fingerprint=bytes.fromhex(ks.fingerprint), message=text)
+    _approve_and_sign(request, "proof of control", "the proof", yes=yes, keyfile=keyfile, passphrase_fd=passphrase_fd,
+                      keystore=ks, output=output, fmt=fmt, force=force, as_json=as_json)
+
+
+def _approve_and_sign(request, what: str, done: str, *, yes, keyfile, passphrase_fd, keystore, output, fmt, force,
+                      as_json) -> None:
+    """Show a checked proof request's summary, ask (unless ``yes``), unlock, sign and write it:
+    never approve something not shown (with --json the summary goes to stderr)."""
     click.echo(request.summary.text(), err=as_json)
-    if not yes and not approve("Sign this proof of control?"):
+    if not yes and not approve(f"Sign this {what}?"):
         raise NotApproved("not signed: nothing was written")
-    root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
+    root, _ = unlock_root(keyfile, passphrase_fd, keystore=keystore)
     signed, summary = request.sign(root)
     write_psbt(signed, output, fmt, force=force)
-    emit(as_json, {**summary.to_dict(), "output": output},
-         f"signed the proof as {summary.fingerprint}; wrote {output}")
+    emit(as_json, {**summary.to_dict(), "output": output}, f"signed {done} as {summary.fingerprint}; wrote {output}")
 
 
 @proof.command("finalize")
@@ -541,14 +548,8 @@ def reserves_sign(vaultfile, psbtfile, message, message_file, keyfile, output, y
 
         raise ReserveProofRefused("this PSBT is not a proof of reserves (no PSBT_IN_POR_COMMITMENT on its first "
                                   "input): do not sign it as one")
-    click.echo(request.summary.text(), err=as_json)
-    if not yes and not approve("Sign this proof of reserves?"):
-        raise NotApproved("not signed: nothing was written")
-    root, _ = unlock_root(keyfile, passphrase_fd, keystore=ks)
-    signed, summary = request.sign(root)
-    write_psbt(signed, output, fmt, force=force)
-    emit(as_json, {**summary.to_dict(), "output": output},
-         f"signed the proof of reserves as {summary.fingerprint}; wrote {output}")
+    _approve_and_sign(request, "proof of reserves", "the proof of reserves", yes=yes, keyfile=keyfile,
+                      passphrase_fd=passphrase_fd, keystore=ks, output=output, fmt=fmt, force=force, as_json=as_json)
 
 
 @reserves.command("finalize")
