@@ -18,7 +18,7 @@ from .psbt import Psbt, PsbtMap
 from .satisfaction import expected_final, has_final, resolve_vault_input, verify_final, witness_bytes
 from .sighash import SighashCache
 
-__all__ = ["finalize", "set_final_multisig", "witness_bytes"]
+__all__ = ["finalize", "set_final_multisig", "witness_bytes", "write_final"]
 
 # BIP174 / BIP370: what a finalized input keeps (UTXOs, finals, the v2 transaction fields);
 # unknown and proprietary keys are kept as well.
@@ -66,15 +66,7 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
             absent = [vault.cosigners[ci].fingerprint.hex() for pos, ci in enumerate(d.signers) if pos not in have]
             missing.append((i, vault.m - len(chosen), absent))
             continue
-        chosen = chosen[: vault.m]
-        if d.script_type == "tr":
-            by_pos = dict(chosen)
-            # multi_a checks key 1 first, which consumes the top of the stack: reverse script order
-            items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
-        else:
-            items = [sig for _, sig in chosen]
-        _clear_for_final(m)
-        expected_final(d, items).write(m)
+        write_final(m, d, chosen[: vault.m])
     if missing:
         i, need, absent = missing[0]
         more = f" (and {len(missing) - 1} more input(s))" if len(missing) > 1 else ""
@@ -85,6 +77,19 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
         )
     out.canonicalize()
     return out
+
+
+def write_final(m: PsbtMap, d: DerivedScript, chosen: "list[tuple[int, bytes]]") -> None:
+    """Finalize input map ``m`` of the vault script ``d`` with ``chosen`` (script position,
+    signature) in script order, exactly m of them, and clear what BIP174 says a finalized input drops."""
+    if d.script_type == "tr":
+        by_pos = dict(chosen)
+        # multi_a checks key 1 first, which consumes the top of the stack: reverse script order
+        items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
+    else:
+        items = [sig for _, sig in chosen]
+    _clear_for_final(m)
+    expected_final(d, items).write(m)
 
 
 def _signature(m: PsbtMap, d: DerivedScript, pk: bytes) -> bytes:

@@ -336,15 +336,20 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
     return out
 
 
+def _held(vault: Vault, d: DerivedScript, p: SpendPath, sigs: "dict[Any, bytes]") -> "list[int]":
+    """The positions of path ``p``'s keys with a valid signature in ``sigs`` (by key, or for tr
+    by (x-only key, the path's leaf hash))."""
+    if vault.script == "tr":
+        lh = d.leaves[p.index].leaf_hash
+        return [pos for pos in p.keys if (d.pubkeys[pos][1:], lh) in sigs]
+    return [pos for pos in p.keys if d.pubkeys[pos] in sigs]
+
+
 def _why_not(vault: Vault, d: DerivedScript, sigs: "dict[Any, bytes]", tx: UnsignedTx, i: int) -> str:
     """Why no path of input ``i`` can be satisfied: per path, signatures missing or the lock."""
     parts = []
     for p in spend_paths(vault):
-        if vault.script == "tr":
-            lh = d.leaves[p.index].leaf_hash
-            have = [pos for pos in p.keys if (d.pubkeys[pos][1:], lh) in sigs]
-        else:
-            have = [pos for pos in p.keys if d.pubkeys[pos] in sigs]
+        have = _held(vault, d, p, sigs)
         need = max(0, p.threshold - len(have))
         absent = [vault.cosigners[pos].fingerprint.hex() for pos in p.keys if pos not in have]
         text = f"{p.name} path needs {need} more signature(s) of {p.threshold} (from {', '.join(absent)})" if need \
@@ -470,11 +475,7 @@ def analyze_input(vault: Vault, d: DerivedScript, m: PsbtMap, i: int, cache: Sig
                 sigs[pk] = bytes(value)
     report, needs = [], []
     for p in spend_paths(vault):
-        if vault.script == "tr":
-            lh = d.leaves[p.index].leaf_hash
-            have = [pos for pos in p.keys if (d.pubkeys[pos][1:], lh) in sigs]
-        else:
-            have = [pos for pos in p.keys if d.pubkeys[pos] in sigs]
+        have = _held(vault, d, p, sigs)
         opened = lock_open(p.lock, tx.version, tx.locktime, tx.inputs[i].sequence)
         need = max(0, p.threshold - len(have))
         if opened:

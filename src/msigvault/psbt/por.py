@@ -30,8 +30,9 @@ from . import fields as F
 from .common import (ecdsa_sign, ecdsa_verify, foreign_signature_keys, have, pubkey_of, schnorr_sign, schnorr_verify,
                      signature_state, unsigned_tx)
 from .display import escaped, escaped_lines
+from .finalizer import write_final
 from .psbt import Psbt, PsbtMap
-from .satisfaction import expected_final, has_final, resolve_vault_input, verify_final
+from .satisfaction import has_final, resolve_vault_input, verify_final
 from . import signer as S
 from .sighash import SIGHASH_DEFAULT, SighashCache, TxOut
 from .signer import SignerPolicy, SigningRequest, SigningSummary
@@ -55,10 +56,6 @@ _EMPTY_FINALS = (F.PSBT_IN_FINAL_SCRIPTSIG, F.PSBT_IN_FINAL_SCRIPTWITNESS)
 _SIG_TYPES = (F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_SCRIPT_SIG)
 _UNUSABLE = (F.PSBT_IN_TAP_KEY_SIG, F.PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS, F.PSBT_IN_MUSIG2_PUB_NONCE,
              F.PSBT_IN_MUSIG2_PARTIAL_SIG)
-# what a finalized vault input keeps (as the Finalizer: UTXOs, finals, BIP370 fields, proprietary)
-_KEEP = {F.PSBT_IN_NON_WITNESS_UTXO, F.PSBT_IN_WITNESS_UTXO, F.PSBT_IN_FINAL_SCRIPTSIG,
-         F.PSBT_IN_FINAL_SCRIPTWITNESS, F.PSBT_IN_PREVIOUS_TXID, F.PSBT_IN_OUTPUT_INDEX, F.PSBT_IN_SEQUENCE,
-         F.PSBT_IN_REQUIRED_TIME_LOCKTIME, F.PSBT_IN_REQUIRED_HEIGHT_LOCKTIME, F.PSBT_IN_PROPRIETARY}
 
 
 class ReserveProofRefused(SignerRefusal):
@@ -408,16 +405,7 @@ def finalize(psbt: Psbt, vault: Vault) -> Psbt:
             absent = [vault.cosigners[ci].fingerprint.hex() for pos, ci in enumerate(d.signers) if pos not in have_pos]
             raise NotEnoughSignatures(f"input {i} needs {vault.m - len(chosen)} more signature(s) of {vault.m}: still "
                                       f"missing from cosigner(s) {', '.join(absent)}", input_index=i, limit=vault.m)
-        chosen = chosen[: vault.m]
-        if d.script_type == "tr":
-            by_pos = dict(chosen)
-            items = [by_pos.get(pos, b"") for pos in reversed(range(len(d.pubkeys)))]
-        else:
-            items = [sig for _, sig in chosen]
-        for key in list(m.keys()):
-            if F.keytype_of(key) not in _KEEP and F.keytype_of(key) in F.INPUT_NAMES:
-                m.raw_delete(key)
-        expected_final(d, items).write(m)
+        write_final(m, d, chosen[: vault.m])
     out.inputs[0].set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", b"")
     out.canonicalize()
     return out
