@@ -17,6 +17,8 @@ import hashlib
 import json
 import re
 import struct
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Union
@@ -156,6 +158,21 @@ def _check_session(session_id: object) -> bytes:
         raise EnvelopeError(f"a session id is 1 to {MAX_SESSION_ID} characters of A-Z a-z 0-9 . _ : -, "
                             f"not {session_id!r}", field="session_id")
     return session_id.encode("ascii")
+
+
+_sequence_lock = threading.Lock()
+_last_sequence = 0
+
+
+def next_sequence() -> int:
+    """The sequence number of the next envelope this process seals: Unix microseconds, strictly
+    increasing in the process (one counter for every sender in it: the site, the folder sync and the
+    service). Above every earlier one from this machine as long as its clock is kept (by NTP: the
+    service's signed requests need that anyway), so no counter file can be lost or rolled back."""
+    global _last_sequence
+    with _sequence_lock:
+        _last_sequence = max(time.time_ns() // 1000, _last_sequence + 1)
+        return _last_sequence
 
 
 def seal(payload: bytes, *, sender: IdentityKey, recipient: IdentityRecord, session_id: str, sequence: int,

@@ -37,7 +37,7 @@ from ..coordinator.envelopes import submit_envelope
 from ..coordinator.errors import CoinInUse, DatabaseError, SessionNotFound, SessionStateError
 from ..coordinator.sessions import SubmissionResult
 from ..errors import MsigvaultError
-from ..identity.envelope import ContentType, seal
+from ..identity.envelope import ContentType, next_sequence, seal
 from ..identity.errors import (EnvelopeOutOfOrder, EnvelopeReplayed, EnvelopeTooLarge, WrongRecipient,
                                WrongSender)
 from ..identity.identity import IdentityKey
@@ -148,7 +148,6 @@ class Service:
         self.guard = DatabaseReplayGuard(coordinator.db)
         self.limiter = RateLimiter(config.rate, config.burst)
         self._lock = threading.Lock()
-        self._sequence = 0
         self._pruned = 0.0
         self._rate_audited: "dict[str, tuple[float, int]]" = {}
         self._audit_limiter = RateLimiter(UNAUTHENTICATED_AUDIT_RATE, UNAUTHENTICATED_AUDIT_BURST)
@@ -262,12 +261,6 @@ class Service:
         self._pruned = now
         self.store.prune_nonces(int(time.time()) - 2 * self.config.window)
 
-    def _next_sequence(self) -> int:
-        """Sequence numbers of the envelopes this process seals: microseconds, strictly increasing."""
-        with self._lock:
-            self._sequence = max(time.time_ns() // 1000, self._sequence + 1)
-            return self._sequence
-
     # -- routes -------------------------------------------------------------------------------
 
     def coordinator_record(self, caller: Optional[Enrolled], call: Call) -> "tuple[int, dict[str, Any]]":
@@ -286,7 +279,7 @@ class Service:
         for sid, fp in self.store.pending(who.record)[:MAX_PENDING]:
             session = self.co.get(sid)
             envelope = seal(session.psbt, sender=self.key, recipient=who.record, session_id=sid,
-                            sequence=self._next_sequence(), content_type=ContentType.PSBT,
+                            sequence=next_sequence(), content_type=ContentType.PSBT,
                             expires=session.request_expiry())
             items.append({"session": sid, "vault": session.vault_id, "vault_name": session.vault_name,
                           "fingerprint": fp, "memo": session.memo, "expires_at": session.expires_at,

@@ -16,14 +16,12 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import re
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MsigvaultError
-from ..identity.envelope import ContentType, OpenedEnvelope, ReplayGuard, open_envelope
+from ..identity.envelope import ContentType, OpenedEnvelope, ReplayGuard, next_sequence, open_envelope
 from ..identity.errors import EnvelopeReplayed
 from ..identity.identity import IdentityKey, IdentityRecord
 from .errors import SiteRequestError
@@ -41,19 +39,6 @@ ANSWER_LIFETIME = _dt.timedelta(hours=1)
 #: the longest an answer left in a shared folder stays valid (a session lasts at most 90 days)
 MAX_FOLDER_LIFETIME = _dt.timedelta(days=90)
 _FINGERPRINT = re.compile(r"^[0-9a-f]{8}$")
-_lock = threading.Lock()
-_last = 0
-
-
-def next_sequence() -> int:
-    """The sequence of the next envelope this site seals: Unix microseconds, strictly increasing here.
-
-    Above every earlier one from this machine (its clock is kept by NTP: the service's signed requests
-    need that anyway), so no counter file can be lost or rolled back."""
-    global _last
-    with _lock:
-        _last = max(time.time_ns() // 1000, _last + 1)
-        return _last
 
 
 @dataclass(frozen=True)

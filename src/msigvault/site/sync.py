@@ -10,8 +10,6 @@ audited as ``service.folder-refused``; the other sites are still served.
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +20,7 @@ from ..coordinator import db as D
 from ..coordinator.envelopes import submit_envelope
 from ..coordinator.errors import SessionNotFound
 from ..errors import MsigvaultError
-from ..identity.envelope import MAX_ENVELOPE, ContentType, seal
+from ..identity.envelope import MAX_ENVELOPE, ContentType, next_sequence, seal
 from ..identity.errors import EnvelopeError, IdentityRecordError
 from ..identity.identity import IdentityKey, IdentityRecord
 from .errors import FolderError
@@ -35,16 +33,6 @@ __all__ = ["SyncReport", "sync_folder", "enrolled_sites"]
 
 #: refused envelopes audited one by one per site and sync; the rest are counted in one service.folder-flood entry
 MAX_AUDITED_REFUSALS = 100
-_lock = threading.Lock()
-_last_sequence = 0
-
-
-def _next_sequence() -> int:
-    """Microseconds, strictly increasing in this process (as the service numbers its request envelopes)."""
-    global _last_sequence
-    with _lock:
-        _last_sequence = max(time.time_ns() // 1000, _last_sequence + 1)
-        return _last_sequence
 
 
 @dataclass(frozen=True)
@@ -122,7 +110,7 @@ def _sync_site(coordinator: "Coordinator", identity: IdentityKey, record: Identi
     pending = store.pending(record)
     for sid, fp in pending:
         s = coordinator.get(sid)
-        envelope = seal(s.psbt, sender=identity, recipient=record, session_id=sid, sequence=_next_sequence(),
+        envelope = seal(s.psbt, sender=identity, recipient=record, session_id=sid, sequence=next_sequence(),
                         content_type=ContentType.PSBT, expires=s.request_expiry())
         folder.write_request(sid, envelope, {
             "session": sid, "vault": s.vault_id, "vault_name": s.vault_name, "fingerprint": fp, "memo": s.memo,
